@@ -1,0 +1,177 @@
+//! Staged start: config → zones → registry → DNS → `ready`; and the shutdown that undoes it.
+//! The library never binds by itself: `Listeners::bind` is called by `main` (tests bind port 0
+//! and hand their own sockets in), so every start-up failure about ports happens up front with
+//! one clear message.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+
+use tokio::net::{TcpListener, TcpSocket, UdpSocket};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::dns::{self, Handler, Zone};
+use crate::registry::{Registry, State};
+use crate::zones::{self, Watcher};
+
+/// Why the app could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("cannot bind {proto} {addr}: {source}; {hint}")]
+    Bind { proto: &'static str, addr: SocketAddr, source: io::Error, hint: String },
+    #[error("cannot watch zone folder {dir}: {source}")]
+    Watch { dir: String, source: notify::Error },
+    #[error("cannot read zone folder {dir}: {source}")]
+    Zones { dir: String, source: io::Error },
+}
+
+/// Sockets bound before the app starts.
+#[derive(Debug, Default)]
+pub struct Listeners {
+    pub dns_udp: Vec<UdpSocket>,
+    pub dns_tcp: Vec<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds every DNS address of `config`, UDP and TCP on the same port (port 0 picks one free
+    /// for both). The default `[::1]:53` is skipped on hosts without IPv6.
+    pub async fn bind(config: &Config) -> Result<Listeners, AppError> {
+        let mut out = Listeners::default();
+        for &addr in &config.dns.listen {
+            match bind_pair(addr).await {
+                Ok((udp, tcp)) => {
+                    out.dns_udp.push(udp);
+                    out.dns_tcp.push(tcp);
+                }
+                Err((proto, e))
+                    if config.dns.listen_is_default
+                        && addr.is_ipv6()
+                        && e.kind() == io::ErrorKind::AddrNotAvailable =>
+                {
+                    warn!(%addr, error = %e, proto, "skipping the default IPv6 listen address: this host has no IPv6");
+                }
+                Err((proto, e)) => return Err(bind_error(proto, addr, e)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// UDP and TCP on one port. With port 0 the TCP side may find the UDP port taken; try again.
+async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), (&'static str, io::Error)> {
+    let mut attempts = 0;
+    loop {
+        let udp = UdpSocket::bind(addr).await.map_err(|e| ("dns/udp", e))?;
+        let port = udp.local_addr().map_err(|e| ("dns/udp", e))?.port();
+        match bind_tcp(SocketAddr::new(addr.ip(), port)) {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) if addr.port() == 0 && attempts < 10 => {
+                attempts += 1;
+                drop((udp, e));
+            }
+            Err(e) => return Err(("dns/tcp", e)),
+        }
+    }
+}
+
+fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+fn bind_error(proto: &'static str, addr: SocketAddr, source: io::Error) -> AppError {
+    let alt = SocketAddr::new(addr.ip(), 8600);
+    let hint = match source.kind() {
+        io::ErrorKind::PermissionDenied => {
+            format!(
+                "ports below 1024 need root or CAP_NET_BIND_SERVICE (setcap cap_net_bind_service=+ep), or use --dns-addr {alt}"
+            )
+        }
+        io::ErrorKind::AddrInUse => format!(
+            "another server (systemd-resolved, dnsmasq, another signpost?) holds it; stop it or use --dns-addr {alt}"
+        ),
+        io::ErrorKind::AddrNotAvailable => {
+            "no interface of this host has that address; use --dns-addr with one it has".into()
+        }
+        _ => format!("use --dns-addr {alt} or another free address"),
+    };
+    AppError::Bind { proto, addr, source, hint }
+}
+
+/// A started app.
+pub struct Running {
+    pub registry: Registry,
+    pub dns_addrs: Vec<SocketAddr>,
+    tracker: TaskTracker,
+}
+
+impl Running {
+    /// Waits until every task has stopped (after the token is cancelled).
+    pub async fn wait(self) {
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+}
+
+/// Starts everything on the given sockets; returns once the server is ready.
+pub async fn start(config: Config, listeners: Listeners, token: CancellationToken) -> Result<Running, AppError> {
+    let tracker = TaskTracker::new();
+    let dir = &config.zones_dir;
+    let dir_name = dir.display().to_string();
+
+    // Watch before the first load, so a file written in between is not missed.
+    let watcher = if dir.is_dir() {
+        Some(Watcher::start(dir).map_err(|source| AppError::Watch { dir: dir_name.clone(), source })?)
+    } else {
+        warn!(dir = %dir_name, "zone folder does not exist; no zone files are served");
+        None
+    };
+    let mut state = State::new();
+    if watcher.is_some() {
+        let errors =
+            zones::load_dir(&mut state, dir).map_err(|source| AppError::Zones { dir: dir_name.clone(), source })?;
+        for e in &errors {
+            warn!(error = %e, "zone file invalid; it is not served until fixed");
+        }
+        info!(dir = %dir_name, instances = state.len(), errors = errors.len(), "zone files loaded");
+    }
+
+    let (registry, writer) = Registry::start(state, config.dns.defaults, token.clone());
+    tracker.spawn(async move {
+        let _ = writer.await;
+    });
+    if let Some(watcher) = watcher {
+        tracker.spawn(watcher.run(registry.clone(), token.clone()));
+    }
+
+    let mut dns_addrs = Vec::new();
+    for s in &listeners.dns_udp {
+        let addr = s.local_addr().expect("bound socket has an address");
+        info!("listening dns/udp {addr}");
+        dns_addrs.push(addr);
+    }
+    for l in &listeners.dns_tcp {
+        info!("listening dns/tcp {}", l.local_addr().expect("bound listener has an address"));
+    }
+    let advertise = config.dns.advertise.or_else(|| first_usable(&dns_addrs)).into_iter().collect();
+    let zone = Zone::new(
+        config.dns.domain.clone(),
+        advertise,
+        config.dns.defaults.ttl.as_secs() as u32,
+        config.dns.negative_ttl.as_secs() as u32,
+    );
+    let handler = Handler::new(registry.clone(), zone, config.dns.udp_max_payload);
+    tracker.spawn(dns::serve(handler, listeners.dns_udp, listeners.dns_tcp, token.clone()));
+
+    info!("ready");
+    Ok(Running { registry, dns_addrs, tracker })
+}
+
+/// The address `ns.D` answers with by default: the first listen address a client could reach.
+fn first_usable(addrs: &[SocketAddr]) -> Option<IpAddr> {
+    addrs.iter().map(|a| a.ip()).find(|ip| !ip.is_unspecified())
+}

@@ -1,0 +1,384 @@
+//! Configuration in two levels: raw layers as written (TOML file, then `SIGNPOST_*` variables and
+//! flags, which clap merges) and one validated `Config` built from them. Precedence: flag >
+//! environment > file > default. Every key of DESIGN.md is accepted; unknown keys are errors
+//! with file:line:col.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use hickory_proto::rr::Name;
+use serde::Deserialize;
+
+use crate::registry::Defaults;
+use crate::registry::model::WhenNoneHealthy;
+
+/// A configuration that cannot be used, naming where and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}:{line}:{col}: {message}")]
+    Syntax { path: PathBuf, line: usize, col: usize, message: String },
+    #[error("invalid {key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+/// The validated configuration the app runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub dns: DnsConfig,
+    pub zones_dir: PathBuf,
+    pub data_dir: PathBuf,
+    pub http_listen: SocketAddr,
+    pub log: LogConfig,
+    /// Keys accepted now and honoured by later parts (API, store, health, forwarding).
+    pub raw: RawConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct DnsConfig {
+    pub listen: Vec<SocketAddr>,
+    /// True if `listen` is the built-in default, whose `[::1]:53` is skipped on hosts without IPv6.
+    pub listen_is_default: bool,
+    pub domain: Name,
+    pub advertise: Option<IpAddr>,
+    pub negative_ttl: Duration,
+    pub udp_max_payload: u16,
+    pub defaults: Defaults,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+// ---- raw layer: the file as written ---------------------------------------------------------
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub dns: RawDns,
+    #[serde(default)]
+    pub regions: RawRegions,
+    #[serde(default)]
+    pub http: RawHttp,
+    #[serde(default)]
+    pub store: RawStore,
+    #[serde(default)]
+    pub zones: RawZones,
+    #[serde(default)]
+    pub health: RawHealth,
+    #[serde(default)]
+    pub log: RawLog,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDns {
+    pub listen: Option<Vec<String>>,
+    pub domain: Option<String>,
+    pub advertise: Option<String>,
+    pub region: Option<String>,
+    pub ttl: Option<String>,
+    pub negative_ttl: Option<String>,
+    pub answer_limit: Option<u32>,
+    pub udp_max_payload: Option<u16>,
+    pub only_passing: Option<bool>,
+    pub when_none_healthy: Option<String>,
+    pub upstreams: Option<Vec<String>>,
+    pub upstream_timeout: Option<String>,
+    pub recursion_allow: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRegions {
+    #[serde(default)]
+    pub client: Vec<RawClientRegion>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClientRegion {
+    pub cidr: String,
+    pub region: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp {
+    pub listen: Option<String>,
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    pub data_dir: Option<PathBuf>,
+    pub url: Option<String>,
+    pub prefix: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawZones {
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealth {
+    pub rise: Option<u32>,
+    pub fall: Option<u32>,
+    pub max_in_flight: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    pub format: Option<String>,
+    pub level: Option<String>,
+}
+
+/// Values from flags and `SIGNPOST_*` variables (clap has already put flags over variables).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub dns_addr: Vec<String>,
+    pub http_addr: Option<String>,
+    pub zones: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    pub store: Option<String>,
+    pub domain: Option<String>,
+    pub upstream: Vec<String>,
+    pub region: Option<String>,
+    pub log_format: Option<String>,
+    pub log_level: Option<String>,
+}
+
+impl RawConfig {
+    /// Parses a configuration file's text; `path` only names it in errors.
+    pub fn from_toml(path: &Path, text: &str) -> Result<RawConfig, ConfigError> {
+        toml::from_str(text).map_err(|e| {
+            let (line, col) = e.span().map(|s| crate::zones::line_col(text, s.start)).unwrap_or((1, 1));
+            ConfigError::Syntax { path: path.to_path_buf(), line, col, message: e.message().to_string() }
+        })
+    }
+
+    pub fn from_file(path: &Path) -> Result<RawConfig, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        RawConfig::from_toml(path, &text)
+    }
+
+    /// Puts flag and environment values over the file's.
+    pub fn overlay(mut self, o: Overrides) -> RawConfig {
+        if !o.dns_addr.is_empty() {
+            self.dns.listen = Some(o.dns_addr);
+        }
+        if !o.upstream.is_empty() {
+            self.dns.upstreams = Some(o.upstream);
+        }
+        set(&mut self.http.listen, o.http_addr);
+        set(&mut self.zones.dir, o.zones);
+        set(&mut self.store.data_dir, o.data_dir);
+        set(&mut self.store.url, o.store);
+        set(&mut self.dns.domain, o.domain);
+        set(&mut self.dns.region, o.region);
+        set(&mut self.log.format, o.log_format);
+        set(&mut self.log.level, o.log_level);
+        self
+    }
+
+    /// Validates everything and fills in defaults.
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        let d = &self.dns;
+        let listen_is_default = d.listen.is_none();
+        let listen = match &d.listen {
+            None => vec!["127.0.0.1:53".parse().expect("valid"), "[::1]:53".parse().expect("valid")],
+            Some(list) if list.is_empty() => return invalid("dns.listen", "needs at least one address".into()),
+            Some(list) => list.iter().map(|s| socket_addr("dns.listen", s)).collect::<Result<_, _>>()?,
+        };
+        let domain_text = d.domain.clone().unwrap_or_else(|| "local".into());
+        let domain = Name::from_str(domain_text.trim_end_matches('.'))
+            .ok()
+            .filter(|n| {
+                !n.is_root() && n.iter().all(|l| crate::registry::model::is_dns_label(&String::from_utf8_lossy(l)))
+            })
+            .ok_or_else(|| ConfigError::Invalid {
+                key: "dns.domain",
+                message: format!("{domain_text:?} is not a domain name (write e.g. \"local\" or \"sd.example.com\")"),
+            })?;
+        let advertise = match &d.advertise {
+            None => None,
+            Some(s) => Some(s.parse().map_err(|_| ConfigError::Invalid {
+                key: "dns.advertise",
+                message: format!("{s:?} is not an IP address"),
+            })?),
+        };
+        let ttl = duration("dns.ttl", d.ttl.as_deref(), Duration::from_secs(5))?;
+        let negative_ttl = duration("dns.negative_ttl", d.negative_ttl.as_deref(), Duration::from_secs(1))?;
+        let when_none_healthy = match d.when_none_healthy.as_deref() {
+            None | Some("empty") => WhenNoneHealthy::Empty,
+            Some("all") => WhenNoneHealthy::All,
+            Some(other) => {
+                return invalid("dns.when_none_healthy", format!("{other:?} is neither \"empty\" nor \"all\""));
+            }
+        };
+        let udp_max_payload = d.udp_max_payload.unwrap_or(1232);
+        if udp_max_payload < 512 {
+            return invalid("dns.udp_max_payload", format!("must be at least 512, got {udp_max_payload}"));
+        }
+        if let Some(r) = &d.region
+            && !crate::registry::model::is_dns_label(r)
+        {
+            return invalid("dns.region", format!("{r:?} is not a DNS label"));
+        }
+        let http_listen = socket_addr("http.listen", self.http.listen.as_deref().unwrap_or("127.0.0.1:8500"))?;
+        let format = match self.log.format.as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => return invalid("log.format", format!("{other:?} is neither \"text\" nor \"json\"")),
+        };
+        Ok(Config {
+            dns: DnsConfig {
+                listen,
+                listen_is_default,
+                domain,
+                advertise,
+                negative_ttl,
+                udp_max_payload,
+                defaults: Defaults {
+                    ttl,
+                    answer_limit: d.answer_limit.unwrap_or(0),
+                    only_passing: d.only_passing.unwrap_or(false),
+                    when_none_healthy,
+                },
+            },
+            zones_dir: self.zones.dir.clone().unwrap_or_else(|| "zones".into()),
+            data_dir: self.store.data_dir.clone().unwrap_or_else(|| "data".into()),
+            http_listen,
+            log: LogConfig { format, level: self.log.level.clone().unwrap_or_else(|| "info".into()) },
+            raw: self,
+        })
+    }
+}
+
+fn set<T>(slot: &mut Option<T>, value: Option<T>) {
+    if value.is_some() {
+        *slot = value;
+    }
+}
+
+fn invalid<T>(key: &'static str, message: String) -> Result<T, ConfigError> {
+    Err(ConfigError::Invalid { key, message })
+}
+
+fn socket_addr(key: &'static str, s: &str) -> Result<SocketAddr, ConfigError> {
+    s.parse().map_err(|_| ConfigError::Invalid {
+        key,
+        message: format!("{s:?} is not an address with a port (write e.g. \"127.0.0.1:8600\" or \"[::1]:8600\")"),
+    })
+}
+
+fn duration(key: &'static str, s: Option<&str>, default: Duration) -> Result<Duration, ConfigError> {
+    match s {
+        None => Ok(default),
+        Some(s) => crate::duration::parse(s).map_err(|e| ConfigError::Invalid { key, message: e.to_string() }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn design_example_is_accepted() {
+        let text = r#"
+[dns]
+listen = ["127.0.0.1:53", "[::1]:53"]
+domain = "local"
+advertise = "127.0.0.1"
+region = "us-east-1"
+ttl = "5s"
+negative_ttl = "1s"
+answer_limit = 0
+udp_max_payload = 1232
+only_passing = false
+when_none_healthy = "empty"
+upstreams = ["192.0.2.53:53"]
+upstream_timeout = "2s"
+recursion_allow = ["127.0.0.0/8", "::1/128"]
+
+[[regions.client]]
+cidr = "10.1.0.0/16"
+region = "us-east-1"
+
+[http]
+listen = "127.0.0.1:8500"
+token = "..."
+
+[store]
+data_dir = "./data"
+url = "etcd://10.0.0.1:2379,10.0.0.2:2379,10.0.0.3:2379"
+prefix = "/signpost/"
+
+[zones]
+dir = "./zones"
+
+[health]
+rise = 2
+fall = 3
+max_in_flight = 1024
+
+[log]
+format = "text"
+level = "info"
+"#;
+        let c = RawConfig::from_toml(Path::new("s.toml"), text).unwrap().validate().unwrap();
+        assert_eq!(c.dns.listen.len(), 2);
+        assert_eq!(c.dns.domain.to_string(), "local");
+        assert_eq!(c.dns.defaults.ttl, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn unknown_keys_point_at_the_key() {
+        let err = RawConfig::from_toml(Path::new("s.toml"), "[dns]\nttl = \"5s\"\ncolour = 1\n").unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("s.toml:3:1: "), "{text}");
+        assert!(text.contains("colour"), "{text}");
+    }
+
+    #[test]
+    fn flags_beat_the_file() {
+        let raw = RawConfig::from_toml(Path::new("s.toml"), "[dns]\nlisten = [\"127.0.0.1:5300\"]\ndomain = \"a\"\n")
+            .unwrap();
+        let o = Overrides { dns_addr: vec!["127.0.0.1:8600".into()], ..Overrides::default() };
+        let c = raw.overlay(o).validate().unwrap();
+        assert_eq!(c.dns.listen, vec!["127.0.0.1:8600".parse::<SocketAddr>().unwrap()]);
+        assert_eq!(c.dns.domain.to_string(), "a");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        for (text, key) in [
+            ("[dns]\nlisten = [\"localhost\"]\n", "dns.listen"),
+            ("[dns]\nttl = \"5\"\n", "dns.ttl"),
+            ("[dns]\ndomain = \"bad domain\"\n", "dns.domain"),
+            ("[dns]\nwhen_none_healthy = \"some\"\n", "dns.when_none_healthy"),
+            ("[log]\nformat = \"xml\"\n", "log.format"),
+        ] {
+            let err = RawConfig::from_toml(Path::new("s.toml"), text).unwrap().validate().unwrap_err();
+            assert!(err.to_string().contains(key), "{err}");
+        }
+    }
+}

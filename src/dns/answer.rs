@@ -1,0 +1,271 @@
+//! Snapshot + question → records. The one place where registry objects become DNS records, so
+//! that A, AAAA, SRV and TXT cannot drift apart. Pure and synchronous: no I/O, no locks; the
+//! only side effect is advancing a name's rotation.
+
+use std::net::IpAddr;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::rdata::{A, AAAA, HINFO, NS, SOA, SRV, TXT};
+use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
+
+use super::parse::{Target, classify};
+use crate::registry::model::Address;
+use crate::registry::{AnswerSet, InstanceView, NameEntry, Snapshot};
+
+/// The zone signpost is authoritative for, and how its apex looks.
+#[derive(Debug, Clone)]
+pub struct Zone {
+    /// The domain as configured (its case is used in SRV targets and the SOA).
+    pub origin: Name,
+    pub lower: LowerName,
+    /// `ns.D`
+    pub nameserver: Name,
+    pub hostmaster: Name,
+    /// Addresses of `ns.D`.
+    pub advertise: Vec<IpAddr>,
+    /// TTL of apex records (SOA, NS), in seconds.
+    pub ttl: u32,
+    /// SOA minimum and the TTL of the SOA in negative answers, in seconds.
+    pub negative_ttl: u32,
+}
+
+impl Zone {
+    pub fn new(origin: Name, advertise: Vec<IpAddr>, ttl: u32, negative_ttl: u32) -> Zone {
+        let mut origin = origin;
+        origin.set_fqdn(true);
+        let child = |label: &str| Name::from_ascii(label).and_then(|n| n.append_domain(&origin));
+        Zone {
+            lower: LowerName::new(&origin),
+            nameserver: child("ns").expect("ns.<domain> is a valid name"),
+            hostmaster: child("hostmaster").expect("hostmaster.<domain> is a valid name"),
+            origin,
+            advertise,
+            ttl,
+            negative_ttl,
+        }
+    }
+
+    fn soa(&self, serial: u64, ttl: u32) -> Record {
+        let soa = SOA::new(
+            self.nameserver.clone(),
+            self.hostmaster.clone(),
+            serial as u32,
+            3600,
+            600,
+            86400,
+            self.negative_ttl,
+        );
+        Record::from_rdata(self.origin.clone(), ttl, RData::SOA(soa))
+    }
+
+    /// `<id>.instance.D`, the SRV target of an instance.
+    pub fn instance_name(&self, id: &str) -> Option<Name> {
+        Name::from_ascii(id)
+            .ok()?
+            .append_domain(&Name::from_ascii("instance").ok()?.append_domain(&self.origin).ok()?)
+            .ok()
+    }
+}
+
+/// How the question arrived; ANY is answered minimally over UDP only (RFC 8482).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// A complete answer, before size limits are applied.
+#[derive(Debug, Default)]
+pub struct Answer {
+    pub rcode: ResponseCode,
+    /// False only for names outside the zone.
+    pub authoritative: bool,
+    pub answers: Vec<Record>,
+    pub authorities: Vec<Record>,
+    pub additionals: Vec<Record>,
+}
+
+impl Answer {
+    fn refused() -> Answer {
+        Answer { rcode: ResponseCode::Refused, ..Answer::default() }
+    }
+}
+
+/// Answers `qname`/`qtype` from `snap`. `qname` keeps the question's case, which every answer
+/// record's owner echoes.
+pub fn answer(zone: &Zone, snap: &Snapshot, qname: &Name, qtype: RecordType, transport: Transport) -> Answer {
+    let lower = LowerName::new(qname);
+    let Some(target) = classify(&lower, &zone.lower) else {
+        return Answer::refused();
+    };
+    let mut out = Answer { authoritative: true, ..Answer::default() };
+    let exists = match target {
+        Target::Apex => {
+            apex(zone, snap, qname, qtype, transport, &mut out);
+            true
+        }
+        Target::Nameserver => {
+            let ttl = zone.ttl;
+            for ip in &zone.advertise {
+                if let Some(r) = address_record(qname, *ip, qtype, ttl) {
+                    out.answers.push(r);
+                }
+            }
+            true
+        }
+        Target::Service { service, tag, region } => match snap.name(service, tag, region) {
+            Some(entry) => {
+                service_records(zone, snap, qname, qtype, transport, entry, &mut out);
+                true
+            }
+            None => false,
+        },
+        Target::Instance { id } => match snap.instance(id) {
+            Some(view) => {
+                let ttl = instance_ttl(snap, view);
+                if let Address::Ip(ip) = view.instance.address {
+                    out.answers.extend(address_record(qname, ip, qtype, ttl));
+                }
+                true
+            }
+            None => false,
+        },
+        Target::EmptyNonTerminal => true,
+        Target::RegionNonTerminal(r) => snap.has_region(r),
+        Target::TagNonTerminal(t) => snap.has_tag(t),
+        Target::Unknown => false,
+    };
+    if !exists {
+        out.rcode = ResponseCode::NXDomain;
+    }
+    if out.answers.is_empty() {
+        // NXDOMAIN or NODATA: the SOA's minimum bounds how long resolvers cache the absence.
+        out.authorities.push(zone.soa(snap.version, zone.negative_ttl));
+    }
+    out
+}
+
+fn apex(zone: &Zone, snap: &Snapshot, qname: &Name, qtype: RecordType, transport: Transport, out: &mut Answer) {
+    let with_owner = |mut r: Record| {
+        r.name = qname.clone();
+        r
+    };
+    let ns = || Record::from_rdata(qname.clone(), zone.ttl, RData::NS(NS(zone.nameserver.clone())));
+    match qtype {
+        RecordType::SOA => out.answers.push(with_owner(zone.soa(snap.version, zone.ttl))),
+        RecordType::NS => {
+            out.answers.push(ns());
+            nameserver_glue(zone, out);
+        }
+        RecordType::ANY if transport == Transport::Udp => out.answers.push(rfc8482(qname, zone.ttl)),
+        RecordType::ANY => {
+            out.answers.push(with_owner(zone.soa(snap.version, zone.ttl)));
+            out.answers.push(ns());
+        }
+        _ => {}
+    }
+}
+
+fn nameserver_glue(zone: &Zone, out: &mut Answer) {
+    for ip in &zone.advertise {
+        let data = match ip {
+            IpAddr::V4(v4) => RData::A(A(*v4)),
+            IpAddr::V6(v6) => RData::AAAA(AAAA(*v6)),
+        };
+        out.additionals.push(Record::from_rdata(zone.nameserver.clone(), zone.ttl, data));
+    }
+}
+
+/// RFC 8482 §4.2: a single synthesized HINFO instead of everything.
+fn rfc8482(qname: &Name, ttl: u32) -> Record {
+    Record::from_rdata(qname.clone(), ttl, RData::HINFO(HINFO::new("RFC8482".into(), String::new())))
+}
+
+fn service_records(
+    zone: &Zone,
+    snap: &Snapshot,
+    qname: &Name,
+    qtype: RecordType,
+    transport: Transport,
+    entry: &NameEntry,
+    out: &mut Answer,
+) {
+    match qtype {
+        RecordType::A => addresses(snap, qname, entry, &entry.v4, RecordType::A, out),
+        RecordType::AAAA => addresses(snap, qname, entry, &entry.v6, RecordType::AAAA, out),
+        RecordType::SRV => srv(zone, snap, qname, entry, out),
+        RecordType::TXT => txt(snap, qname, entry, out),
+        RecordType::ANY if transport == Transport::Udp && !entry.srv.is_empty() => {
+            out.answers.push(rfc8482(qname, entry.ttl));
+        }
+        RecordType::ANY if transport == Transport::Udp => {}
+        RecordType::ANY => {
+            addresses(snap, qname, entry, &entry.v4, RecordType::A, out);
+            addresses(snap, qname, entry, &entry.v6, RecordType::AAAA, out);
+            srv(zone, snap, qname, entry, out);
+            txt(snap, qname, entry, out);
+        }
+        _ => {}
+    }
+}
+
+/// A/AAAA: one record per distinct address, in rotated order, at most `answer_limit`.
+fn addresses(snap: &Snapshot, qname: &Name, entry: &NameEntry, set: &AnswerSet, qtype: RecordType, out: &mut Answer) {
+    let limit = match entry.answer_limit {
+        0 => usize::MAX,
+        n => n as usize,
+    };
+    let start = out.answers.len();
+    let mut seen: Vec<IpAddr> = Vec::new();
+    for i in set.rotate() {
+        if seen.len() == limit {
+            break;
+        }
+        if let Address::Ip(ip) = snap.instances[i as usize].instance.address
+            && !seen.contains(&ip)
+        {
+            seen.push(ip);
+            out.answers.extend(address_record(qname, ip, qtype, entry.ttl));
+        }
+    }
+    debug_assert!(out.answers.len() - start == seen.len());
+}
+
+fn srv(zone: &Zone, snap: &Snapshot, qname: &Name, entry: &NameEntry, out: &mut Answer) {
+    for i in entry.srv.rotate() {
+        let view = &snap.instances[i as usize];
+        let Some(target) = zone.instance_name(&view.instance.id) else { continue };
+        let weight = view.instance.weight.min(u32::from(u16::MAX)) as u16;
+        let data = SRV::new(1, weight, view.instance.port, target.clone());
+        out.answers.push(Record::from_rdata(qname.clone(), entry.ttl, RData::SRV(data)));
+        if let Address::Ip(ip) = view.instance.address {
+            out.additionals.extend(address_record(&target, ip, RecordType::ANY, entry.ttl));
+        }
+    }
+}
+
+/// TXT: `id=<id>` and each metadata pair, every string cut to DNS's 255-byte limit.
+fn txt(snap: &Snapshot, qname: &Name, entry: &NameEntry, out: &mut Answer) {
+    for i in entry.txt.rotate() {
+        let instance = &snap.instances[i as usize].instance;
+        let mut strings = vec![format!("id={}", instance.id)];
+        strings.extend(instance.meta.iter().map(|(k, v)| format!("{k}={v}")));
+        let chunks: Vec<&[u8]> = strings.iter().flat_map(|s| s.as_bytes().chunks(255)).collect();
+        out.answers.push(Record::from_rdata(qname.clone(), entry.ttl, RData::TXT(TXT::from_bytes(chunks))));
+    }
+}
+
+/// The A or AAAA record for `ip` if `qtype` asks for its family (`ANY` asks for both).
+fn address_record(owner: &Name, ip: IpAddr, qtype: RecordType, ttl: u32) -> Option<Record> {
+    let data = match (ip, qtype) {
+        (IpAddr::V4(v4), RecordType::A | RecordType::ANY) => RData::A(A(v4)),
+        (IpAddr::V6(v6), RecordType::AAAA | RecordType::ANY) => RData::AAAA(AAAA(v6)),
+        _ => return None,
+    };
+    Some(Record::from_rdata(owner.clone(), ttl, data))
+}
+
+/// An instance's own name answers with its service's TTL.
+fn instance_ttl(snap: &Snapshot, view: &InstanceView) -> u32 {
+    snap.name(&view.instance.service.to_ascii_lowercase(), None, None).map(|e| e.ttl).unwrap_or(5)
+}

@@ -1,0 +1,135 @@
+//! Query names → what they ask about. The DNS name grammar of DESIGN.md lives here and only here:
+//!
+//! ```text
+//! D                                   apex (SOA, NS)
+//! ns.D                                this server
+//! <name>.service[.<region>].D         a service
+//! <tag>.<name>.service[.<region>].D   a service's instances with a tag
+//! _<name>._<tag>.service[.<region>].D RFC 2782 (`_tcp` = any tag)
+//! <id>.instance.D                     one instance
+//! ```
+//! Names above existing ones (`service.D`, `_tcp.service.D`, `<region>.D`, ...) are empty
+//! non-terminals: they exist but hold no records (RFC 8020).
+
+use hickory_proto::rr::LowerName;
+
+/// What a name inside the domain refers to. Borrowed labels are lowercase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target<'a> {
+    Apex,
+    Nameserver,
+    Service {
+        service: &'a str,
+        tag: Option<&'a str>,
+        region: Option<&'a str>,
+    },
+    Instance {
+        id: &'a str,
+    },
+    /// A name that exists only because names below it may: answered NODATA.
+    EmptyNonTerminal,
+    /// An empty non-terminal that exists only if some instance carries this region or tag.
+    RegionNonTerminal(&'a str),
+    TagNonTerminal(&'a str),
+    /// Inside the domain but matching no form: NXDOMAIN.
+    Unknown,
+}
+
+/// Classifies `name` relative to `domain`; `None` if it is outside the domain. Both are lowercase
+/// (that is what `LowerName` guarantees), so matching is case-insensitive.
+pub fn classify<'a>(name: &'a LowerName, domain: &LowerName) -> Option<Target<'a>> {
+    if !domain.zone_of(name) {
+        return None;
+    }
+    let relative = usize::from(name.num_labels() - domain.num_labels());
+    let mut labels = [""; 4];
+    if relative > labels.len() {
+        return Some(Target::Unknown);
+    }
+    for (slot, label) in labels.iter_mut().zip(name.iter().take(relative)) {
+        match std::str::from_utf8(label) {
+            Ok(s) => *slot = s,
+            Err(_) => return Some(Target::Unknown),
+        }
+    }
+    Some(classify_labels(&labels[..relative]))
+}
+
+fn classify_labels<'a>(labels: &[&'a str]) -> Target<'a> {
+    use Target::*;
+    match *labels {
+        [] => Apex,
+        ["ns"] => Nameserver,
+        ["service"] | ["instance"] => EmptyNonTerminal,
+        [id, "instance"] => Instance { id },
+        [region] => RegionNonTerminal(region),
+        ["service", region] => RegionNonTerminal(region),
+        [first, "service"] => service_or_tag_tree(first, None),
+        ["_tcp", "service", region] => RegionNonTerminal(region),
+        [first, "service", region] => service_or_tag_tree(first, Some(region)),
+        [left, right, "service"] => service_name(left, right, None),
+        [left, right, "service", region] => service_name(left, right, Some(region)),
+        _ => Unknown,
+    }
+}
+
+/// `<name>.service` is a service; `_<tag>.service` is the empty non-terminal above RFC 2782 names.
+fn service_or_tag_tree<'a>(first: &'a str, region: Option<&'a str>) -> Target<'a> {
+    match (first.strip_prefix('_'), region) {
+        (Some("tcp"), None) => Target::EmptyNonTerminal,
+        (Some(tag), None) => Target::TagNonTerminal(tag),
+        // `_x.service.<region>` is not a form we serve.
+        (Some(_), Some(_)) => Target::Unknown,
+        (None, region) => Target::Service { service: first, tag: None, region },
+    }
+}
+
+/// `<tag>.<name>.service` or RFC 2782's `_<name>._<tag>.service`.
+fn service_name<'a>(left: &'a str, right: &'a str, region: Option<&'a str>) -> Target<'a> {
+    match (left.strip_prefix('_'), right.strip_prefix('_')) {
+        (Some(service), Some(tag)) => Target::Service { service, tag: (tag != "tcp").then_some(tag), region },
+        (None, None) => Target::Service { service: right, tag: Some(left), region },
+        _ => Target::Unknown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Target::*;
+    use super::*;
+    use std::str::FromStr;
+
+    #[test]
+    fn every_name_form() {
+        let domain = LowerName::from_str("local.").unwrap();
+        let svc = |service, tag, region| Service { service, tag, region };
+        let cases = [
+            ("local.", Some(Apex)),
+            ("NS.local.", Some(Nameserver)),
+            ("Order-Service.service.local.", Some(svc("order-service", None, None))),
+            ("v1.order-service.service.local.", Some(svc("order-service", Some("v1"), None))),
+            ("order-service.service.us-east-1.local.", Some(svc("order-service", None, Some("us-east-1")))),
+            ("v1.order-service.service.eu.local.", Some(svc("order-service", Some("v1"), Some("eu")))),
+            ("_order-service._tcp.service.local.", Some(svc("order-service", None, None))),
+            ("_order-service._v1.service.local.", Some(svc("order-service", Some("v1"), None))),
+            ("_order-service._tcp.service.eu.local.", Some(svc("order-service", None, Some("eu")))),
+            ("order-1.instance.local.", Some(Instance { id: "order-1" })),
+            ("service.local.", Some(EmptyNonTerminal)),
+            ("instance.local.", Some(EmptyNonTerminal)),
+            ("_tcp.service.local.", Some(EmptyNonTerminal)),
+            ("_v1.service.local.", Some(TagNonTerminal("v1"))),
+            ("eu.local.", Some(RegionNonTerminal("eu"))),
+            ("service.eu.local.", Some(RegionNonTerminal("eu"))),
+            ("_tcp.service.eu.local.", Some(RegionNonTerminal("eu"))),
+            ("a.b.c.d.e.local.", Some(Unknown)),
+            ("x.y.local.", Some(Unknown)),
+            ("_a.b.service.local.", Some(Unknown)),
+            ("example.com.", None),
+            ("localhost.", None),
+        ];
+        for (name, want) in cases {
+            let name = LowerName::from_str(name).unwrap();
+            assert_eq!(classify(&name, &domain), want, "{name}");
+        }
+    }
+}

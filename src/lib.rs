@@ -1,0 +1,12 @@
+//! signpost: a DNS-interface service-discovery server. Sources (zone files, later the API and
+//! health probes) feed one registry writer; it publishes immutable snapshots; the DNS server
+//! answers from the current snapshot without locks.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod dns;
+pub mod duration;
+pub mod registry;
+pub mod zones;

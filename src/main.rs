@@ -1,0 +1,67 @@
+//! `signpost`: parse the command line, build the app, wait for a signal. Nothing else.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use signpost::app::{self, Listeners};
+use signpost::cli::{Cli, Command, ServeArgs, check_zones};
+use signpost::config::{Config, LogFormat, RawConfig};
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(*args),
+        Command::CheckZones { dir } => check_zones(&dir.unwrap_or_else(|| "zones".into()))
+            .map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::from(1) }),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("signpost: {e:#}");
+        ExitCode::from(2)
+    })
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let raw = match &args.config {
+        Some(path) => RawConfig::from_file(path)?,
+        None => RawConfig::default(),
+    };
+    let config = raw.overlay(args.overrides()).validate()?;
+    init_logging(&config);
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let listeners = Listeners::bind(&config).await?;
+        let token = CancellationToken::new();
+        let running = app::start(config, listeners, token.clone()).await?;
+        tokio::spawn(on_signals(token));
+        running.wait().await;
+        tracing::info!("stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// First SIGINT/SIGTERM: graceful shutdown. Second: exit at once.
+async fn on_signals(token: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        return;
+    };
+    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    tracing::info!("shutting down");
+    token.cancel();
+    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    std::process::exit(130);
+}
+
+fn init_logging(config: &Config) {
+    // hickory-server logs two INFO lines per query; keep it to warnings unless asked.
+    let default = format!("{},hickory_server=warn,hickory_proto=warn", config.log.level);
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

@@ -1,0 +1,112 @@
+//! The live catalog. One writer task owns the mutable `State`; every source sends it `Change`s;
+//! after each batch it publishes a new immutable `Snapshot` through an `ArcSwap`, which DNS and
+//! the API load without locks, and bumps a `watch` channel for those who wait for changes.
+
+pub mod model;
+mod snapshot;
+mod state;
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+pub use snapshot::{AnswerSet, Defaults, InstanceView, NameEntry, Snapshot};
+pub use state::{Change, Entry, RegistryError, State, id_key, initial_status};
+
+/// Most changes applied before a snapshot is published, so that a burst cannot starve readers
+/// of fresh snapshots forever.
+const MAX_BATCH: usize = 1024;
+
+type Request = (Change, oneshot::Sender<Result<u64, RegistryError>>);
+
+/// A cheap, cloneable handle on the registry.
+#[derive(Clone)]
+pub struct Registry {
+    current: Arc<ArcSwap<Snapshot>>,
+    tx: mpsc::UnboundedSender<Request>,
+    version: watch::Receiver<u64>,
+}
+
+impl Registry {
+    /// Publishes the first snapshot of `state` and starts the writer, which runs until `token`
+    /// is cancelled.
+    pub fn start(
+        state: State,
+        defaults: Defaults,
+        token: CancellationToken,
+    ) -> (Registry, tokio::task::JoinHandle<()>) {
+        let first = Arc::new(Snapshot::build(&state, &defaults, None));
+        let current = Arc::new(ArcSwap::from(first));
+        let (version_tx, version) = watch::channel(state.version);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let writer = Writer { state, defaults, current: current.clone(), version: version_tx, rx };
+        let task = tokio::spawn(writer.run(token));
+        (Registry { current, tx, version }, task)
+    }
+
+    /// The current snapshot; cheap, lock-free.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Applies a change and waits until the snapshot that contains it is published. Returns the
+    /// registry version that includes it.
+    pub async fn apply(&self, change: Change) -> Result<u64, RegistryError> {
+        let (ack, done) = oneshot::channel();
+        self.tx.send((change, ack)).map_err(|_| RegistryError::Stopped)?;
+        done.await.map_err(|_| RegistryError::Stopped)?
+    }
+
+    /// A receiver that changes whenever the catalog's version does.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.version.clone()
+    }
+}
+
+struct Writer {
+    state: State,
+    defaults: Defaults,
+    current: Arc<ArcSwap<Snapshot>>,
+    version: watch::Sender<u64>,
+    rx: mpsc::UnboundedReceiver<Request>,
+}
+
+impl Writer {
+    async fn run(mut self, token: CancellationToken) {
+        let mut batch = Vec::new();
+        loop {
+            let first = tokio::select! {
+                _ = token.cancelled() => return,
+                r = self.rx.recv() => match r { Some(r) => r, None => return },
+            };
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match self.rx.try_recv() {
+                    Ok(r) => batch.push(r),
+                    Err(_) => break,
+                }
+            }
+            let mut changed = false;
+            let mut results = Vec::with_capacity(batch.len());
+            for (change, ack) in batch.drain(..) {
+                let r = self.state.apply(change);
+                changed |= matches!(r, Ok(true));
+                results.push((r, ack));
+            }
+            if changed {
+                self.state.version += 1;
+            }
+            let previous = self.current.load();
+            let next = Snapshot::build(&self.state, &self.defaults, Some(&previous));
+            self.current.store(Arc::new(next));
+            if changed {
+                self.version.send_replace(self.state.version);
+            }
+            for (r, ack) in results {
+                let _ = ack.send(r.map(|_| self.state.version));
+            }
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! Watches the zone folder with notify and feeds each created, changed or removed file to the
+//! registry. Events are collected until the folder has been quiet for a moment, because editors
+//! and `cp` write a file in several steps; the quiet window is short enough that a change is
+//! served well within the 250 ms the contract promises.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use notify::{EventKind, RecursiveMode, Watcher as _};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, timeout};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::registry::{Change, Registry, RegistryError};
+
+/// How long the folder must be quiet before a batch is read.
+const QUIET: Duration = Duration::from_millis(20);
+/// A busy folder is still read at least this often.
+const MAX_DELAY: Duration = Duration::from_millis(100);
+
+/// A started watch whose events are buffered until `run` consumes them. Start it before the
+/// first load of the folder, so that nothing written in between is missed.
+pub struct Watcher {
+    dir: PathBuf,
+    _watcher: notify::RecommendedWatcher,
+    events: mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
+}
+
+impl Watcher {
+    pub fn start(dir: &Path) -> notify::Result<Watcher> {
+        let (tx, events) = mpsc::unbounded_channel();
+        let mut watcher = notify::recommended_watcher(move |event| {
+            let _ = tx.send(event);
+        })?;
+        watcher.watch(dir, RecursiveMode::NonRecursive)?;
+        Ok(Watcher { dir: dir.to_path_buf(), _watcher: watcher, events })
+    }
+
+    /// Applies changed files to the registry until `token` is cancelled.
+    pub async fn run(mut self, registry: Registry, token: CancellationToken) {
+        // Files refused because another file held one of their ids: retried after every batch,
+        // since the other file may have let go of the id meanwhile.
+        let mut refused: BTreeSet<PathBuf> = BTreeSet::new();
+        loop {
+            let mut paths = BTreeSet::new();
+            tokio::select! {
+                _ = token.cancelled() => return,
+                event = self.events.recv() => match event {
+                    Some(event) => collect(&mut paths, event),
+                    None => return,
+                },
+            }
+            let deadline = Instant::now() + MAX_DELAY;
+            while Instant::now() < deadline {
+                match timeout(QUIET, self.events.recv()).await {
+                    Ok(Some(event)) => collect(&mut paths, event),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            paths.extend(refused.iter().cloned());
+            for path in paths {
+                let change = super::read(&path);
+                report(&change);
+                match registry.apply(change).await {
+                    Ok(_) => {
+                        refused.remove(&path);
+                    }
+                    Err(RegistryError::Zone(e)) => {
+                        warn!(error = %e, "zone file refused; its last good version keeps serving");
+                        refused.insert(path);
+                    }
+                    Err(RegistryError::Stopped) => return,
+                }
+            }
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+fn collect(paths: &mut BTreeSet<PathBuf>, event: notify::Result<notify::Event>) {
+    match event {
+        Ok(event) if matches!(event.kind, EventKind::Access(_)) => {}
+        Ok(event) => paths.extend(event.paths.into_iter().filter(|p| super::is_zone_file(p))),
+        Err(e) => warn!(error = %e, "zone folder watch error"),
+    }
+}
+
+fn report(change: &Change) {
+    match change {
+        Change::ZoneFile(f) => {
+            info!(file = %f.path.display(), instances = f.instances.len(), "zone file loaded")
+        }
+        Change::ZoneFileRemoved(p) => info!(file = %p.display(), "zone file removed"),
+        Change::ZoneFileBroken { errors, .. } => {
+            for e in errors {
+                warn!(error = %e, "zone file invalid; its last good version keeps serving");
+            }
+        }
+    }
+}
