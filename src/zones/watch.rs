@@ -42,7 +42,8 @@ impl Watcher {
     pub async fn run(mut self, registry: Registry, token: CancellationToken) {
         // Files refused because another file held one of their ids: retried after every batch,
         // since the other file may have let go of the id meanwhile.
-        let mut refused: BTreeSet<PathBuf> = BTreeSet::new();
+        // Seeded with the files refused at start-up.
+        let mut refused: BTreeSet<PathBuf> = registry.snapshot().zone_errors.iter().map(|e| e.path.clone()).collect();
         loop {
             let mut paths = BTreeSet::new();
             tokio::select! {

@@ -1,0 +1,232 @@
+//! The test harness: a real signpost on port 0 with its own zone folder, and a small DNS client
+//! over real UDP and TCP sockets (hickory-proto encodes and decodes; nothing is mocked).
+// Not every test binary configuration uses every helper.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use signpost::app::{self, Listeners};
+use signpost::config::RawConfig;
+use signpost::registry::Registry;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio_util::sync::CancellationToken;
+
+/// How long any wait in a test may take before it fails.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+pub struct TestServer {
+    pub dns: SocketAddr,
+    pub registry: Registry,
+    pub zones: tempfile::TempDir,
+    token: CancellationToken,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.token.cancel();
+    }
+}
+
+#[derive(Default)]
+pub struct Builder {
+    config: String,
+    files: Vec<(String, String)>,
+}
+
+impl Builder {
+    /// Extra configuration file text (TOML); `[dns] listen` and `[zones] dir` are set by the harness.
+    pub fn config(mut self, toml: &str) -> Self {
+        self.config = toml.to_string();
+        self
+    }
+
+    pub fn zone(mut self, name: &str, text: &str) -> Self {
+        self.files.push((name.to_string(), text.to_string()));
+        self
+    }
+
+    /// Loads the repository's own `zones/` examples.
+    pub fn example_zones(mut self) -> Self {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("zones");
+        for path in signpost::zones::list(&dir).unwrap() {
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            self.files.push((name, std::fs::read_to_string(&path).unwrap()));
+        }
+        self
+    }
+
+    pub async fn start(self) -> TestServer {
+        let zones = tempfile::tempdir().unwrap();
+        for (name, text) in &self.files {
+            std::fs::write(zones.path().join(name), text).unwrap();
+        }
+        let mut raw = RawConfig::from_toml(Path::new("test.toml"), &self.config).unwrap();
+        if raw.dns.listen.is_none() {
+            raw.dns.listen = Some(vec!["127.0.0.1:0".into()]);
+        }
+        raw.zones.dir = Some(zones.path().to_path_buf());
+        let config = raw.validate().unwrap();
+        let listeners = Listeners::bind(&config).await.unwrap();
+        let token = CancellationToken::new();
+        let running = app::start(config, listeners, token.clone()).await.unwrap();
+        let dns = running.dns_addrs[0];
+        let registry = running.registry.clone();
+        tokio::spawn(running.wait());
+        TestServer { dns, registry, zones, token }
+    }
+}
+
+pub fn server() -> Builder {
+    Builder::default()
+}
+
+impl TestServer {
+    pub fn zone_path(&self, name: &str) -> PathBuf {
+        self.zones.path().join(name)
+    }
+
+    /// Writes a zone file atomically (temp file + rename), as deploy tools do.
+    pub fn write_zone(&self, name: &str, text: &str) {
+        let tmp = self.zones.path().join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, self.zone_path(name)).unwrap();
+    }
+
+    pub async fn udp(&self, name: &str, qtype: RecordType) -> Message {
+        query(self.dns, Transport::Udp, &Ask::new(name, qtype)).await
+    }
+
+    pub async fn tcp(&self, name: &str, qtype: RecordType) -> Message {
+        query(self.dns, Transport::Tcp, &Ask::new(name, qtype)).await
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// A question and how to ask it.
+#[derive(Debug, Clone)]
+pub struct Ask {
+    pub name: Name,
+    pub qtype: RecordType,
+    pub class: DNSClass,
+    /// `None` = no OPT record.
+    pub edns_payload: Option<u16>,
+    pub dnssec_ok: bool,
+    pub edns_version: u8,
+}
+
+impl Ask {
+    pub fn new(name: &str, qtype: RecordType) -> Ask {
+        Ask {
+            name: Name::from_ascii(name).unwrap(),
+            qtype,
+            class: DNSClass::IN,
+            edns_payload: Some(1232),
+            dnssec_ok: false,
+            edns_version: 0,
+        }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut q = Query::query(self.name.clone(), self.qtype);
+        q.set_query_class(self.class);
+        let mut m = Message::new(rand_id(), MessageType::Query, OpCode::Query);
+        m.metadata.recursion_desired = true;
+        m.add_query(q);
+        if let Some(payload) = self.edns_payload {
+            let mut e = Edns::new();
+            e.set_max_payload(payload);
+            e.set_dnssec_ok(self.dnssec_ok);
+            e.set_version(self.edns_version);
+            m.edns = Some(e);
+        }
+        m.to_vec().unwrap()
+    }
+}
+
+fn rand_id() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(4242);
+    NEXT.fetch_add(7, Ordering::Relaxed)
+}
+
+pub async fn query(server: SocketAddr, transport: Transport, ask: &Ask) -> Message {
+    let bytes = ask.to_bytes();
+    let reply = match transport {
+        Transport::Udp => exchange_udp(server, &bytes).await.expect("no UDP answer"),
+        Transport::Tcp => exchange_tcp(server, &bytes).await.expect("no TCP answer"),
+    };
+    let msg = Message::from_vec(&reply).expect("answer does not parse");
+    assert_eq!(msg.metadata.id, u16::from_be_bytes([bytes[0], bytes[1]]), "answer id must match the query's");
+    msg
+}
+
+/// Sends raw bytes over UDP; `None` if nothing comes back within a second.
+pub async fn exchange_udp(server: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    sock.send_to(bytes, server).await.unwrap();
+    let mut buf = vec![0; 65535];
+    let n = tokio::time::timeout(Duration::from_secs(1), sock.recv(&mut buf)).await.ok()?.unwrap();
+    buf.truncate(n);
+    Some(buf)
+}
+
+/// Sends raw bytes over TCP with the two-byte length prefix; `None` if the server closes or
+/// says nothing within a second.
+pub async fn exchange_tcp(server: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut s = TcpStream::connect(server).await.unwrap();
+    s.write_all(&(bytes.len() as u16).to_be_bytes()).await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    read_tcp(&mut s).await
+}
+
+pub async fn read_tcp(s: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut len = [0; 2];
+    tokio::time::timeout(Duration::from_secs(1), s.read_exact(&mut len)).await.ok()?.ok()?;
+    let mut buf = vec![0; u16::from_be_bytes(len) as usize];
+    tokio::time::timeout(Duration::from_secs(1), s.read_exact(&mut buf)).await.ok()?.ok()?;
+    Some(buf)
+}
+
+/// Records as zone-file lines (`name ttl IN TYPE data`), the way dig prints them.
+pub fn lines(records: &[Record]) -> Vec<String> {
+    records.iter().map(|r| format!("{} {} IN {} {}", r.name, r.ttl, r.record_type(), r.data)).collect()
+}
+
+/// The addresses of A/AAAA answers, in order.
+pub fn addresses(m: &Message) -> Vec<String> {
+    m.answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.0.to_string()),
+            RData::AAAA(a) => Some(a.0.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Polls `check` until it returns true; panics with `what` after `DEADLINE`.
+pub async fn wait_for<F, Fut>(what: &str, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if check().await {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
