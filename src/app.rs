@@ -14,6 +14,7 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::dns::{self, Handler, Zone};
 use crate::registry::{Registry, State};
+use crate::store::Journal;
 use crate::zones::{self, Watcher};
 
 /// Why the app could not start.
@@ -25,6 +26,8 @@ pub enum AppError {
     Watch { dir: String, source: notify::Error },
     #[error("cannot read zone folder {dir}: {source}")]
     Zones { dir: String, source: io::Error },
+    #[error("cannot open the store: {0}")]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// Sockets bound before the app starts.
@@ -131,6 +134,10 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
         None
     };
     let mut state = State::new();
+    // Stored registrations first: a zone file that claims one of their ids is the one refused.
+    let (journal, loaded) = Journal::open(&config.data_dir)?;
+    info!(dir = %config.data_dir.display(), instances = loaded.records.len(), version = loaded.version, "store opened");
+    state.restore(loaded.version, loaded.records);
     if watcher.is_some() {
         let errors =
             zones::load_dir(&mut state, dir).map_err(|source| AppError::Zones { dir: dir_name.clone(), source })?;
@@ -140,7 +147,7 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
         info!(dir = %dir_name, instances = state.len(), errors = errors.len(), "zone files loaded");
     }
 
-    let (registry, writer) = Registry::start(state, config.dns.defaults, token.clone());
+    let (registry, writer) = Registry::start(state, config.dns.defaults, Box::new(journal), token.clone());
     tracker.spawn(async move {
         let _ = writer.await;
     });

@@ -9,4 +9,5 @@ pub mod config;
 pub mod dns;
 pub mod duration;
 pub mod registry;
+pub mod store;
 pub mod zones;

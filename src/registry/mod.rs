@@ -1,6 +1,8 @@
 //! The live catalog. One writer task owns the mutable `State`; every source sends it `Change`s;
-//! after each batch it publishes a new immutable `Snapshot` through an `ArcSwap`, which DNS and
-//! the API load without locks, and bumps a `watch` channel for those who wait for changes.
+//! after each batch it makes the batch durable in the store (one write and one fsync for the
+//! whole batch: group commit), publishes a new immutable `Snapshot` through an `ArcSwap`, which
+//! DNS and the API load without locks, bumps a `watch` channel for those who wait for changes,
+//! and only then answers the senders.
 
 pub mod model;
 mod snapshot;
@@ -13,7 +15,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 pub use snapshot::{AnswerSet, Defaults, InstanceView, NameEntry, Snapshot};
-pub use state::{Change, Entry, RegistryError, State, id_key, initial_status};
+pub use state::{Change, Effect, Entry, RegistryError, State, Stored, id_key};
+
+use crate::store::{Batch, Store};
 
 /// Most changes applied before a snapshot is published, so that a burst cannot starve readers
 /// of fresh snapshots forever.
@@ -35,13 +39,14 @@ impl Registry {
     pub fn start(
         state: State,
         defaults: Defaults,
+        store: Box<dyn Store>,
         token: CancellationToken,
     ) -> (Registry, tokio::task::JoinHandle<()>) {
         let first = Arc::new(Snapshot::build(&state, &defaults, None));
         let current = Arc::new(ArcSwap::from(first));
         let (version_tx, version) = watch::channel(state.version);
         let (tx, rx) = mpsc::unbounded_channel();
-        let writer = Writer { state, defaults, current: current.clone(), version: version_tx, rx };
+        let writer = Writer { state, defaults, store: Some(store), current: current.clone(), version: version_tx, rx };
         let task = tokio::spawn(writer.run(token));
         (Registry { current, tx, version }, task)
     }
@@ -68,6 +73,8 @@ impl Registry {
 struct Writer {
     state: State,
     defaults: Defaults,
+    /// Moved into a blocking task for each commit, and back.
+    store: Option<Box<dyn Store>>,
     current: Arc<ArcSwap<Snapshot>>,
     version: watch::Sender<u64>,
     rx: mpsc::UnboundedReceiver<Request>,
@@ -88,25 +95,77 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let mut changed = false;
+            self.state.begin();
+            let mut effect = Effect::None;
             let mut results = Vec::with_capacity(batch.len());
             for (change, ack) in batch.drain(..) {
                 let r = self.state.apply(change);
-                changed |= matches!(r, Ok(true));
+                if let Ok(e) = r {
+                    effect = effect.max(e);
+                }
                 results.push((r, ack));
             }
-            if changed {
-                self.state.version += 1;
+            if self.state.take_errors_changed() {
+                effect = effect.max(Effect::Detail);
             }
-            let previous = self.current.load();
-            let next = Snapshot::build(&self.state, &self.defaults, Some(&previous));
-            self.current.store(Arc::new(next));
-            if changed {
+            if effect == Effect::Changed {
+                let version = self.state.version + 1;
+                let ops = self.state.take_dirty();
+                if let Err(e) = self.persist(Batch { version, ops }).await {
+                    tracing::error!(error = %e, "store write failed; the batch is rolled back");
+                    self.state.rollback();
+                    let err = RegistryError::Store(e.to_string());
+                    for (r, ack) in results {
+                        let _ = ack.send(r.and(Err(err.clone())));
+                    }
+                    continue;
+                }
+                self.state.version = version;
+            }
+            self.state.commit();
+            if effect != Effect::None {
+                let previous = self.current.load();
+                let next = Snapshot::build(&self.state, &self.defaults, Some(&previous));
+                self.current.store(Arc::new(next));
+            }
+            if effect == Effect::Changed {
                 self.version.send_replace(self.state.version);
             }
             for (r, ack) in results {
                 let _ = ack.send(r.map(|_| self.state.version));
             }
+            self.maybe_compact().await;
+        }
+    }
+
+    /// Writes a batch durably, off the async threads.
+    async fn persist(&mut self, batch: Batch) -> Result<(), crate::store::StoreError> {
+        let mut store = self.store.take().expect("the store is home between commits");
+        let (store, result) = tokio::task::spawn_blocking(move || {
+            let r = store.commit(&batch);
+            (store, r)
+        })
+        .await
+        .expect("store commit does not panic");
+        self.store = Some(store);
+        result
+    }
+
+    async fn maybe_compact(&mut self) {
+        if !self.store.as_ref().is_some_and(|s| s.wants_compaction()) {
+            return;
+        }
+        let mut store = self.store.take().expect("the store is home between commits");
+        let (version, records) = (self.state.version, self.state.stored().collect());
+        let (store, result) = tokio::task::spawn_blocking(move || {
+            let r = store.compact(version, records);
+            (store, r)
+        })
+        .await
+        .expect("store compaction does not panic");
+        self.store = Some(store);
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "store compaction failed; the journal keeps growing until it succeeds");
         }
     }
 }

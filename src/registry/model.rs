@@ -7,8 +7,10 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 /// One registered endpoint of a service.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Instance {
     /// Unique across every source; the `<id>.instance.D` name and the SRV target.
     pub id: String,
@@ -27,7 +29,7 @@ pub struct Instance {
 }
 
 /// Where an instance is reachable.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Address {
     Ip(IpAddr),
     /// A host name, resolved through the upstream resolvers (SRV targets still name the instance).
@@ -44,7 +46,7 @@ impl std::fmt::Display for Address {
 }
 
 /// Which source owns an instance; only the owner may change or remove it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Source {
     /// Declared in a zone file; read-only through the API.
     Zone(PathBuf),
@@ -53,7 +55,7 @@ pub enum Source {
 }
 
 /// A health check as declared; `{address}`/`{port}` are already expanded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckSpec {
     /// `service:<id>` (or `service:<id>:<n>` when an instance has several).
     pub id: String,
@@ -71,7 +73,7 @@ pub struct CheckSpec {
     pub initial: Option<Status>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CheckKind {
     Http { url: String, method: String, headers: BTreeMap<String, Vec<String>>, tls_skip_verify: bool },
     Tcp { target: String },
@@ -80,7 +82,7 @@ pub enum CheckKind {
 
 /// Aggregated or per-check health, ordered so that `max` picks the aggregate
 /// (maintenance > critical > warning > passing).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Status {
     Passing,
     Warning,
@@ -89,6 +91,7 @@ pub enum Status {
 }
 
 impl Status {
+    /// Consul's word for it (`passing`, `warning`, `critical`, `maintenance`).
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Passing => "passing",
@@ -100,7 +103,7 @@ impl Status {
 }
 
 /// What to answer when a service has instances but none is healthy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum WhenNoneHealthy {
     /// NODATA: callers learn there is nothing to call.
     #[default]
@@ -112,7 +115,7 @@ pub enum WhenNoneHealthy {
 /// Per-service DNS settings; `None` = the global `[dns]` value. When several declarations of one
 /// service disagree, the most conservative wins (smallest TTL, smallest positive limit, any
 /// `only_passing`, any `all`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ServicePolicy {
     pub ttl: Option<Duration>,
     /// 0 = no limit.
@@ -129,4 +132,67 @@ pub fn is_dns_label(s: &str) -> bool {
         && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         && !s.starts_with('-')
         && !s.ends_with('-')
+}
+
+impl std::str::FromStr for Status {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Status, ()> {
+        match s.to_ascii_lowercase().as_str() {
+            "passing" => Ok(Status::Passing),
+            "warning" => Ok(Status::Warning),
+            "critical" => Ok(Status::Critical),
+            "maintenance" => Ok(Status::Maintenance),
+            _ => Err(()),
+        }
+    }
+}
+
+/// What the registry knows of one check right now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckState {
+    pub status: Status,
+    /// The last result's text (HTTP body excerpt, error, heartbeat note).
+    pub output: String,
+    /// When the status last changed, in milliseconds since the Unix epoch.
+    pub changed_at_ms: u64,
+}
+
+/// An instance's runtime health: one state per declared check, plus maintenance.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Health {
+    /// Parallel to `Instance::checks`.
+    pub checks: Vec<CheckState>,
+    /// `Some(reason)` while in maintenance.
+    pub maintenance: Option<String>,
+}
+
+impl Health {
+    /// Health of a just-declared instance: each check at its initial status (critical unless
+    /// registered otherwise), no maintenance.
+    pub fn initial(instance: &Instance, now_ms: u64) -> Health {
+        let checks = instance
+            .checks
+            .iter()
+            .map(|c| CheckState {
+                status: c.initial.unwrap_or(Status::Critical),
+                output: String::new(),
+                changed_at_ms: now_ms,
+            })
+            .collect();
+        Health { checks, maintenance: None }
+    }
+
+    /// The aggregate: maintenance > critical > warning > passing; passing without checks.
+    pub fn status(&self) -> Status {
+        if self.maintenance.is_some() {
+            return Status::Maintenance;
+        }
+        self.checks.iter().map(|c| c.status).max().unwrap_or(Status::Passing)
+    }
+}
+
+/// Milliseconds since the Unix epoch, for timestamps shown to people and stored.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }

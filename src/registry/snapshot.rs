@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::model::{Address, Instance, ServicePolicy, Status, WhenNoneHealthy};
+use super::model::{Address, Health, Instance, ServicePolicy, Status, WhenNoneHealthy};
 use super::state::{Entry, State};
 use crate::zones::ZoneError;
 
@@ -37,6 +37,8 @@ impl Default for Defaults {
 #[derive(Debug, Clone)]
 pub struct InstanceView {
     pub instance: Arc<Instance>,
+    pub health: Arc<Health>,
+    /// The aggregate of `health`, precomputed.
     pub status: Status,
 }
 
@@ -47,6 +49,10 @@ pub struct Snapshot {
     /// Sorted by id (case-insensitively); `AnswerSet`s index into this.
     pub instances: Vec<InstanceView>,
     by_id: HashMap<String, u32>,
+    /// Check id → (instance index, check index).
+    checks: HashMap<String, (u32, u32)>,
+    /// Lowercase service name → instance indexes, in id order.
+    services: BTreeMap<String, Vec<u32>>,
     /// Keyed by lowercase service name.
     names: HashMap<String, ServiceNames>,
     /// Lowercase regions and tags that some instance carries: `<region>.D` and `_<tag>.service.D`
@@ -80,6 +86,8 @@ pub struct NameEntry {
     pub v4: AnswerSet,
     pub v6: AnswerSet,
     pub srv: AnswerSet,
+    /// SRV asked as `_<name>._<tag>`: the same members as `srv`, rotating on their own.
+    pub srv_rfc2782: AnswerSet,
     pub txt: AnswerSet,
 }
 
@@ -230,7 +238,11 @@ impl Snapshot {
         let instances: Vec<InstanceView> = state
             .entries
             .values()
-            .map(|Entry { instance, status }| InstanceView { instance: instance.clone(), status: *status })
+            .map(|Entry { instance, health }| InstanceView {
+                instance: instance.clone(),
+                health: health.clone(),
+                status: health.status(),
+            })
             .collect();
         let by_id = state.entries.keys().enumerate().map(|(i, k)| (k.clone(), i as u32)).collect();
 
@@ -246,16 +258,23 @@ impl Snapshot {
             tags.extend(v.instance.tags.iter().map(|t| t.to_ascii_lowercase()));
         }
 
+        let checks = instances
+            .iter()
+            .enumerate()
+            .flat_map(|(i, v)| {
+                v.instance.checks.iter().enumerate().map(move |(c, spec)| (spec.id.clone(), (i as u32, c as u32)))
+            })
+            .collect();
         let mut names = HashMap::with_capacity(services.len());
-        for (service, members) in services {
+        for (service, members) in &services {
             let eff = merge_policies(members.iter().map(|&i| &instances[i as usize].instance.policy), defaults);
-            let old = previous.and_then(|p| p.names.get(&service));
+            let old = previous.and_then(|p| p.names.get(service));
             let build = |subset: &[u32], tag: Option<&str>, region: Option<&str>| {
                 let carried = old.and_then(|o| o.lookup(tag, region));
                 NameEntry::build(&instances, subset, &eff, carried)
             };
             let mut tag_members: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-            for &i in &members {
+            for &i in members {
                 for t in &instances[i as usize].instance.tags {
                     let list = tag_members.entry(t.to_ascii_lowercase()).or_default();
                     if list.last() != Some(&i) {
@@ -274,16 +293,18 @@ impl Snapshot {
                     .collect(),
             };
             let entry = ServiceNames {
-                all: split(&members, None),
+                all: split(members, None),
                 by_tag: tag_members.iter().map(|(t, sub)| (t.clone(), split(sub, Some(t)))).collect(),
             };
-            names.insert(service, entry);
+            names.insert(service.clone(), entry);
         }
 
         Snapshot {
             version: state.version,
             instances,
             by_id,
+            checks,
+            services,
             names,
             regions,
             tags,
@@ -299,6 +320,21 @@ impl Snapshot {
     /// The instance with this id (lowercase).
     pub fn instance(&self, id: &str) -> Option<&InstanceView> {
         self.by_id.get(id).map(|&i| &self.instances[i as usize])
+    }
+
+    /// The instances of a service (name matched case-insensitively), in id order.
+    pub fn service(&self, name: &str) -> impl Iterator<Item = &InstanceView> {
+        self.services.get(&name.to_ascii_lowercase()).into_iter().flatten().map(|&i| &self.instances[i as usize])
+    }
+
+    /// Every service (lowercase name) with its instances, in name order.
+    pub fn services(&self) -> impl Iterator<Item = (&str, impl Iterator<Item = &InstanceView>)> {
+        self.services.iter().map(|(n, idx)| (n.as_str(), idx.iter().map(|&i| &self.instances[i as usize])))
+    }
+
+    /// A check by id: its instance and its index in `instance.checks` / `health.checks`.
+    pub fn check(&self, check_id: &str) -> Option<(&InstanceView, usize)> {
+        self.checks.get(check_id).map(|&(i, c)| (&self.instances[i as usize], c as usize))
     }
 
     /// Returns true if some instance carries this region (lowercase).
@@ -371,6 +407,7 @@ impl NameEntry {
             v4: set(family(true), |e| &e.v4),
             v6: set(family(false), |e| &e.v6),
             srv: set(answerable.clone(), |e| &e.srv),
+            srv_rfc2782: set(answerable.clone(), |e| &e.srv_rfc2782),
             txt: set(answerable, |e| &e.txt),
         }
     }

@@ -1,12 +1,16 @@
 //! The registry's mutable state, owned by exactly one writer. Every source (zone files, the API,
 //! probes) describes what happened as a `Change`; `State::apply` decides whether it is allowed
 //! and what it changes. Readers never see this type: they see `Snapshot`s built from it.
+//!
+//! A batch of changes is all-or-nothing with respect to the store: `begin` starts recording an
+//! undo log, `rollback` restores what the batch touched if the store could not make it durable,
+//! and `take_dirty` says which API registrations must be written.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::model::{Instance, Source, Status};
+use super::model::{Health, Instance, Source, Status, now_ms};
 use crate::zones::{ZoneError, ZoneFile};
 
 /// Something a source wants the registry to know.
@@ -17,7 +21,30 @@ pub enum Change {
     /// A zone file is gone; its instances go with it.
     ZoneFileRemoved(PathBuf),
     /// A zone file no longer parses; its last good version keeps serving.
-    ZoneFileBroken { path: PathBuf, errors: Vec<ZoneError> },
+    ZoneFileBroken {
+        path: PathBuf,
+        errors: Vec<ZoneError>,
+    },
+    /// An API registration, new or replacing one with the same id. Without
+    /// `replace_existing_checks`, checks registered earlier and absent now are kept (Consul's rule).
+    Register {
+        instance: Instance,
+        replace_existing_checks: bool,
+    },
+    Deregister {
+        id: String,
+    },
+    /// `Some(reason)` puts an instance into maintenance, `None` takes it out.
+    Maintenance {
+        id: String,
+        reason: Option<String>,
+    },
+    /// A check's new result: a heartbeat, an explicit pass/warn/fail, or a probe.
+    CheckUpdate {
+        check_id: String,
+        status: Status,
+        output: String,
+    },
 }
 
 /// Why a change was refused. A refused change alters nothing.
@@ -25,28 +52,55 @@ pub enum Change {
 pub enum RegistryError {
     #[error("{0}")]
     Zone(ZoneError),
+    #[error("id {id:?} is declared in zone file {}; change it there", path.display())]
+    ZoneOwned { id: String, path: PathBuf },
+    #[error("unknown service id {0:?}")]
+    UnknownInstance(String),
+    #[error("unknown check id {0:?}")]
+    UnknownCheck(String),
+    #[error("check id {check:?} already belongs to instance {owner:?}")]
+    CheckIdTaken { check: String, owner: String },
+    #[error("the store could not write ({0}); nothing was changed")]
+    Store(String),
     #[error("the registry has stopped")]
     Stopped,
+}
+
+/// What a change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Effect {
+    /// Nothing visible changed.
+    None,
+    /// Only detail changed (a check's output text): readers should see it, but it is not a new
+    /// version of the catalog (no `X-Consul-Index` or SOA serial bump).
+    Detail,
+    /// The catalog changed.
+    Changed,
 }
 
 /// One registered instance and what the registry knows of its health.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub instance: Arc<Instance>,
-    pub status: Status,
+    pub health: Arc<Health>,
 }
 
 impl Entry {
-    fn new(instance: Instance) -> Self {
-        let status = initial_status(&instance);
-        Entry { instance: Arc::new(instance), status }
+    pub fn new(instance: Instance) -> Self {
+        let health = Health::initial(&instance, now_ms());
+        Entry { instance: Arc::new(instance), health: Arc::new(health) }
+    }
+
+    pub fn status(&self) -> Status {
+        self.health.status()
     }
 }
 
-/// Returns the status an instance has before any check result: passing without checks,
-/// otherwise the worst of its checks' initial statuses (critical unless registered otherwise).
-pub fn initial_status(instance: &Instance) -> Status {
-    instance.checks.iter().map(|c| c.initial.unwrap_or(Status::Critical)).max().unwrap_or(Status::Passing)
+/// What the store keeps of an API registration.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Stored {
+    pub instance: Instance,
+    pub health: Health,
 }
 
 /// Ids are unique case-insensitively, because `<id>.instance.D` is a DNS name.
@@ -58,12 +112,27 @@ pub fn id_key(id: &str) -> String {
 pub struct State {
     /// Keyed by `id_key`.
     pub(crate) entries: BTreeMap<String, Entry>,
+    /// Check id → owning entry key.
+    checks: HashMap<String, String>,
     /// Which ids each zone file declared in its last accepted version.
     zone_files: BTreeMap<PathBuf, Vec<String>>,
     /// Current problems per zone file (parse errors, refused duplicates).
     pub(crate) zone_errors: BTreeMap<PathBuf, Vec<ZoneError>>,
     /// Bumped by the writer once per batch of changes that altered the catalog.
     pub(crate) version: u64,
+    /// While a batch runs: previous values of everything it touched, oldest first.
+    undo: Option<Vec<Undo>>,
+    /// API registrations changed since the last `take_dirty`.
+    dirty: BTreeSet<String>,
+    /// True if zone errors changed since the last `take_errors_changed`.
+    errors_changed: bool,
+}
+
+#[derive(Debug)]
+enum Undo {
+    Entry(String, Option<Entry>),
+    ZoneFile(PathBuf, Option<Vec<String>>),
+    ZoneErrors(PathBuf, Option<Vec<ZoneError>>),
 }
 
 impl State {
@@ -71,76 +140,15 @@ impl State {
         State { version: 1, ..State::default() }
     }
 
-    /// Applies one change. Returns true if the catalog (what DNS or the API shows) changed.
-    pub fn apply(&mut self, change: Change) -> Result<bool, RegistryError> {
-        match change {
-            Change::ZoneFile(file) => self.apply_zone_file(file),
-            Change::ZoneFileRemoved(path) => {
-                self.zone_errors.remove(&path);
-                let ids = self.zone_files.remove(&path).unwrap_or_default();
-                let changed = !ids.is_empty();
-                for id in ids {
-                    self.entries.remove(&id);
-                }
-                Ok(changed)
-            }
-            Change::ZoneFileBroken { path, errors } => {
-                self.zone_errors.insert(path, errors);
-                Ok(false)
-            }
+    /// Restores API registrations read from the store, before anything else is loaded.
+    pub fn restore(&mut self, version: u64, stored: impl IntoIterator<Item = Stored>) {
+        self.version = self.version.max(version);
+        for s in stored {
+            let key = id_key(&s.instance.id);
+            let entry = Entry { instance: Arc::new(s.instance), health: Arc::new(s.health) };
+            self.set_entry(key, Some(entry));
         }
-    }
-
-    /// Replaces a zone file's instances, unless one of its ids belongs to another source: then
-    /// the whole file is refused (its previous version keeps serving) and the error points at
-    /// the id.
-    fn apply_zone_file(&mut self, file: ZoneFile) -> Result<bool, RegistryError> {
-        let source = Source::Zone(file.path.clone());
-        for parsed in &file.instances {
-            let key = id_key(&parsed.instance.id);
-            if let Some(other) = self.entries.get(&key)
-                && other.instance.source != source
-            {
-                let owner = match &other.instance.source {
-                    Source::Zone(p) => format!("zone file {}", p.display()),
-                    Source::Api => "an API registration".to_string(),
-                };
-                let error = ZoneError {
-                    path: file.path.clone(),
-                    line: parsed.line,
-                    col: parsed.col,
-                    message: format!(
-                        "id {:?} is already taken by {owner}; the file is ignored until the id is unique",
-                        parsed.instance.id
-                    ),
-                };
-                self.zone_errors.insert(file.path.clone(), vec![error.clone()]);
-                return Err(RegistryError::Zone(error));
-            }
-        }
-        self.zone_errors.remove(&file.path);
-
-        let old_ids = self.zone_files.remove(&file.path).unwrap_or_default();
-        let mut old: BTreeMap<String, Entry> =
-            old_ids.into_iter().filter_map(|id| self.entries.remove_entry(&id)).collect();
-        let mut changed = false;
-        let mut ids = Vec::with_capacity(file.instances.len());
-        for parsed in file.instances {
-            let key = id_key(&parsed.instance.id);
-            // An unchanged declaration keeps its health; anything else starts afresh.
-            let entry = match old.remove(&key) {
-                Some(prev) if *prev.instance == parsed.instance => prev,
-                _ => {
-                    changed = true;
-                    Entry::new(parsed.instance)
-                }
-            };
-            self.entries.insert(key.clone(), entry);
-            ids.push(key);
-        }
-        changed |= !old.is_empty();
-        self.zone_files.insert(file.path, ids);
-        Ok(changed)
+        self.dirty.clear();
     }
 
     /// Number of registered instances.
@@ -156,5 +164,304 @@ impl State {
     /// Every zone file problem, in file order.
     pub fn zone_errors(&self) -> impl Iterator<Item = &ZoneError> {
         self.zone_errors.values().flatten()
+    }
+
+    /// Starts recording an undo log for a batch.
+    pub fn begin(&mut self) {
+        self.undo = Some(Vec::new());
+    }
+
+    /// Ends the batch: its changes stay.
+    pub fn commit(&mut self) {
+        self.undo = None;
+    }
+
+    /// Ends the batch by restoring everything it touched.
+    pub fn rollback(&mut self) {
+        let Some(log) = self.undo.take() else { return };
+        for undo in log.into_iter().rev() {
+            match undo {
+                Undo::Entry(key, old) => self.set_entry(key, old),
+                Undo::ZoneFile(path, old) => restore(&mut self.zone_files, path, old),
+                Undo::ZoneErrors(path, old) => restore(&mut self.zone_errors, path, old),
+            }
+        }
+        self.dirty.clear();
+    }
+
+    /// API registrations changed since the last call: the record to store, or `None` to delete.
+    pub fn take_dirty(&mut self) -> Vec<(String, Option<Stored>)> {
+        std::mem::take(&mut self.dirty)
+            .into_iter()
+            .map(|key| {
+                let stored = self
+                    .entries
+                    .get(&key)
+                    .filter(|e| e.instance.source == Source::Api)
+                    .map(|e| Stored { instance: (*e.instance).clone(), health: (*e.health).clone() });
+                (key, stored)
+            })
+            .collect()
+    }
+
+    /// Returns true (once) if the zone errors changed: readers should get a new snapshot.
+    pub fn take_errors_changed(&mut self) -> bool {
+        std::mem::take(&mut self.errors_changed)
+    }
+
+    /// Every API registration, for a store snapshot.
+    pub fn stored(&self) -> impl Iterator<Item = Stored> + '_ {
+        self.entries
+            .values()
+            .filter(|e| e.instance.source == Source::Api)
+            .map(|e| Stored { instance: (*e.instance).clone(), health: (*e.health).clone() })
+    }
+
+    /// Applies one change.
+    pub fn apply(&mut self, change: Change) -> Result<Effect, RegistryError> {
+        match change {
+            Change::ZoneFile(file) => self.apply_zone_file(file),
+            Change::ZoneFileRemoved(path) => {
+                self.set_zone_errors(&path, None);
+                let ids = self.set_zone_file(&path, None).unwrap_or_default();
+                let effect = if ids.is_empty() { Effect::None } else { Effect::Changed };
+                for key in ids {
+                    self.set_entry(key, None);
+                }
+                Ok(effect)
+            }
+            Change::ZoneFileBroken { path, errors } => {
+                self.set_zone_errors(&path, Some(errors));
+                Ok(Effect::None)
+            }
+            Change::Register { instance, replace_existing_checks } => self.register(instance, replace_existing_checks),
+            Change::Deregister { id } => {
+                let key = self.api_owned(&id)?;
+                self.set_entry(key, None);
+                Ok(Effect::Changed)
+            }
+            Change::Maintenance { id, reason } => {
+                let key = id_key(&id);
+                let entry = self.entries.get(&key).ok_or(RegistryError::UnknownInstance(id))?;
+                if entry.health.maintenance == reason {
+                    return Ok(Effect::None);
+                }
+                let mut health = (*entry.health).clone();
+                health.maintenance = reason;
+                let entry = Entry { instance: entry.instance.clone(), health: Arc::new(health) };
+                self.set_entry(key, Some(entry));
+                Ok(Effect::Changed)
+            }
+            Change::CheckUpdate { check_id, status, output } => self.check_update(&check_id, status, output),
+        }
+    }
+
+    fn register(&mut self, mut instance: Instance, replace_existing_checks: bool) -> Result<Effect, RegistryError> {
+        let key = id_key(&instance.id);
+        let old = self.entries.get(&key);
+        if let Some(old) = old
+            && let Source::Zone(path) = &old.instance.source
+        {
+            return Err(RegistryError::ZoneOwned { id: instance.id, path: path.clone() });
+        }
+        for check in &instance.checks {
+            if let Some(owner) = self.checks.get(&check.id)
+                && *owner != key
+            {
+                return Err(RegistryError::CheckIdTaken { check: check.id.clone(), owner: owner.clone() });
+            }
+        }
+        let now = now_ms();
+        let mut health = Health::initial(&instance, now);
+        if let Some(old) = old {
+            // A check that is still declared the same way keeps its state: re-registering a
+            // running service must not make it flap.
+            for (spec, state) in instance.checks.iter().zip(health.checks.iter_mut()) {
+                if let Some(i) = old.instance.checks.iter().position(|c| c.id == spec.id && c.kind == spec.kind) {
+                    *state = old.health.checks[i].clone();
+                }
+            }
+            if !replace_existing_checks {
+                for (spec, state) in old.instance.checks.iter().zip(&old.health.checks) {
+                    if !instance.checks.iter().any(|c| c.id == spec.id) {
+                        instance.checks.push(spec.clone());
+                        health.checks.push(state.clone());
+                    }
+                }
+            }
+            health.maintenance = old.health.maintenance.clone();
+            if *old.instance == instance && *old.health == health {
+                return Ok(Effect::None);
+            }
+        }
+        let entry = Entry { instance: Arc::new(instance), health: Arc::new(health) };
+        self.set_entry(key, Some(entry));
+        Ok(Effect::Changed)
+    }
+
+    fn check_update(&mut self, check_id: &str, status: Status, output: String) -> Result<Effect, RegistryError> {
+        let key =
+            self.checks.get(check_id).cloned().ok_or_else(|| RegistryError::UnknownCheck(check_id.to_string()))?;
+        let entry = &self.entries[&key];
+        let i = entry.instance.checks.iter().position(|c| c.id == check_id).expect("indexed check exists");
+        let old = &entry.health.checks[i];
+        let effect = if old.status != status {
+            Effect::Changed
+        } else if old.output != output {
+            Effect::Detail
+        } else {
+            return Ok(Effect::None);
+        };
+        let mut health = (*entry.health).clone();
+        let state = &mut health.checks[i];
+        if state.status != status {
+            state.changed_at_ms = now_ms();
+        }
+        state.status = status;
+        state.output = output;
+        let entry = Entry { instance: entry.instance.clone(), health: Arc::new(health) };
+        self.set_entry(key, Some(entry));
+        Ok(effect)
+    }
+
+    /// The key of an API-registered instance, or why it cannot be changed through the API.
+    fn api_owned(&self, id: &str) -> Result<String, RegistryError> {
+        let key = id_key(id);
+        match self.entries.get(&key).map(|e| &e.instance.source) {
+            None => Err(RegistryError::UnknownInstance(id.to_string())),
+            Some(Source::Zone(path)) => Err(RegistryError::ZoneOwned { id: id.to_string(), path: path.clone() }),
+            Some(Source::Api) => Ok(key),
+        }
+    }
+
+    /// Replaces a zone file's instances, unless one of its ids belongs to another source: then
+    /// the whole file is refused (its previous version keeps serving) and the error points at
+    /// the id.
+    fn apply_zone_file(&mut self, file: ZoneFile) -> Result<Effect, RegistryError> {
+        let source = Source::Zone(file.path.clone());
+        for parsed in &file.instances {
+            let key = id_key(&parsed.instance.id);
+            let owner = match self.entries.get(&key) {
+                Some(other) if other.instance.source != source => match &other.instance.source {
+                    Source::Zone(p) => Some(format!("zone file {}", p.display())),
+                    Source::Api => Some("an API registration".to_string()),
+                },
+                _ => None,
+            };
+            let owner = owner.or_else(|| {
+                // A check id is claimed by another instance (custom API check ids can collide).
+                parsed.instance.checks.iter().find_map(|c| {
+                    self.checks
+                        .get(&c.id)
+                        .filter(|o| **o != key)
+                        .map(|o| format!("check id {:?} of instance {o}", c.id))
+                })
+            });
+            if let Some(owner) = owner {
+                let error = ZoneError {
+                    path: file.path.clone(),
+                    line: parsed.line,
+                    col: parsed.col,
+                    message: format!(
+                        "id {:?} is already taken by {owner}; the file is ignored until the id is unique",
+                        parsed.instance.id
+                    ),
+                };
+                self.set_zone_errors(&file.path, Some(vec![error.clone()]));
+                return Err(RegistryError::Zone(error));
+            }
+        }
+        self.set_zone_errors(&file.path, None);
+
+        let old_ids = self.set_zone_file(&file.path, None).unwrap_or_default();
+        let mut old: BTreeMap<String, Entry> =
+            old_ids.into_iter().filter_map(|k| self.entries.get(&k).cloned().map(|e| (k, e))).collect();
+        let mut effect = Effect::None;
+        let mut ids = Vec::with_capacity(file.instances.len());
+        for parsed in file.instances {
+            let key = id_key(&parsed.instance.id);
+            match old.remove(&key) {
+                // An unchanged declaration keeps its health.
+                Some(prev) if *prev.instance == parsed.instance => {}
+                _ => {
+                    effect = Effect::Changed;
+                    self.set_entry(key.clone(), Some(Entry::new(parsed.instance)));
+                }
+            }
+            ids.push(key);
+        }
+        for (key, _) in old {
+            effect = Effect::Changed;
+            self.set_entry(key, None);
+        }
+        self.set_zone_file(&file.path, Some(ids));
+        Ok(effect)
+    }
+
+    /// The one way entries change: keeps the check index, the undo log and the dirty set right.
+    fn set_entry(&mut self, key: String, new: Option<Entry>) {
+        let old = match &new {
+            Some(e) => self.entries.insert(key.clone(), e.clone()),
+            None => self.entries.remove(&key),
+        };
+        if let Some(old) = &old {
+            for c in &old.instance.checks {
+                self.checks.remove(&c.id);
+            }
+        }
+        if let Some(new) = &new {
+            for c in &new.instance.checks {
+                self.checks.insert(c.id.clone(), key.clone());
+            }
+        }
+        let api = |e: &Option<Entry>| e.as_ref().is_some_and(|e| e.instance.source == Source::Api);
+        if api(&old) || api(&new) {
+            self.dirty.insert(key.clone());
+        }
+        if let Some(log) = &mut self.undo {
+            log.push(Undo::Entry(key, old));
+        }
+    }
+
+    fn set_zone_file(&mut self, path: &PathBuf, ids: Option<Vec<String>>) -> Option<Vec<String>> {
+        let old = match ids {
+            Some(ids) => self.zone_files.insert(path.clone(), ids),
+            None => self.zone_files.remove(path),
+        };
+        if let Some(log) = &mut self.undo {
+            log.push(Undo::ZoneFile(path.clone(), old.clone()));
+        }
+        old
+    }
+
+    fn set_zone_errors(&mut self, path: &PathBuf, errors: Option<Vec<ZoneError>>) {
+        if self.zone_errors.get(path) != errors.as_ref() {
+            self.errors_changed = true;
+        }
+        let old = match errors {
+            Some(e) => self.zone_errors.insert(path.clone(), e),
+            None => self.zone_errors.remove(path),
+        };
+        if let Some(log) = &mut self.undo {
+            log.push(Undo::ZoneErrors(path.clone(), old));
+        }
+    }
+
+    /// The state of one check, by check id.
+    pub fn check(&self, check_id: &str) -> Option<(&Entry, usize)> {
+        let entry = self.entries.get(self.checks.get(check_id)?)?;
+        let i = entry.instance.checks.iter().position(|c| c.id == check_id)?;
+        Some((entry, i))
+    }
+}
+
+fn restore<V>(map: &mut BTreeMap<PathBuf, V>, key: PathBuf, old: Option<V>) {
+    match old {
+        Some(v) => {
+            map.insert(key, v);
+        }
+        None => {
+            map.remove(&key);
+        }
     }
 }

@@ -73,6 +73,7 @@ impl Watcher {
                         refused.insert(path);
                     }
                     Err(RegistryError::Stopped) => return,
+                    Err(e) => warn!(error = %e, file = %path.display(), "zone file not applied"),
                 }
             }
         }
@@ -102,5 +103,6 @@ fn report(change: &Change) {
                 warn!(error = %e, "zone file invalid; its last good version keeps serving");
             }
         }
+        _ => {}
     }
 }

@@ -71,6 +71,9 @@ impl Builder {
             raw.dns.listen = Some(vec!["127.0.0.1:0".into()]);
         }
         raw.zones.dir = Some(zones.path().to_path_buf());
+        if raw.store.data_dir.is_none() {
+            raw.store.data_dir = Some(zones.path().join(".data"));
+        }
         let config = raw.validate().unwrap();
         let listeners = Listeners::bind(&config).await.unwrap();
         let token = CancellationToken::new();
