@@ -113,9 +113,11 @@ pub fn answer(zone: &Zone, snap: &Snapshot, qname: &Name, qtype: RecordType, tra
             }
             true
         }
-        Target::Service { service, tag, region } => match snap.name(service, tag, region) {
+        Target::Service { service, tag, region, rfc2782 } => match snap.name(service, tag, region) {
             Some(entry) => {
-                service_records(zone, snap, qname, qtype, transport, entry, &mut out);
+                // The RFC 2782 name is another name for the same instances: its own rotation.
+                let srv = if rfc2782 { &entry.srv_rfc2782 } else { &entry.srv };
+                service_records(zone, snap, qname, qtype, transport, entry, srv, &mut out);
                 true
             }
             None => false,
@@ -181,6 +183,7 @@ fn rfc8482(qname: &Name, ttl: u32) -> Record {
     Record::from_rdata(qname.clone(), ttl, RData::HINFO(HINFO::new("RFC8482".into(), String::new())))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn service_records(
     zone: &Zone,
     snap: &Snapshot,
@@ -188,21 +191,22 @@ fn service_records(
     qtype: RecordType,
     transport: Transport,
     entry: &NameEntry,
+    srv_set: &AnswerSet,
     out: &mut Answer,
 ) {
     match qtype {
         RecordType::A => addresses(snap, qname, entry, &entry.v4, RecordType::A, out),
         RecordType::AAAA => addresses(snap, qname, entry, &entry.v6, RecordType::AAAA, out),
-        RecordType::SRV => srv(zone, snap, qname, entry, out),
+        RecordType::SRV => srv(zone, snap, qname, entry, srv_set, out),
         RecordType::TXT => txt(snap, qname, entry, out),
-        RecordType::ANY if transport == Transport::Udp && !entry.srv.is_empty() => {
+        RecordType::ANY if transport == Transport::Udp && !srv_set.is_empty() => {
             out.answers.push(rfc8482(qname, entry.ttl));
         }
         RecordType::ANY if transport == Transport::Udp => {}
         RecordType::ANY => {
             addresses(snap, qname, entry, &entry.v4, RecordType::A, out);
             addresses(snap, qname, entry, &entry.v6, RecordType::AAAA, out);
-            srv(zone, snap, qname, entry, out);
+            srv(zone, snap, qname, entry, srv_set, out);
             txt(snap, qname, entry, out);
         }
         _ => {}
@@ -231,8 +235,8 @@ fn addresses(snap: &Snapshot, qname: &Name, entry: &NameEntry, set: &AnswerSet, 
     debug_assert!(out.answers.len() - start == seen.len());
 }
 
-fn srv(zone: &Zone, snap: &Snapshot, qname: &Name, entry: &NameEntry, out: &mut Answer) {
-    for i in entry.srv.rotate() {
+fn srv(zone: &Zone, snap: &Snapshot, qname: &Name, entry: &NameEntry, set: &AnswerSet, out: &mut Answer) {
+    for i in set.rotate() {
         let view = &snap.instances[i as usize];
         let Some(target) = zone.instance_name(&view.instance.id) else { continue };
         let weight = view.instance.weight.min(u32::from(u16::MAX)) as u16;

@@ -22,6 +22,8 @@ pub enum Target<'a> {
         service: &'a str,
         tag: Option<&'a str>,
         region: Option<&'a str>,
+        /// Asked in RFC 2782's `_<name>._<tag>` form: another name, so another rotation.
+        rfc2782: bool,
     },
     Instance {
         id: &'a str,
@@ -80,15 +82,17 @@ fn service_or_tag_tree<'a>(first: &'a str, region: Option<&'a str>) -> Target<'a
         (Some(tag), None) => Target::TagNonTerminal(tag),
         // `_x.service.<region>` is not a form we serve.
         (Some(_), Some(_)) => Target::Unknown,
-        (None, region) => Target::Service { service: first, tag: None, region },
+        (None, region) => Target::Service { service: first, tag: None, region, rfc2782: false },
     }
 }
 
 /// `<tag>.<name>.service` or RFC 2782's `_<name>._<tag>.service`.
 fn service_name<'a>(left: &'a str, right: &'a str, region: Option<&'a str>) -> Target<'a> {
     match (left.strip_prefix('_'), right.strip_prefix('_')) {
-        (Some(service), Some(tag)) => Target::Service { service, tag: (tag != "tcp").then_some(tag), region },
-        (None, None) => Target::Service { service: right, tag: Some(left), region },
+        (Some(service), Some(tag)) => {
+            Target::Service { service, tag: (tag != "tcp").then_some(tag), region, rfc2782: true }
+        }
+        (None, None) => Target::Service { service: right, tag: Some(left), region, rfc2782: false },
         _ => Target::Unknown,
     }
 }
@@ -102,7 +106,8 @@ mod tests {
     #[test]
     fn every_name_form() {
         let domain = LowerName::from_str("local.").unwrap();
-        let svc = |service, tag, region| Service { service, tag, region };
+        let svc = |service, tag, region| Service { service, tag, region, rfc2782: false };
+        let rfc = |service, tag, region| Service { service, tag, region, rfc2782: true };
         let cases = [
             ("local.", Some(Apex)),
             ("NS.local.", Some(Nameserver)),
@@ -110,9 +115,9 @@ mod tests {
             ("v1.order-service.service.local.", Some(svc("order-service", Some("v1"), None))),
             ("order-service.service.us-east-1.local.", Some(svc("order-service", None, Some("us-east-1")))),
             ("v1.order-service.service.eu.local.", Some(svc("order-service", Some("v1"), Some("eu")))),
-            ("_order-service._tcp.service.local.", Some(svc("order-service", None, None))),
-            ("_order-service._v1.service.local.", Some(svc("order-service", Some("v1"), None))),
-            ("_order-service._tcp.service.eu.local.", Some(svc("order-service", None, Some("eu")))),
+            ("_order-service._tcp.service.local.", Some(rfc("order-service", None, None))),
+            ("_order-service._v1.service.local.", Some(rfc("order-service", Some("v1"), None))),
+            ("_order-service._tcp.service.eu.local.", Some(rfc("order-service", None, Some("eu")))),
             ("order-1.instance.local.", Some(Instance { id: "order-1" })),
             ("service.local.", Some(EmptyNonTerminal)),
             ("instance.local.", Some(EmptyNonTerminal)),

@@ -4,5 +4,10 @@ mod support;
 
 mod binary;
 mod dig;
+mod dns_names;
+mod negative;
+mod protocol;
 mod readme;
+mod rotation;
+mod sizes;
 mod zones_reload;
