@@ -5,6 +5,7 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use tokio::net::{TcpListener, TcpSocket, UdpSocket};
 use tokio_util::sync::CancellationToken;
@@ -13,6 +14,7 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::dns::{self, Handler, Zone};
+use crate::health;
 use crate::registry::{Registry, State};
 use crate::store::Journal;
 use crate::zones::{self, Watcher};
@@ -108,6 +110,7 @@ fn bind_error(proto: &'static str, addr: SocketAddr, source: io::Error) -> AppEr
 /// A started app.
 pub struct Running {
     pub registry: Registry,
+    pub probe_stats: Arc<health::Stats>,
     pub dns_addrs: Vec<SocketAddr>,
     tracker: TaskTracker,
 }
@@ -154,6 +157,8 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
     if let Some(watcher) = watcher {
         tracker.spawn(watcher.run(registry.clone(), token.clone()));
     }
+    let probe_stats = Arc::new(health::Stats::default());
+    tracker.spawn(health::run(registry.clone(), config.health, probe_stats.clone(), token.clone()));
 
     let mut dns_addrs = Vec::new();
     for s in &listeners.dns_udp {
@@ -175,7 +180,7 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
     tracker.spawn(dns::serve(handler, listeners.dns_udp, listeners.dns_tcp, token.clone()));
 
     info!("ready");
-    Ok(Running { registry, dns_addrs, tracker })
+    Ok(Running { registry, probe_stats, dns_addrs, tracker })
 }
 
 /// The address `ns.D` answers with by default: the first listen address a client could reach.

@@ -32,6 +32,7 @@ pub struct Config {
     pub zones_dir: PathBuf,
     pub data_dir: PathBuf,
     pub http_listen: SocketAddr,
+    pub health: crate::health::Settings,
     pub log: LogConfig,
     /// Keys accepted now and honoured by later parts (API, store, health, forwarding).
     pub raw: RawConfig,
@@ -249,6 +250,20 @@ impl RawConfig {
             Some("json") => LogFormat::Json,
             Some(other) => return invalid("log.format", format!("{other:?} is neither \"text\" nor \"json\"")),
         };
+        let h = &self.health;
+        let defaults = crate::health::Settings::default();
+        for (key, value) in
+            [("health.rise", h.rise), ("health.fall", h.fall), ("health.max_in_flight", h.max_in_flight)]
+        {
+            if value == Some(0) {
+                return invalid(key, "must be at least 1".into());
+            }
+        }
+        let health = crate::health::Settings {
+            rise: h.rise.unwrap_or(defaults.rise),
+            fall: h.fall.unwrap_or(defaults.fall),
+            max_in_flight: h.max_in_flight.map_or(defaults.max_in_flight, |n| n as usize),
+        };
         Ok(Config {
             dns: DnsConfig {
                 listen,
@@ -267,6 +282,7 @@ impl RawConfig {
             zones_dir: self.zones.dir.clone().unwrap_or_else(|| "zones".into()),
             data_dir: self.store.data_dir.clone().unwrap_or_else(|| "data".into()),
             http_listen,
+            health,
             log: LogConfig { format, level: self.log.level.clone().unwrap_or_else(|| "info".into()) },
             raw: self,
         })

@@ -1,5 +1,5 @@
-//! signpost: a DNS-interface service-discovery server. Sources (zone files, later the API and
-//! health probes) feed one registry writer; it publishes immutable snapshots; the DNS server
+//! signpost: a DNS-interface service-discovery server. Sources (zone files, the API, health
+//! probes) feed one registry writer; it publishes immutable snapshots; the DNS server
 //! answers from the current snapshot without locks.
 #![forbid(unsafe_code)]
 
@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod dns;
 pub mod duration;
+pub mod health;
 pub mod registry;
 pub mod store;
 pub mod zones;

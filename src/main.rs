@@ -32,27 +32,39 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     init_logging(&config);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
+        // Signal handlers first: a SIGTERM that arrives during start-up must still be graceful.
+        let signals = Signals::new()?;
         let listeners = Listeners::bind(&config).await?;
         let token = CancellationToken::new();
         let running = app::start(config, listeners, token.clone()).await?;
-        tokio::spawn(on_signals(token));
+        tokio::spawn(signals.run(token));
         running.wait().await;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })
 }
 
-/// First SIGINT/SIGTERM: graceful shutdown. Second: exit at once.
-async fn on_signals(token: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        return;
-    };
-    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-    tracing::info!("shutting down");
-    token.cancel();
-    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-    std::process::exit(130);
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        let int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+        Ok(Signals { term, int })
+    }
+
+    /// First SIGINT/SIGTERM: graceful shutdown. Second: exit at once.
+    async fn run(mut self, token: CancellationToken) {
+        tokio::select! { _ = self.term.recv() => {}, _ = self.int.recv() => {} }
+        tracing::info!("shutting down");
+        token.cancel();
+        tokio::select! { _ = self.term.recv() => {}, _ = self.int.recv() => {} }
+        std::process::exit(130);
+    }
 }
 
 fn init_logging(config: &Config) {

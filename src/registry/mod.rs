@@ -7,6 +7,7 @@
 pub mod model;
 mod snapshot;
 mod state;
+mod timers;
 
 use std::sync::Arc;
 
@@ -64,6 +65,12 @@ impl Registry {
         done.await.map_err(|_| RegistryError::Stopped)?
     }
 
+    /// Applies a change without waiting for it (probe results: the next one supersedes it).
+    pub fn send(&self, change: Change) {
+        let (ack, _) = oneshot::channel();
+        let _ = self.tx.send((change, ack));
+    }
+
     /// A receiver that changes whenever the catalog's version does.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.version.clone()
@@ -84,11 +91,21 @@ impl Writer {
     async fn run(mut self, token: CancellationToken) {
         let mut batch = Vec::new();
         loop {
-            let first = tokio::select! {
-                _ = token.cancelled() => return,
-                r = self.rx.recv() => match r { Some(r) => r, None => return },
+            let deadline = self.state.next_deadline();
+            let timer = async move {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
             };
-            batch.push(first);
+            tokio::select! {
+                _ = token.cancelled() => return,
+                _ = timer => {}
+                r = self.rx.recv() => match r {
+                    Some(r) => batch.push(r),
+                    None => return,
+                },
+            }
             while batch.len() < MAX_BATCH {
                 match self.rx.try_recv() {
                     Ok(r) => batch.push(r),
@@ -96,7 +113,7 @@ impl Writer {
                 }
             }
             self.state.begin();
-            let mut effect = Effect::None;
+            let mut effect = self.state.expire(tokio::time::Instant::now());
             let mut results = Vec::with_capacity(batch.len());
             for (change, ack) in batch.drain(..) {
                 let r = self.state.apply(change);

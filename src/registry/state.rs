@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::model::{Health, Instance, Source, Status, now_ms};
+use super::model::{CheckKind, Health, Instance, Source, Status, now_ms};
+use super::timers::{Kind, Timers};
 use crate::zones::{ZoneError, ZoneFile};
 
 /// Something a source wants the registry to know.
@@ -126,6 +127,7 @@ pub struct State {
     dirty: BTreeSet<String>,
     /// True if zone errors changed since the last `take_errors_changed`.
     errors_changed: bool,
+    timers: Timers,
 }
 
 #[derive(Debug)]
@@ -202,6 +204,46 @@ impl State {
                 (key, stored)
             })
             .collect()
+    }
+
+    /// When the next time-driven change may be due.
+    pub fn next_deadline(&self) -> Option<tokio::time::Instant> {
+        self.timers.next()
+    }
+
+    /// Applies the time-driven changes due at `now`: TTL checks without a heartbeat turn
+    /// critical, API instances critical past their `deregister_after` are removed.
+    pub fn expire(&mut self, now: tokio::time::Instant) -> Effect {
+        let mut effect = Effect::None;
+        for (kind, check_id) in self.timers.due(now) {
+            let Some((entry, i)) = self.check(&check_id) else { continue };
+            let spec = entry.instance.checks[i].clone();
+            let status = entry.health.checks[i].status;
+            match (kind, &spec.kind) {
+                (Kind::TtlExpiry, CheckKind::Ttl { ttl })
+                    if status != Status::Critical && self.timers.ttl_expired(&check_id, *ttl, now) =>
+                {
+                    let output = format!("TTL expired: no heartbeat for {}", crate::duration::format(*ttl));
+                    tracing::info!(check = %check_id, instance = %entry.instance.id, "TTL check expired");
+                    let key = id_key(&entry.instance.id);
+                    effect = effect.max(self.set_check(&key, i, Status::Critical, output));
+                }
+                (Kind::Reap, _) => {
+                    let after = spec.deregister_after.unwrap_or_default();
+                    if status == Status::Critical
+                        && entry.instance.source == Source::Api
+                        && self.timers.critical_for(&check_id, after, now)
+                    {
+                        let id = entry.instance.id.clone();
+                        tracing::info!(instance = %id, check = %check_id, after = %crate::duration::format(after), "deregistering an instance critical for longer than deregister_after");
+                        self.set_entry(id_key(&id), None);
+                        effect = Effect::Changed;
+                    }
+                }
+                _ => {}
+            }
+        }
+        effect
     }
 
     /// Returns true (once) if the zone errors changed: readers should get a new snapshot.
@@ -304,13 +346,23 @@ impl State {
             self.checks.get(check_id).cloned().ok_or_else(|| RegistryError::UnknownCheck(check_id.to_string()))?;
         let entry = &self.entries[&key];
         let i = entry.instance.checks.iter().position(|c| c.id == check_id).expect("indexed check exists");
+        if let CheckKind::Ttl { ttl } = entry.instance.checks[i].kind {
+            // Any update of a TTL check is a sign of life, whatever status it reports.
+            self.timers.beat(check_id, ttl, tokio::time::Instant::now());
+        }
+        Ok(self.set_check(&key, i, status, output))
+    }
+
+    /// Sets check `i` of entry `key`; the effect says whether the catalog or only detail changed.
+    fn set_check(&mut self, key: &str, i: usize, status: Status, output: String) -> Effect {
+        let entry = &self.entries[key];
         let old = &entry.health.checks[i];
         let effect = if old.status != status {
             Effect::Changed
         } else if old.output != output {
             Effect::Detail
         } else {
-            return Ok(Effect::None);
+            return Effect::None;
         };
         let mut health = (*entry.health).clone();
         let state = &mut health.checks[i];
@@ -320,8 +372,8 @@ impl State {
         state.status = status;
         state.output = output;
         let entry = Entry { instance: entry.instance.clone(), health: Arc::new(health) };
-        self.set_entry(key, Some(entry));
-        Ok(effect)
+        self.set_entry(key.to_string(), Some(entry));
+        effect
     }
 
     /// The key of an API-registered instance, or why it cannot be changed through the API.
@@ -407,11 +459,18 @@ impl State {
         if let Some(old) = &old {
             for c in &old.instance.checks {
                 self.checks.remove(&c.id);
+                if !new.as_ref().is_some_and(|n| n.instance.checks.iter().any(|nc| nc.id == c.id)) {
+                    self.timers.forget(&c.id);
+                }
             }
         }
         if let Some(new) = &new {
-            for c in &new.instance.checks {
+            let now = tokio::time::Instant::now();
+            let reapable = new.instance.source == Source::Api;
+            for (c, state) in new.instance.checks.iter().zip(&new.health.checks) {
                 self.checks.insert(c.id.clone(), key.clone());
+                let is_new = !old.as_ref().is_some_and(|o| o.instance.checks.iter().any(|oc| oc.id == c.id));
+                self.timers.observe(c, state, is_new, reapable, now);
             }
         }
         let api = |e: &Option<Entry>| e.as_ref().is_some_and(|e| e.instance.source == Source::Api);

@@ -1,0 +1,245 @@
+//! Health probing. One scheduler task follows the registry's snapshots to learn which HTTP and
+//! TCP checks exist, probes each new one at once and then every interval (the second probe at a
+//! random point of the first interval, so that checks registered together do not probe in
+//! lockstep), runs probes as separate tasks behind a semaphore so that a slow or hanging target
+//! delays nobody else, feeds results through each check's rise/fall machine, and sends the
+//! registry only what changed. TTL expiry and `deregister_after` are the registry's own timers.
+
+mod machine;
+mod probe;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, mpsc};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::time::{DelayQueue, delay_queue};
+use tracing::{debug, info};
+
+pub use machine::Machine;
+pub use probe::Probers;
+
+use crate::registry::model::{CheckKind, CheckSpec, Status};
+use crate::registry::{Change, Registry, Snapshot};
+
+/// The `[health]` settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub rise: u32,
+    pub fall: u32,
+    pub max_in_flight: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { rise: 2, fall: 3, max_in_flight: 1024 }
+    }
+}
+
+/// Counters the prober keeps for metrics and benchmarks.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub probes: AtomicU64,
+    pub transitions: AtomicU64,
+    /// Probe start lateness against its schedule: buckets by upper bound in ms
+    /// (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, more).
+    pub lateness: [AtomicU64; 11],
+}
+
+const LATENESS_BOUNDS_MS: [u64; 10] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000];
+
+impl Stats {
+    fn record_lateness(&self, late: Duration) {
+        let ms = late.as_millis() as u64;
+        let i = LATENESS_BOUNDS_MS.iter().position(|&b| ms < b).unwrap_or(LATENESS_BOUNDS_MS.len());
+        self.lateness[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The smallest bucket bound under which at least `q` of the probes started, in ms
+    /// (`None` past the last bound).
+    pub fn lateness_quantile_ms(&self, q: f64) -> Option<u64> {
+        let counts: Vec<u64> = self.lateness.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+        let total: u64 = counts.iter().sum();
+        let mut seen = 0;
+        for (i, c) in counts.iter().enumerate() {
+            seen += c;
+            if total > 0 && seen as f64 >= q * total as f64 {
+                return LATENESS_BOUNDS_MS.get(i).copied();
+            }
+        }
+        Some(0)
+    }
+}
+
+struct Tracked {
+    spec: Arc<CheckSpec>,
+    machine: Machine,
+    /// The last result sent to the registry, to send only changes.
+    shown: (Status, String),
+    key: delay_queue::Key,
+    due: Instant,
+    in_flight: bool,
+    probed_once: bool,
+}
+
+struct Outcome {
+    check_id: String,
+    spec: Arc<CheckSpec>,
+    status: Status,
+    output: String,
+}
+
+/// Runs the prober until `token` is cancelled.
+pub async fn run(registry: Registry, settings: Settings, stats: Arc<Stats>, token: CancellationToken) {
+    let mut scheduler = Scheduler {
+        registry: registry.clone(),
+        settings,
+        stats,
+        probers: Probers::new(),
+        permits: Arc::new(Semaphore::new(settings.max_in_flight.max(1))),
+        checks: HashMap::new(),
+        queue: DelayQueue::new(),
+        results: mpsc::unbounded_channel(),
+    };
+    let mut versions = registry.subscribe();
+    scheduler.reconcile(&registry.snapshot());
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => return,
+            changed = versions.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                scheduler.reconcile(&registry.snapshot());
+            }
+            Some(expired) = std::future::poll_fn(|cx| scheduler.queue.poll_expired(cx)) => {
+                scheduler.launch(expired.into_inner());
+            }
+            Some(outcome) = scheduler.results.1.recv() => scheduler.settle(outcome),
+        }
+    }
+}
+
+struct Scheduler {
+    registry: Registry,
+    settings: Settings,
+    stats: Arc<Stats>,
+    probers: Probers,
+    permits: Arc<Semaphore>,
+    checks: HashMap<String, Tracked>,
+    queue: DelayQueue<String>,
+    results: (mpsc::UnboundedSender<Outcome>, mpsc::UnboundedReceiver<Outcome>),
+}
+
+impl Scheduler {
+    /// Brings the tracked checks in line with the snapshot: new checks are probed at once,
+    /// changed ones start afresh, gone ones stop.
+    fn reconcile(&mut self, snap: &Snapshot) {
+        let mut seen = std::collections::HashSet::new();
+        for view in &snap.instances {
+            for (spec, state) in view.instance.checks.iter().zip(&view.health.checks) {
+                if matches!(spec.kind, CheckKind::Ttl { .. }) {
+                    continue;
+                }
+                seen.insert(spec.id.as_str());
+                match self.checks.get_mut(&spec.id) {
+                    Some(t) if *t.spec == *spec => {
+                        // Someone else (an explicit pass/fail call) set the status: follow it.
+                        if state.status != t.shown.0 && !t.in_flight {
+                            t.machine.reset_to(state.status);
+                            t.shown = (state.status, state.output.clone());
+                        }
+                    }
+                    _ => self.track(spec, state.status, &state.output),
+                }
+            }
+        }
+        let gone: Vec<String> = self.checks.keys().filter(|id| !seen.contains(id.as_str())).cloned().collect();
+        for id in gone {
+            if let Some(t) = self.checks.remove(&id) {
+                self.queue.try_remove(&t.key);
+            }
+        }
+    }
+
+    fn track(&mut self, spec: &CheckSpec, status: Status, output: &str) {
+        let rise = spec.rise.unwrap_or(self.settings.rise);
+        let fall = spec.fall.unwrap_or(self.settings.fall);
+        let now = Instant::now();
+        if let Some(old) = self.checks.remove(&spec.id) {
+            self.queue.try_remove(&old.key);
+        }
+        let key = self.queue.insert_at(spec.id.clone(), now);
+        let tracked = Tracked {
+            spec: Arc::new(spec.clone()),
+            machine: Machine::new(status, rise, fall),
+            shown: (status, output.to_string()),
+            key,
+            due: now,
+            in_flight: false,
+            probed_once: false,
+        };
+        self.checks.insert(spec.id.clone(), tracked);
+    }
+
+    /// A check is due: start its probe (unless the previous one still runs) and schedule the next.
+    fn launch(&mut self, check_id: String) {
+        let Some(t) = self.checks.get_mut(&check_id) else { return };
+        let now = Instant::now();
+        let interval = t.spec.interval.max(Duration::from_millis(100));
+        // The first repeat lands at a random point of the interval, spreading checks that were
+        // registered together; after that, a fixed rate.
+        let next = if t.probed_once { t.due + interval } else { now + interval.mul_f64(0.5 + 0.5 * jitter()) };
+        let next = next.max(now);
+        t.due = next;
+        t.key = self.queue.insert_at(check_id.clone(), next);
+        t.probed_once = true;
+        if t.in_flight {
+            return;
+        }
+        t.in_flight = true;
+        let (spec, probers, permits, tx, stats) =
+            (t.spec.clone(), self.probers.clone(), self.permits.clone(), self.results.0.clone(), self.stats.clone());
+        let scheduled = now;
+        tokio::spawn(async move {
+            let Ok(_permit) = permits.acquire_owned().await else { return };
+            stats.record_lateness(Instant::now().saturating_duration_since(scheduled));
+            stats.probes.fetch_add(1, Ordering::Relaxed);
+            let (status, output) = probers.probe(&spec).await;
+            let _ = tx.send(Outcome { check_id, spec, status, output });
+        });
+    }
+
+    /// A probe finished: run the machine and tell the registry what changed.
+    fn settle(&mut self, outcome: Outcome) {
+        let Some(t) = self.checks.get_mut(&outcome.check_id) else { return };
+        t.in_flight = false;
+        if *t.spec != *outcome.spec {
+            return; // The check was redefined while this probe ran.
+        }
+        let status = t.machine.observe(outcome.status);
+        let shown = (status, outcome.output);
+        if shown == t.shown {
+            return;
+        }
+        if status != t.shown.0 {
+            self.stats.transitions.fetch_add(1, Ordering::Relaxed);
+            info!(check = %outcome.check_id, from = t.shown.0.as_str(), to = status.as_str(), output = %shown.1, "check status changed");
+        } else {
+            debug!(check = %outcome.check_id, status = status.as_str(), "check output changed");
+        }
+        t.shown = shown.clone();
+        self.registry.send(Change::CheckUpdate { check_id: outcome.check_id, status: shown.0, output: shown.1 });
+    }
+}
+
+/// A cheap random fraction in [0, 1), good enough to spread probe schedules.
+fn jitter() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(Instant::now().elapsed().as_nanos() as u64);
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
