@@ -189,6 +189,8 @@ impl Scheduler {
     fn launch(&mut self, check_id: String) {
         let Some(t) = self.checks.get_mut(&check_id) else { return };
         let now = Instant::now();
+        // Lateness is measured from when the probe was due, so the scheduler's own delays count.
+        let scheduled = t.due;
         let interval = t.spec.interval.max(Duration::from_millis(100));
         // The first repeat lands at a random point of the interval, spreading checks that were
         // registered together; after that, a fixed rate.
@@ -203,7 +205,6 @@ impl Scheduler {
         t.in_flight = true;
         let (spec, probers, permits, tx, stats) =
             (t.spec.clone(), self.probers.clone(), self.permits.clone(), self.results.0.clone(), self.stats.clone());
-        let scheduled = now;
         tokio::spawn(async move {
             let Ok(_permit) = permits.acquire_owned().await else { return };
             stats.record_lateness(Instant::now().saturating_duration_since(scheduled));
