@@ -9,6 +9,7 @@ pub mod config;
 pub mod dns;
 pub mod duration;
 pub mod health;
+pub mod metrics;
 pub mod registry;
 pub mod store;
 pub mod zones;

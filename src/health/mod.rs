@@ -207,9 +207,19 @@ impl Scheduler {
             (t.spec.clone(), self.probers.clone(), self.permits.clone(), self.results.0.clone(), self.stats.clone());
         tokio::spawn(async move {
             let Ok(_permit) = permits.acquire_owned().await else { return };
-            stats.record_lateness(Instant::now().saturating_duration_since(scheduled));
+            let late = Instant::now().saturating_duration_since(scheduled);
+            stats.record_lateness(late);
             stats.probes.fetch_add(1, Ordering::Relaxed);
+            metrics::histogram!("signpost_probe_lateness_seconds").record(late);
+            let started = Instant::now();
             let (status, output) = probers.probe(&spec).await;
+            let kind = match spec.kind {
+                CheckKind::Http { .. } => "http",
+                CheckKind::Tcp { .. } => "tcp",
+                CheckKind::Ttl { .. } => "ttl",
+            };
+            metrics::histogram!("signpost_probe_duration_seconds", "kind" => kind).record(started.elapsed());
+            metrics::counter!("signpost_probes_total", "kind" => kind, "result" => status.as_str()).increment(1);
             let _ = tx.send(Outcome { check_id, spec, status, output });
         });
     }
@@ -228,6 +238,7 @@ impl Scheduler {
         }
         if status != t.shown.0 {
             self.stats.transitions.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("signpost_check_transitions_total").increment(1);
             info!(check = %outcome.check_id, from = t.shown.0.as_str(), to = status.as_str(), output = %shown.1, "check status changed");
         } else {
             debug!(check = %outcome.check_id, status = status.as_str(), "check output changed");

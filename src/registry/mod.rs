@@ -143,6 +143,7 @@ impl Writer {
             if effect != Effect::None {
                 let previous = self.current.load();
                 let next = Snapshot::build(&self.state, &self.defaults, Some(&previous));
+                record_gauges(&next);
                 self.current.store(Arc::new(next));
             }
             if effect == Effect::Changed {
@@ -158,6 +159,7 @@ impl Writer {
     /// Writes a batch durably, off the async threads.
     async fn persist(&mut self, batch: Batch) -> Result<(), crate::store::StoreError> {
         let mut store = self.store.take().expect("the store is home between commits");
+        let started = std::time::Instant::now();
         let (store, result) = tokio::task::spawn_blocking(move || {
             let r = store.commit(&batch);
             (store, r)
@@ -165,6 +167,9 @@ impl Writer {
         .await
         .expect("store commit does not panic");
         self.store = Some(store);
+        metrics::histogram!("signpost_store_write_duration_seconds").record(started.elapsed());
+        metrics::counter!("signpost_store_writes_total", "result" => if result.is_ok() { "ok" } else { "error" })
+            .increment(1);
         result
     }
 
@@ -185,4 +190,23 @@ impl Writer {
             tracing::warn!(error = %e, "store compaction failed; the journal keeps growing until it succeeds");
         }
     }
+}
+
+/// Instance and check counts by status, for `/metrics`.
+fn record_gauges(snap: &Snapshot) {
+    use model::Status;
+    let all = [Status::Passing, Status::Warning, Status::Critical, Status::Maintenance];
+    let mut instances = [0u64; 4];
+    let mut checks = [0u64; 4];
+    for v in &snap.instances {
+        instances[v.status as usize] += 1;
+        for c in &v.health.checks {
+            checks[c.status as usize] += 1;
+        }
+    }
+    for s in all {
+        metrics::gauge!("signpost_instances", "status" => s.as_str()).set(instances[s as usize] as f64);
+        metrics::gauge!("signpost_checks", "status" => s.as_str()).set(checks[s as usize] as f64);
+    }
+    metrics::gauge!("signpost_registry_version").set(snap.version as f64);
 }

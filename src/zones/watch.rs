@@ -93,6 +93,8 @@ fn collect(paths: &mut BTreeSet<PathBuf>, event: notify::Result<notify::Event>) 
 }
 
 fn report(change: &Change) {
+    let result = if matches!(change, Change::ZoneFileBroken { .. }) { "error" } else { "ok" };
+    metrics::counter!("signpost_zone_reloads_total", "result" => result).increment(1);
     match change {
         Change::ZoneFile(f) => {
             info!(file = %f.path.display(), instances = f.instances.len(), "zone file loaded")
