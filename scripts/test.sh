@@ -5,6 +5,8 @@ cd "$(dirname "$0")/.."
 
 # Debian package providing each command the tests run.
 declare -A needs=([dig]=dnsutils)
+# Forwarding tests resolve through glibc and Python in a private mount namespace.
+needs+=([unshare]=util-linux [mount]=mount [getent]=libc-bin [python3]=python3)
 missing=()
 for cmd in "${!needs[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${needs[$cmd]}")

@@ -176,7 +176,9 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
         config.dns.defaults.ttl.as_secs() as u32,
         config.dns.negative_ttl.as_secs() as u32,
     );
-    let handler = Handler::new(registry.clone(), zone, config.dns.udp_max_payload);
+    // After binding: the loop guard needs our own addresses, with the ports port 0 picked.
+    let forwarder = Arc::new(dns::Forwarder::new(&config.forward, &dns_addrs));
+    let handler = Handler::new(registry.clone(), zone, config.dns.udp_max_payload).with_forwarder(forwarder);
     tracker.spawn(dns::serve(handler, listeners.dns_udp, listeners.dns_tcp, token.clone()));
 
     info!("ready");

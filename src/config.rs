@@ -9,6 +9,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use hickory_proto::rr::Name;
+use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::registry::Defaults;
@@ -33,6 +34,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub http_listen: SocketAddr,
     pub health: crate::health::Settings,
+    pub forward: ForwardConfig,
     pub log: LogConfig,
     /// Keys accepted now and honoured by later parts (API, store, health, forwarding).
     pub raw: RawConfig,
@@ -48,6 +50,19 @@ pub struct DnsConfig {
     pub negative_ttl: Duration,
     pub udp_max_payload: u16,
     pub defaults: Defaults,
+}
+
+/// Forwarding of names outside the domain (`[dns] upstreams`, `upstream_timeout`,
+/// `recursion_allow`).
+#[derive(Debug, Clone)]
+pub struct ForwardConfig {
+    /// `None`: the nameservers of /etc/resolv.conf, read at start. Empty: no forwarding at all
+    /// (names outside the domain are REFUSED).
+    pub upstreams: Option<Vec<SocketAddr>>,
+    /// How long one upstream may take before the next is tried.
+    pub timeout: Duration,
+    /// Clients that may use forwarding; others get REFUSED for names outside the domain.
+    pub recursion_allow: Vec<IpNet>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,6 +265,7 @@ impl RawConfig {
             Some("json") => LogFormat::Json,
             Some(other) => return invalid("log.format", format!("{other:?} is neither \"text\" nor \"json\"")),
         };
+        let forward = forward_config(d)?;
         let h = &self.health;
         let defaults = crate::health::Settings::default();
         for (key, value) in
@@ -283,6 +299,7 @@ impl RawConfig {
             data_dir: self.store.data_dir.clone().unwrap_or_else(|| "data".into()),
             http_listen,
             health,
+            forward,
             log: LogConfig { format, level: self.log.level.clone().unwrap_or_else(|| "info".into()) },
             raw: self,
         })
@@ -303,6 +320,49 @@ fn socket_addr(key: &'static str, s: &str) -> Result<SocketAddr, ConfigError> {
     s.parse().map_err(|_| ConfigError::Invalid {
         key,
         message: format!("{s:?} is not an address with a port (write e.g. \"127.0.0.1:8600\" or \"[::1]:8600\")"),
+    })
+}
+
+fn forward_config(d: &RawDns) -> Result<ForwardConfig, ConfigError> {
+    let upstreams = match &d.upstreams {
+        None => None,
+        Some(list) => Some(list.iter().map(|s| upstream(s)).collect::<Result<_, _>>()?),
+    };
+    let timeout = duration("dns.upstream_timeout", d.upstream_timeout.as_deref(), Duration::from_secs(2))?;
+    if timeout.is_zero() || timeout > Duration::from_secs(60) {
+        return invalid("dns.upstream_timeout", format!("must be between 1ms and 60s, got {timeout:?}"));
+    }
+    let recursion_allow = match &d.recursion_allow {
+        None => vec!["127.0.0.0/8".parse().expect("valid"), "::1/128".parse().expect("valid")],
+        Some(list) => list.iter().map(|s| cidr(s)).collect::<Result<_, _>>()?,
+    };
+    Ok(ForwardConfig { upstreams, timeout, recursion_allow })
+}
+
+/// `"192.0.2.53:53"`, `"192.0.2.53"`, `"[2001:db8::1]:53"`, `"2001:db8::1"`; the port defaults to 53.
+fn upstream(s: &str) -> Result<SocketAddr, ConfigError> {
+    let t = s.trim();
+    let addr = t.parse::<SocketAddr>().ok().or_else(|| {
+        let bare = t.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(t);
+        bare.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 53))
+    });
+    match addr {
+        Some(a) if a.port() != 0 && !a.ip().is_unspecified() => Ok(a),
+        _ => invalid(
+            "dns.upstreams",
+            format!(
+                "{s:?} is not a resolver's IP address with an optional port (write e.g. \"192.0.2.53\", \"192.0.2.53:53\" or \"[2001:db8::1]:53\")"
+            ),
+        ),
+    }
+}
+
+/// A CIDR block (`"10.0.0.0/8"`), or one address (`"192.0.2.1"` = `/32`).
+fn cidr(s: &str) -> Result<IpNet, ConfigError> {
+    let t = s.trim();
+    t.parse::<IpNet>().ok().or_else(|| t.parse::<IpAddr>().ok().map(IpNet::from)).ok_or_else(|| ConfigError::Invalid {
+        key: "dns.recursion_allow",
+        message: format!("{s:?} is not a CIDR block (write e.g. \"127.0.0.0/8\", \"10.1.0.0/16\" or \"::1/128\")"),
     })
 }
 
@@ -392,9 +452,41 @@ level = "info"
             ("[dns]\ndomain = \"bad domain\"\n", "dns.domain"),
             ("[dns]\nwhen_none_healthy = \"some\"\n", "dns.when_none_healthy"),
             ("[log]\nformat = \"xml\"\n", "log.format"),
+            ("[dns]\nupstreams = [\"resolver.example\"]\n", "dns.upstreams"),
+            ("[dns]\nupstreams = [\"192.0.2.53:0\"]\n", "dns.upstreams"),
+            ("[dns]\nupstreams = [\"2001:db8::1:53:x\"]\n", "dns.upstreams"),
+            ("[dns]\nupstream_timeout = \"2\"\n", "dns.upstream_timeout"),
+            ("[dns]\nupstream_timeout = \"0\"\n", "dns.upstream_timeout"),
+            ("[dns]\nrecursion_allow = [\"10.0.0.0/33\"]\n", "dns.recursion_allow"),
+            ("[dns]\nrecursion_allow = [\"everyone\"]\n", "dns.recursion_allow"),
         ] {
             let err = RawConfig::from_toml(Path::new("s.toml"), text).unwrap().validate().unwrap_err();
             assert!(err.to_string().contains(key), "{err}");
         }
+    }
+
+    #[test]
+    fn forwarding_keys_parse_with_defaults() {
+        let c = RawConfig::default().validate().unwrap();
+        assert_eq!(c.forward.upstreams, None, "default: /etc/resolv.conf at start");
+        assert_eq!(c.forward.timeout, Duration::from_secs(2));
+        let allow: Vec<String> = c.forward.recursion_allow.iter().map(|n| n.to_string()).collect();
+        assert_eq!(allow, ["127.0.0.0/8", "::1/128"]);
+
+        let text = "[dns]\nupstreams = [\"192.0.2.53:5300\", \"192.0.2.54\", \"[2001:db8::1]:53\", \"2001:db8::2\"]\n\
+                    upstream_timeout = \"300ms\"\nrecursion_allow = [\"10.1.0.0/16\", \"192.0.2.7\"]\n";
+        let c = RawConfig::from_toml(Path::new("s.toml"), text).unwrap().validate().unwrap();
+        let ups: Vec<String> = c.forward.upstreams.unwrap().iter().map(|a| a.to_string()).collect();
+        assert_eq!(ups, ["192.0.2.53:5300", "192.0.2.54:53", "[2001:db8::1]:53", "[2001:db8::2]:53"]);
+        assert_eq!(c.forward.timeout, Duration::from_millis(300));
+        let allow: Vec<String> = c.forward.recursion_allow.iter().map(|n| n.to_string()).collect();
+        assert_eq!(allow, ["10.1.0.0/16", "192.0.2.7/32"]);
+
+        // An empty list turns forwarding off; --upstream replaces the file's list.
+        let off = RawConfig::from_toml(Path::new("s.toml"), "[dns]\nupstreams = []\n").unwrap();
+        assert_eq!(off.clone().validate().unwrap().forward.upstreams, Some(vec![]));
+        let o = Overrides { upstream: vec!["192.0.2.9".into()], ..Overrides::default() };
+        let ups = off.overlay(o).validate().unwrap().forward.upstreams.unwrap();
+        assert_eq!(ups, ["192.0.2.9:53".parse::<SocketAddr>().unwrap()]);
     }
 }

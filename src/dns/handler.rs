@@ -1,5 +1,6 @@
 //! The hickory-server `RequestHandler`: protocol checks (opcode, question count, class, EDNS
-//! version), then `answer::answer` on the current snapshot, then size limits. The stock Catalog
+//! version), then `answer::answer` on the current snapshot (or `forward` for names outside the
+//! domain), then size limits, which apply to forwarded answers alike. The stock Catalog
 //! is not used: it answers other classes with IN data, drops the DO bit and does not cap EDNS
 //! payloads, and its per-answer `Message` clone costs more than the whole answer.
 
@@ -15,6 +16,7 @@ use hickory_server::zone_handler::MessageResponseBuilder;
 use tracing::{debug, warn};
 
 use super::answer::{Answer, Transport, Zone, answer};
+use super::forward::Forwarder;
 use crate::registry::Registry;
 
 /// DNS's classic limit for UDP answers to clients without EDNS (RFC 1035 §4.2.1).
@@ -25,6 +27,8 @@ const OPT_LEN: usize = 11;
 #[derive(Clone)]
 pub struct Handler {
     inner: Arc<Inner>,
+    /// Where names outside the domain go; `None` refuses them.
+    forwarder: Option<Arc<Forwarder>>,
 }
 
 struct Inner {
@@ -35,7 +39,35 @@ struct Inner {
 
 impl Handler {
     pub fn new(registry: Registry, zone: Zone, udp_max_payload: u16) -> Handler {
-        Handler { inner: Arc::new(Inner { registry, zone, udp_max_payload: udp_max_payload.max(PLAIN_UDP_LIMIT) }) }
+        let inner = Inner { registry, zone, udp_max_payload: udp_max_payload.max(PLAIN_UDP_LIMIT) };
+        Handler { inner: Arc::new(inner), forwarder: None }
+    }
+
+    /// Forwards names outside the domain through `forwarder` instead of refusing them.
+    pub fn with_forwarder(mut self, forwarder: Arc<Forwarder>) -> Handler {
+        self.forwarder = Some(forwarder);
+        self
+    }
+
+    /// A name outside the domain: forwarded for clients in `recursion_allow`, REFUSED otherwise
+    /// (and when there is no upstream). Returns the answer and whether it is a recursive one (RA).
+    async fn outside(
+        &self,
+        request: &Request,
+        query: &hickory_proto::op::Query,
+        transport: Transport,
+    ) -> (Answer, bool) {
+        let refused = || Answer { rcode: ResponseCode::Refused, ..Answer::default() };
+        match &self.forwarder {
+            Some(f) if f.is_enabled() && f.allows(request.src().ip()) => {
+                (f.forward(&query.name, query.query_type, transport).await, true)
+            }
+            Some(f) if f.is_enabled() => {
+                debug!(client = %request.src(), name = %query.name, "client not in recursion_allow; refused");
+                (refused(), false)
+            }
+            _ => (refused(), false),
+        }
     }
 }
 
@@ -82,12 +114,19 @@ impl RequestHandler for Handler {
         }
 
         let query = request.queries.queries()[0].original();
-        let snapshot = inner.registry.snapshot();
-        let mut ans = answer(&inner.zone, &snapshot, &query.name, query.query_type, transport);
+        let (mut ans, recursive) = if inner.zone.lower.zone_of(request.queries.queries()[0].name()) {
+            let snapshot = inner.registry.snapshot();
+            (answer(&inner.zone, &snapshot, &query.name, query.query_type, transport), false)
+        } else {
+            // Awaits the upstream; the server runs every request as its own task, so this holds
+            // up no other query (and no lock is held across it).
+            self.outside(request, query, transport).await
+        };
         debug!(name = %query.name, qtype = %query.query_type, rcode = %ans.rcode, answers = ans.answers.len(), "query");
 
         meta.response_code = ans.rcode;
         meta.authoritative = ans.authoritative;
+        meta.recursion_available = recursive;
         let room = usize::from(limit) - if response_edns.is_some() { OPT_LEN } else { 0 };
         if let Some(fit) = answers_that_fit(query, &ans, room) {
             // Whole records only, and the client must come back over TCP for the rest.

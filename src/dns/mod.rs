@@ -1,8 +1,9 @@
 //! The DNS server: hickory-server's `Server` on the sockets `main` bound, with our `Handler`.
-//! `parse` maps names to what they ask, `answer` builds records from a snapshot, `handler`
-//! speaks the protocol around them.
+//! `parse` maps names to what they ask, `answer` builds records from a snapshot, `forward` relays
+//! other names upstream, `handler` speaks the protocol around them.
 
 pub mod answer;
+pub mod forward;
 pub mod handler;
 pub mod parse;
 
@@ -14,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 pub use answer::{Transport, Zone};
+pub use forward::Forwarder;
 pub use handler::Handler;
 
 /// How long a TCP connection may sit idle between queries.

@@ -5,6 +5,7 @@ mod support;
 mod binary;
 mod dig;
 mod dns_names;
+mod forward;
 mod health;
 mod negative;
 mod protocol;

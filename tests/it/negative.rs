@@ -195,15 +195,29 @@ async fn soa_serial_follows_the_registry_version() {
     assert_eq!(lines(&m.answers), [format!("local. 5 IN SOA ns.local. hostmaster.local. {after} 3600 600 86400 1")]);
 }
 
+/// Names outside the domain are forwarded (tests/it/forward.rs) only where that is allowed:
+/// with no upstream (`upstreams = []`), or for a client outside `recursion_allow`, they are
+/// REFUSED at once, without RA, and nothing is sent anywhere.
 #[tokio::test]
-async fn names_outside_the_domain_are_refused() {
-    let s = server().zone("z.toml", ZONE).start().await;
-    for t in TRANSPORTS {
-        for name in ["example.com.", "web.service.local.example.", "localhost.", "ocal.", "."] {
-            let m = query(s.dns, t, &Ask::new(name, RecordType::A)).await;
-            assert_eq!(m.metadata.response_code, ResponseCode::Refused, "{t:?} {name}");
-            assert!(!m.metadata.authoritative, "{t:?} {name}: not ours, no AA");
-            assert!(m.answers.is_empty() && m.authorities.is_empty(), "{t:?} {name}");
+async fn names_outside_the_domain_are_refused_when_not_forwarded() {
+    let no_upstreams = server().zone("z.toml", ZONE).config("[dns]\nupstreams = []\n").start().await;
+    // 192.0.2.1 (TEST-NET) would time out if it were asked.
+    let not_allowed = server()
+        .zone("z.toml", ZONE)
+        .config("[dns]\nupstreams = [\"192.0.2.1\"]\nupstream_timeout = \"5s\"\nrecursion_allow = [\"10.0.0.0/8\"]\n")
+        .start()
+        .await;
+    for s in [&no_upstreams, &not_allowed] {
+        for t in TRANSPORTS {
+            for name in
+                ["example.com.", "web.service.local.example.", "localhost.", "ocal.", ".", "1.0.0.10.in-addr.arpa."]
+            {
+                let m = query(s.dns, t, &Ask::new(name, RecordType::A)).await;
+                assert_eq!(m.metadata.response_code, ResponseCode::Refused, "{t:?} {name}");
+                assert!(!m.metadata.authoritative, "{t:?} {name}: not ours, no AA");
+                assert!(!m.metadata.recursion_available, "{t:?} {name}: no recursion for this client");
+                assert!(m.answers.is_empty() && m.authorities.is_empty(), "{t:?} {name}");
+            }
         }
     }
 }

@@ -70,6 +70,10 @@ impl Builder {
         if raw.dns.listen.is_none() {
             raw.dns.listen = Some(vec!["127.0.0.1:0".into()]);
         }
+        // Hermetic: never the host's resolv.conf. Forwarding tests name their own upstreams.
+        if raw.dns.upstreams.is_none() {
+            raw.dns.upstreams = Some(vec![]);
+        }
         raw.zones.dir = Some(zones.path().to_path_buf());
         if raw.store.data_dir.is_none() {
             raw.store.data_dir = Some(zones.path().join(".data"));
