@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian package providing each command the tests run.
-declare -A needs=([dig]=dnsutils)
+declare -A needs=([dig]=dnsutils [curl]=curl)
 # Forwarding tests resolve through glibc and Python in a private mount namespace.
 needs+=([unshare]=util-linux [mount]=mount [getent]=libc-bin [python3]=python3)
 missing=()

@@ -6,12 +6,14 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::net::{TcpListener, TcpSocket, UdpSocket};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use crate::api;
 use crate::config::Config;
 use crate::dns::{self, Handler, Zone};
 use crate::health;
@@ -37,6 +39,8 @@ pub enum AppError {
 pub struct Listeners {
     pub dns_udp: Vec<UdpSocket>,
     pub dns_tcp: Vec<TcpListener>,
+    /// The HTTP API; `None` serves no API.
+    pub http: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -60,6 +64,8 @@ impl Listeners {
                 Err((proto, e)) => return Err(bind_error(proto, addr, e)),
             }
         }
+        let http = config.http_listen;
+        out.http = Some(bind_tcp(http).map_err(|e| bind_error("http", http, e))?);
         Ok(out)
     }
 }
@@ -89,20 +95,23 @@ fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 fn bind_error(proto: &'static str, addr: SocketAddr, source: io::Error) -> AppError {
-    let alt = SocketAddr::new(addr.ip(), 8600);
+    let (flag, alt, holders) = match proto {
+        "http" => ("--http-addr", SocketAddr::new(addr.ip(), 8501), "a Consul agent, another signpost?"),
+        _ => ("--dns-addr", SocketAddr::new(addr.ip(), 8600), "systemd-resolved, dnsmasq, another signpost?"),
+    };
     let hint = match source.kind() {
         io::ErrorKind::PermissionDenied => {
             format!(
-                "ports below 1024 need root or CAP_NET_BIND_SERVICE (setcap cap_net_bind_service=+ep), or use --dns-addr {alt}"
+                "ports below 1024 need root or CAP_NET_BIND_SERVICE (setcap cap_net_bind_service=+ep), or use {flag} {alt}"
             )
         }
-        io::ErrorKind::AddrInUse => format!(
-            "another server (systemd-resolved, dnsmasq, another signpost?) holds it; stop it or use --dns-addr {alt}"
-        ),
-        io::ErrorKind::AddrNotAvailable => {
-            "no interface of this host has that address; use --dns-addr with one it has".into()
+        io::ErrorKind::AddrInUse => {
+            format!("another server ({holders}) holds it; stop it or use {flag} {alt}")
         }
-        _ => format!("use --dns-addr {alt} or another free address"),
+        io::ErrorKind::AddrNotAvailable => {
+            format!("no interface of this host has that address; use {flag} with one it has")
+        }
+        _ => format!("use {flag} {alt} or another free address"),
     };
     AppError::Bind { proto, addr, source, hint }
 }
@@ -112,6 +121,7 @@ pub struct Running {
     pub registry: Registry,
     pub probe_stats: Arc<health::Stats>,
     pub dns_addrs: Vec<SocketAddr>,
+    pub http_addr: Option<SocketAddr>,
     tracker: TaskTracker,
 }
 
@@ -181,8 +191,20 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
     let handler = Handler::new(registry.clone(), zone, config.dns.udp_max_payload).with_forwarder(forwarder);
     tracker.spawn(dns::serve(handler, listeners.dns_udp, listeners.dns_tcp, token.clone()));
 
+    // `/readyz` answers 200 from `ready` on, and 503 again once `token` is cancelled.
+    let ready = Arc::new(AtomicBool::new(false));
+    let mut http_addr = None;
+    if let Some(listener) = listeners.http {
+        let addr = listener.local_addr().expect("bound listener has an address");
+        info!("listening http {addr}");
+        http_addr = Some(addr);
+        let api_config = api::ApiConfig::new(&config, config.dns.advertise.or_else(|| first_usable(&dns_addrs)), addr);
+        tracker.spawn(api::serve(listener, registry.clone(), api_config, ready.clone(), token.clone()));
+    }
+
+    ready.store(true, Ordering::Release);
     info!("ready");
-    Ok(Running { registry, probe_stats, dns_addrs, tracker })
+    Ok(Running { registry, probe_stats, dns_addrs, http_addr, tracker })
 }
 
 /// The address `ns.D` answers with by default: the first listen address a client could reach.

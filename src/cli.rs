@@ -75,6 +75,7 @@ impl ServeArgs {
             region: self.region.clone(),
             log_format: self.log_format.clone(),
             log_level: self.log_level.clone(),
+            token: std::env::var("SIGNPOST_TOKEN").ok(),
         }
     }
 }

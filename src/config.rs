@@ -33,6 +33,8 @@ pub struct Config {
     pub zones_dir: PathBuf,
     pub data_dir: PathBuf,
     pub http_listen: SocketAddr,
+    /// `[http] token`, or `SIGNPOST_TOKEN` over it: required on API writes when set.
+    pub token: Option<String>,
     pub health: crate::health::Settings,
     pub forward: ForwardConfig,
     pub log: LogConfig,
@@ -179,6 +181,8 @@ pub struct Overrides {
     pub region: Option<String>,
     pub log_format: Option<String>,
     pub log_level: Option<String>,
+    /// `SIGNPOST_TOKEN` (environment only: a flag would show the token in `ps`).
+    pub token: Option<String>,
 }
 
 impl RawConfig {
@@ -212,6 +216,8 @@ impl RawConfig {
         set(&mut self.dns.region, o.region);
         set(&mut self.log.format, o.log_format);
         set(&mut self.log.level, o.log_level);
+        // An exported but empty variable means "no token from here", not "the empty token".
+        set(&mut self.http.token, o.token.filter(|t| !t.is_empty()));
         self
     }
 
@@ -260,6 +266,10 @@ impl RawConfig {
             return invalid("dns.region", format!("{r:?} is not a DNS label"));
         }
         let http_listen = socket_addr("http.listen", self.http.listen.as_deref().unwrap_or("127.0.0.1:8500"))?;
+        let token = self.http.token.clone();
+        if token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+            return invalid("http.token", "must not be empty (remove the key to allow writes without a token)".into());
+        }
         let format = match self.log.format.as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -298,6 +308,7 @@ impl RawConfig {
             zones_dir: self.zones.dir.clone().unwrap_or_else(|| "zones".into()),
             data_dir: self.store.data_dir.clone().unwrap_or_else(|| "data".into()),
             http_listen,
+            token,
             health,
             forward,
             log: LogConfig { format, level: self.log.level.clone().unwrap_or_else(|| "info".into()) },
@@ -442,6 +453,17 @@ level = "info"
         let c = raw.overlay(o).validate().unwrap();
         assert_eq!(c.dns.listen, vec!["127.0.0.1:8600".parse::<SocketAddr>().unwrap()]);
         assert_eq!(c.dns.domain.to_string(), "a");
+    }
+
+    #[test]
+    fn token_from_the_environment_beats_the_file() {
+        let raw = || RawConfig::from_toml(Path::new("s.toml"), "[http]\ntoken = \"file\"\n").unwrap();
+        let env = |t: &str| Overrides { token: Some(t.into()), ..Overrides::default() };
+        assert_eq!(raw().overlay(env("env")).validate().unwrap().token.as_deref(), Some("env"));
+        assert_eq!(raw().overlay(env("")).validate().unwrap().token.as_deref(), Some("file"));
+        assert_eq!(RawConfig::default().validate().unwrap().token, None);
+        let empty = RawConfig::from_toml(Path::new("s.toml"), "[http]\ntoken = \"\"\n").unwrap();
+        assert!(empty.validate().unwrap_err().to_string().contains("http.token"));
     }
 
     #[test]

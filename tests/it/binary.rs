@@ -20,6 +20,7 @@ pub struct Binary {
     child: Child,
     pub dns_udp: SocketAddr,
     pub dns_tcp: SocketAddr,
+    pub http: SocketAddr,
 }
 
 impl Drop for Binary {
@@ -41,10 +42,15 @@ pub fn signpost() -> Command {
 }
 
 impl Binary {
-    /// Starts `signpost serve ARGS` and waits for its `ready` line.
+    /// Starts `signpost serve ARGS` and waits for its `ready` line. The HTTP API goes on port 0
+    /// unless ARGS or ENV say otherwise, so that tests never fight over 8500.
     pub fn serve(args: &[&str], env: &[(&str, &str)]) -> Binary {
         let mut cmd = signpost();
-        cmd.arg("serve").args(args).envs(env.iter().copied()).stdout(Stdio::null()).stderr(Stdio::piped());
+        cmd.arg("serve");
+        if !args.contains(&"--http-addr") && !env.iter().any(|(k, _)| *k == "SIGNPOST_HTTP_ADDR") {
+            cmd.args(["--http-addr", "127.0.0.1:0"]);
+        }
+        cmd.args(args).envs(env.iter().copied()).stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("the signpost binary starts");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
@@ -55,7 +61,7 @@ impl Binary {
             }
         });
         let start = Instant::now();
-        let (mut log, mut udp, mut tcp) = (Vec::new(), None, None);
+        let (mut log, mut udp, mut tcp, mut http) = (Vec::new(), None, None, None);
         loop {
             let left = DEADLINE.checked_sub(start.elapsed()).unwrap_or_default();
             let line = rx.recv_timeout(left).unwrap_or_else(|_| panic!("no `ready` line; log so far: {log:#?}"));
@@ -65,13 +71,17 @@ impl Binary {
             if let Some(a) = line.split("listening dns/tcp ").nth(1) {
                 tcp = Some(a.trim().parse().unwrap());
             }
+            if let Some(a) = line.split("listening http ").nth(1) {
+                http = Some(a.trim().parse().unwrap());
+            }
             let ready = line.contains(" ready") || line.contains("\"ready\"");
             log.push(line);
             if ready {
                 break;
             }
         }
-        Binary { child, dns_udp: udp.expect("a dns/udp line"), dns_tcp: tcp.expect("a dns/tcp line") }
+        let http = http.expect("a listening http line");
+        Binary { child, dns_udp: udp.expect("a dns/udp line"), dns_tcp: tcp.expect("a dns/tcp line"), http }
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod api;
 mod binary;
 mod dig;
 mod dns_names;

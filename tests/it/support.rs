@@ -22,9 +22,12 @@ pub const DEADLINE: Duration = Duration::from_secs(10);
 
 pub struct TestServer {
     pub dns: SocketAddr,
+    /// The HTTP API's base URL, `http://127.0.0.1:PORT`.
+    pub api: String,
     pub registry: Registry,
     pub zones: tempfile::TempDir,
     token: CancellationToken,
+    stopped: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for TestServer {
@@ -37,12 +40,20 @@ impl Drop for TestServer {
 pub struct Builder {
     config: String,
     files: Vec<(String, String)>,
+    data_dir: Option<PathBuf>,
 }
 
 impl Builder {
     /// Extra configuration file text (TOML); `[dns] listen` and `[zones] dir` are set by the harness.
     pub fn config(mut self, toml: &str) -> Self {
         self.config = toml.to_string();
+        self
+    }
+
+    /// The store's folder (default: a fresh one per server); a second server over the same
+    /// folder sees what the first stored.
+    pub fn data_dir(mut self, path: &Path) -> Self {
+        self.data_dir = Some(path.to_path_buf());
         self
     }
 
@@ -74,8 +85,13 @@ impl Builder {
         if raw.dns.upstreams.is_none() {
             raw.dns.upstreams = Some(vec![]);
         }
+        if raw.http.listen.is_none() {
+            raw.http.listen = Some("127.0.0.1:0".into());
+        }
         raw.zones.dir = Some(zones.path().to_path_buf());
-        if raw.store.data_dir.is_none() {
+        if let Some(dir) = self.data_dir {
+            raw.store.data_dir = Some(dir);
+        } else if raw.store.data_dir.is_none() {
             raw.store.data_dir = Some(zones.path().join(".data"));
         }
         let config = raw.validate().unwrap();
@@ -83,9 +99,10 @@ impl Builder {
         let token = CancellationToken::new();
         let running = app::start(config, listeners, token.clone()).await.unwrap();
         let dns = running.dns_addrs[0];
+        let api = format!("http://{}", running.http_addr.expect("the harness binds HTTP"));
         let registry = running.registry.clone();
-        tokio::spawn(running.wait());
-        TestServer { dns, registry, zones, token }
+        let stopped = Some(tokio::spawn(running.wait()));
+        TestServer { dns, api, registry, zones, token, stopped }
     }
 }
 
@@ -94,6 +111,20 @@ pub fn server() -> Builder {
 }
 
 impl TestServer {
+    /// Shuts the server down gracefully and waits until every task has stopped (the store is
+    /// closed), e.g. before starting another server over the same data dir.
+    pub async fn stop(mut self) {
+        self.token.cancel();
+        if let Some(done) = self.stopped.take() {
+            tokio::time::timeout(DEADLINE, done).await.expect("server stops in time").unwrap();
+        }
+    }
+
+    /// The URL of an API path (`/v1/agent/services`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.api)
+    }
+
     pub fn zone_path(&self, name: &str) -> PathBuf {
         self.zones.path().join(name)
     }

@@ -1,0 +1,63 @@
+//! The one place where failures become HTTP answers. Handlers return `ApiError`; this module
+//! decides the status code, so the same registry error answers the same way on every route.
+//! Bodies are one line of plain text, as Consul's are, naming the field and the rule.
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::registry::RegistryError;
+
+/// Why a request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed or breaks a rule: 400.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A write without the configured token: 403.
+    #[error("Permission denied: writes need the token in X-Consul-Token or Authorization: Bearer")]
+    Forbidden,
+    /// 404 with a message, for names the registry never had (agent health by name).
+    #[error("{0}")]
+    NotFound(String),
+    /// The body is over the limit: 413.
+    #[error("request body is larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    /// What the registry refused.
+    #[error("{0}")]
+    Registry(#[from] RegistryError),
+}
+
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::BadRequest(message.into())
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Registry(e) => match e {
+                RegistryError::ZoneOwned { .. } => StatusCode::CONFLICT,
+                // A check id another instance already uses: the client asked for something
+                // that cannot coexist with the catalog as it is, like a zone-owned id.
+                RegistryError::CheckIdTaken { .. } => StatusCode::CONFLICT,
+                RegistryError::UnknownInstance(_) | RegistryError::UnknownCheck(_) => StatusCode::NOT_FOUND,
+                // Zone errors never come back from API changes; if one ever does, it is ours.
+                RegistryError::Zone(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                RegistryError::Store(_) | RegistryError::Stopped => StatusCode::SERVICE_UNAVAILABLE,
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::warn!(status = status.as_u16(), error = %self, "API request failed");
+        }
+        (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], self.to_string()).into_response()
+    }
+}

@@ -1,0 +1,187 @@
+//! The Consul-compatible HTTP API (axum): the agent, catalog and health endpoints that Consul
+//! clients (py-consul, node-consul, Go's consul/api, curl scripts) use to register services and
+//! read the catalog, plus `/healthz` and `/readyz`.
+//!
+//! Writes become registry `Change`s (`writes.rs`, bodies decoded in `register.rs`) and answer
+//! once the change is durable and in the published snapshot, so a 200 is visible in the very
+//! next DNS answer. Reads (`reads.rs`) render the current `Snapshot`. Failures of either kind
+//! become HTTP answers in one place, `error.rs`.
+
+mod error;
+mod reads;
+mod register;
+mod writes;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, put};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+pub use error::ApiError;
+pub use register::{FieldError, decode as decode_registration};
+
+use crate::registry::Registry;
+
+/// Largest request body accepted (DESIGN: 64 KiB); larger ones get 413.
+pub const BODY_LIMIT: usize = 64 * 1024;
+/// How long in-flight requests may run after shutdown begins.
+const GRACE: Duration = Duration::from_secs(5);
+
+/// Who this server says it is in Consul's shapes (`Node`, `Address`, `Datacenter`), and the
+/// write token.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Required on writes when set; compared in constant time, never logged.
+    pub token: Option<String>,
+    pub node: String,
+    pub node_address: String,
+    pub datacenter: String,
+}
+
+impl ApiConfig {
+    /// The identity from the server's configuration: `Address` is the advertised DNS address
+    /// (else the API's own), `Datacenter` the server's region (else Consul's "dc1"), `Node` the
+    /// host name (else "signpost").
+    pub fn new(config: &crate::config::Config, advertise: Option<IpAddr>, http: SocketAddr) -> ApiConfig {
+        let address = advertise.filter(|ip| !ip.is_unspecified()).unwrap_or(http.ip());
+        let node = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "signpost".into());
+        ApiConfig {
+            token: config.token.clone(),
+            node,
+            node_address: address.to_string(),
+            datacenter: config.raw.dns.region.clone().unwrap_or_else(|| "dc1".into()),
+        }
+    }
+}
+
+/// What every handler shares.
+pub(crate) struct Api {
+    registry: Registry,
+    config: ApiConfig,
+    /// This listener's `ADDR:PORT`, for `/v1/status/leader`.
+    leader: String,
+    /// True once the app has started; `/readyz` also turns 503 once `shutdown` is cancelled.
+    ready: Arc<AtomicBool>,
+    shutdown: CancellationToken,
+}
+
+type Shared = Arc<Api>;
+
+impl Api {
+    fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire) && !self.shutdown.is_cancelled()
+    }
+}
+
+/// Serves the API on `listener` until `token` is cancelled; requests in flight then get up to
+/// `GRACE` to finish (blocking queries answer at once).
+pub async fn serve(
+    listener: TcpListener,
+    registry: Registry,
+    config: ApiConfig,
+    ready: Arc<AtomicBool>,
+    token: CancellationToken,
+) {
+    let leader = match listener.local_addr() {
+        Ok(a) => a.to_string(),
+        Err(_) => String::new(),
+    };
+    let api = Arc::new(Api { registry, config, leader, ready, shutdown: token.clone() });
+    let app = router(api).into_make_service_with_connect_info::<SocketAddr>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(token.clone().cancelled_owned());
+    tokio::select! {
+        r = server => {
+            if let Err(e) = r {
+                warn!(error = %e, "HTTP server stopped with an error");
+            }
+        }
+        _ = async { token.cancelled().await; tokio::time::sleep(GRACE).await } => {
+            warn!(grace = ?GRACE, "HTTP requests still running after the grace period; dropping them");
+        }
+    }
+}
+
+fn router(api: Shared) -> Router {
+    let writes = Router::new()
+        .route("/v1/agent/service/register", put(writes::register))
+        .route("/v1/agent/service/deregister/{id}", put(writes::deregister))
+        .route("/v1/agent/service/maintenance/{id}", put(writes::maintenance))
+        .route("/v1/agent/check/pass/{id}", put(writes::pass))
+        .route("/v1/agent/check/warn/{id}", put(writes::warn))
+        .route("/v1/agent/check/fail/{id}", put(writes::fail))
+        .route("/v1/agent/check/update/{id}", put(writes::update))
+        // Before any body is read: a write without the token is refused whatever it carries.
+        .route_layer(axum::middleware::from_fn_with_state(api.clone(), writes::authorize));
+    let reads = Router::new()
+        .route("/v1/agent/services", get(reads::agent_services))
+        .route("/v1/agent/checks", get(reads::agent_checks))
+        .route("/v1/agent/health/service/name/{name}", get(reads::agent_health_by_name))
+        .route("/v1/catalog/services", get(reads::catalog_services))
+        .route("/v1/catalog/service/{name}", get(reads::catalog_service))
+        .route("/v1/health/service/{name}", get(reads::health_service))
+        .route("/v1/health/checks/{name}", get(reads::health_checks))
+        .route("/v1/status/leader", get(reads::leader))
+        .route("/healthz", get(reads::healthz))
+        .route("/readyz", get(reads::readyz));
+    writes.merge(reads).layer(DefaultBodyLimit::max(BODY_LIMIT)).with_state(api)
+}
+
+/// Query parameters as Consul clients send them: repeated keys (`tag=a&tag=b`) and bare flags
+/// (`?passing`).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(transparent)]
+pub(crate) struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> {
+        self.0.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// A flag: absent is false, bare (`?passing`) is true, otherwise Go's `strconv.ParseBool`
+    /// spellings (`1`, `true`, `True`, `0`, `false`, ...), as Consul reads them.
+    fn flag(&self, key: &str) -> Result<bool, ApiError> {
+        match self.get(key) {
+            None => Ok(false),
+            Some(v) => parse_bool(v).ok_or_else(|| ApiError::bad_request(format!("{key}: {v:?} is not true or false"))),
+        }
+    }
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v {
+        "" | "1" | "t" | "T" | "true" | "True" | "TRUE" => Some(true),
+        "0" | "f" | "F" | "false" | "False" | "FALSE" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_read_the_way_consul_reads_them() {
+        let p = |q: &[(&str, &str)]| Params(q.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+        for (v, want) in [("", true), ("1", true), ("true", true), ("True", true), ("0", false), ("false", false)] {
+            assert_eq!(p(&[("passing", v)]).flag("passing").unwrap(), want, "{v:?}");
+        }
+        assert!(!p(&[]).flag("passing").unwrap());
+        assert!(p(&[("passing", "yes")]).flag("passing").is_err());
+        assert_eq!(p(&[("tag", "a"), ("tag", "b")]).all("tag").collect::<Vec<_>>(), ["a", "b"]);
+    }
+}

@@ -1,0 +1,438 @@
+//! Read endpoints: the current snapshot in Consul's JSON shapes. Every answer carries
+//! `X-Consul-Index` (the snapshot's version) and the two headers Go's consul/api insists on
+//! (`X-Consul-KnownLeader`, `X-Consul-LastContact`); every one can block
+//! (`?index=N&wait=30s`) until the catalog passes version N.
+//!
+//! There is one node: this server. Zone-file and API instances look alike here.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::{ApiError, Params, Shared};
+use crate::duration::format as fmt_duration;
+use crate::registry::model::{CheckKind, CheckSpec, CheckState, Status};
+use crate::registry::{InstanceView, Snapshot};
+
+/// A blocking query's wait when `?wait=` is absent, and its cap (Consul's figures).
+const DEFAULT_WAIT: Duration = Duration::from_secs(5 * 60);
+const MAX_WAIT: Duration = Duration::from_secs(10 * 60);
+
+/// The snapshot to answer from: the current one, or for a blocking query (`?index=N`) the first
+/// one past version N, or the current one when the wait ends or shutdown begins.
+async fn snapshot(api: &Shared, params: &Params) -> Result<Arc<Snapshot>, ApiError> {
+    let Some(index) = params.get("index") else { return Ok(api.registry.snapshot()) };
+    let index: u64 = index.parse().map_err(|_| ApiError::bad_request(format!("index: {index:?} is not a number")))?;
+    let wait = match params.get("wait") {
+        None | Some("") => DEFAULT_WAIT,
+        Some(w) => crate::duration::parse(w).map_err(|e| ApiError::bad_request(format!("wait: {e}")))?,
+    };
+    let deadline = tokio::time::sleep(wait.min(MAX_WAIT));
+    tokio::pin!(deadline);
+    let mut version = api.registry.subscribe();
+    while *version.borrow_and_update() <= index {
+        tokio::select! {
+            changed = version.changed() => if changed.is_err() { break },
+            _ = &mut deadline => break,
+            _ = api.shutdown.cancelled() => break,
+        }
+    }
+    Ok(api.registry.snapshot())
+}
+
+/// A JSON answer with Consul's query headers.
+fn answer(snapshot: &Snapshot, status: StatusCode, body: impl Serialize) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    let h = response.headers_mut();
+    h.insert("x-consul-index", HeaderValue::from(snapshot.version.max(1)));
+    h.insert("x-consul-knownleader", HeaderValue::from_static("true"));
+    h.insert("x-consul-lastcontact", HeaderValue::from_static("0"));
+    response
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ServiceJson<'a> {
+    #[serde(rename = "ID")]
+    id: &'a str,
+    service: &'a str,
+    tags: &'a [String],
+    meta: &'a BTreeMap<String, String>,
+    port: u16,
+    address: String,
+    weights: Weights,
+    enable_tag_override: bool,
+    datacenter: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Weights {
+    passing: u32,
+    warning: u32,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct CheckJson<'a> {
+    node: &'a str,
+    #[serde(rename = "CheckID")]
+    check_id: String,
+    name: &'a str,
+    status: &'static str,
+    notes: &'a str,
+    output: &'a str,
+    #[serde(rename = "ServiceID")]
+    service_id: &'a str,
+    service_name: &'a str,
+    service_tags: &'a [String],
+    #[serde(rename = "Type")]
+    kind: &'static str,
+    interval: String,
+    timeout: String,
+    exposed_port: u16,
+    definition: Definition<'a>,
+}
+
+/// How a check probes, as Consul's `HealthCheckDefinition`. Durations are always valid Go
+/// duration strings (`"0s"` when unset): Go's consul/api fails to decode an empty one.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Definition<'a> {
+    #[serde(rename = "HTTP")]
+    http: &'a str,
+    header: &'a BTreeMap<String, Vec<String>>,
+    method: &'a str,
+    #[serde(rename = "TLSSkipVerify")]
+    tls_skip_verify: bool,
+    #[serde(rename = "TCP")]
+    tcp: &'a str,
+    interval: String,
+    timeout: String,
+    deregister_critical_service_after: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct NodeJson<'a> {
+    #[serde(rename = "ID")]
+    id: &'a str,
+    node: &'a str,
+    address: &'a str,
+    datacenter: &'a str,
+    tagged_addresses: BTreeMap<&'a str, &'a str>,
+    meta: BTreeMap<&'a str, &'a str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct CatalogJson<'a> {
+    #[serde(rename = "ID")]
+    id: &'a str,
+    node: &'a str,
+    address: &'a str,
+    datacenter: &'a str,
+    tagged_addresses: BTreeMap<&'a str, &'a str>,
+    node_meta: BTreeMap<&'a str, &'a str>,
+    service_kind: &'a str,
+    #[serde(rename = "ServiceID")]
+    service_id: &'a str,
+    service_name: &'a str,
+    service_tags: &'a [String],
+    service_address: String,
+    service_weights: Weights,
+    service_meta: &'a BTreeMap<String, String>,
+    service_port: u16,
+    service_enable_tag_override: bool,
+}
+
+/// Renders instances in the shapes above, as this server's node.
+struct Render<'a> {
+    node: &'a str,
+    address: &'a str,
+    datacenter: &'a str,
+}
+
+impl<'a> Render<'a> {
+    fn new(api: &'a Shared) -> Render<'a> {
+        let c = &api.config;
+        Render { node: &c.node, address: &c.node_address, datacenter: &c.datacenter }
+    }
+
+    fn service(&self, v: &'a InstanceView) -> ServiceJson<'a> {
+        let i = &v.instance;
+        ServiceJson {
+            id: &i.id,
+            service: &i.service,
+            tags: &i.tags,
+            meta: &i.meta,
+            port: i.port,
+            address: i.address.to_string(),
+            weights: Weights { passing: i.weight, warning: 1 },
+            enable_tag_override: false,
+            datacenter: self.datacenter,
+        }
+    }
+
+    fn node(&self) -> NodeJson<'a> {
+        NodeJson {
+            id: "",
+            node: self.node,
+            address: self.address,
+            datacenter: self.datacenter,
+            tagged_addresses: [("lan", self.address), ("wan", self.address)].into(),
+            meta: BTreeMap::new(),
+        }
+    }
+
+    fn catalog(&self, v: &'a InstanceView) -> CatalogJson<'a> {
+        let i = &v.instance;
+        CatalogJson {
+            id: "",
+            node: self.node,
+            address: self.address,
+            datacenter: self.datacenter,
+            tagged_addresses: [("lan", self.address), ("wan", self.address)].into(),
+            node_meta: BTreeMap::new(),
+            service_kind: "",
+            service_id: &i.id,
+            service_name: &i.service,
+            service_tags: &i.tags,
+            service_address: i.address.to_string(),
+            service_weights: Weights { passing: i.weight, warning: 1 },
+            service_meta: &i.meta,
+            service_port: i.port,
+            service_enable_tag_override: false,
+        }
+    }
+
+    /// An instance's checks; maintenance shows as Consul shows it, a critical check named
+    /// `_service_maintenance:<id>`, first.
+    fn checks(&self, v: &'a InstanceView) -> Vec<CheckJson<'a>> {
+        let i = &v.instance;
+        let base = |check_id: String, name: &'a str, status: Status, kind: &'static str| CheckJson {
+            node: self.node,
+            check_id,
+            name,
+            status: status.as_str(),
+            notes: "",
+            output: "",
+            service_id: &i.id,
+            service_name: &i.service,
+            service_tags: &i.tags,
+            kind,
+            interval: String::new(),
+            timeout: String::new(),
+            exposed_port: 0,
+            definition: definition(None),
+        };
+        let mut out = Vec::with_capacity(i.checks.len() + 1);
+        if let Some(reason) = &v.health.maintenance {
+            let mut c = base(
+                format!("_service_maintenance:{}", i.id),
+                "Service Maintenance Mode",
+                Status::Critical,
+                "maintenance",
+            );
+            c.notes = reason;
+            out.push(c);
+        }
+        for (spec, state) in i.checks.iter().zip(&v.health.checks) {
+            out.push(self.check(base(spec.id.clone(), &spec.name, state.status, kind(spec)), spec, state));
+        }
+        out
+    }
+
+    fn check(&self, mut c: CheckJson<'a>, spec: &'a CheckSpec, state: &'a CheckState) -> CheckJson<'a> {
+        c.output = &state.output;
+        if !matches!(spec.kind, CheckKind::Ttl { .. }) {
+            c.interval = fmt_duration(spec.interval);
+            c.timeout = fmt_duration(spec.timeout);
+        }
+        c.definition = definition(Some(spec));
+        c
+    }
+}
+
+fn kind(spec: &CheckSpec) -> &'static str {
+    match spec.kind {
+        CheckKind::Http { .. } => "http",
+        CheckKind::Tcp { .. } => "tcp",
+        CheckKind::Ttl { .. } => "ttl",
+    }
+}
+
+/// The definition of a check; `None` (the maintenance check) and TTL checks probe nothing.
+fn definition(spec: Option<&CheckSpec>) -> Definition<'_> {
+    static NO_HEADERS: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let zero = || fmt_duration(Duration::ZERO);
+    let mut d = Definition {
+        http: "",
+        header: &NO_HEADERS,
+        method: "",
+        tls_skip_verify: false,
+        tcp: "",
+        interval: zero(),
+        timeout: zero(),
+        deregister_critical_service_after: zero(),
+    };
+    let Some(spec) = spec else { return d };
+    d.deregister_critical_service_after = spec.deregister_after.map_or_else(zero, fmt_duration);
+    match &spec.kind {
+        CheckKind::Http { url, method, headers, tls_skip_verify } => {
+            (d.http, d.method, d.header, d.tls_skip_verify) = (url, method, headers, *tls_skip_verify);
+        }
+        CheckKind::Tcp { target } => d.tcp = target,
+        CheckKind::Ttl { .. } => return d,
+    }
+    (d.interval, d.timeout) = (fmt_duration(spec.interval), fmt_duration(spec.timeout));
+    d
+}
+
+/// Returns true if the instance carries every tag asked for (case-insensitively, like DNS).
+fn has_tags(v: &InstanceView, wanted: &[&str]) -> bool {
+    wanted.iter().all(|w| v.instance.tags.iter().any(|t| t.eq_ignore_ascii_case(w)))
+}
+
+pub async fn agent_services(State(api): State<Shared>, Query(p): Query<Params>) -> Result<Response, ApiError> {
+    let snap = snapshot(&api, &p).await?;
+    let r = Render::new(&api);
+    let body: BTreeMap<&str, ServiceJson> =
+        snap.instances.iter().map(|v| (v.instance.id.as_str(), r.service(v))).collect();
+    Ok(answer(&snap, StatusCode::OK, body))
+}
+
+pub async fn agent_checks(State(api): State<Shared>, Query(p): Query<Params>) -> Result<Response, ApiError> {
+    let snap = snapshot(&api, &p).await?;
+    let r = Render::new(&api);
+    let body: BTreeMap<String, CheckJson> =
+        snap.instances.iter().flat_map(|v| r.checks(v)).map(|c| (c.check_id.clone(), c)).collect();
+    Ok(answer(&snap, StatusCode::OK, body))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct AgentHealth<'a> {
+    aggregated_status: &'static str,
+    service: ServiceJson<'a>,
+    checks: Vec<CheckJson<'a>>,
+}
+
+/// 200 passing, 429 warning, 503 critical or maintenance (the worst instance decides), 404
+/// unknown; `?format=text` answers the status word alone, as Consul does.
+pub async fn agent_health_by_name(
+    State(api): State<Shared>,
+    Path(name): Path<String>,
+    Query(p): Query<Params>,
+) -> Result<Response, ApiError> {
+    let snap = snapshot(&api, &p).await?;
+    let r = Render::new(&api);
+    let views: Vec<&InstanceView> = snap.service(&name).collect();
+    let Some(worst) = views.iter().map(|v| v.status).max() else {
+        return Err(ApiError::NotFound(format!("ServiceName {name} Not Found")));
+    };
+    let code = match worst {
+        Status::Passing => StatusCode::OK,
+        Status::Warning => StatusCode::TOO_MANY_REQUESTS,
+        Status::Critical | Status::Maintenance => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    if p.get("format") == Some("text") {
+        let mut response = (code, worst.as_str()).into_response();
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        return Ok(response);
+    }
+    let body: Vec<AgentHealth> = views
+        .iter()
+        .map(|v| AgentHealth { aggregated_status: v.status.as_str(), service: r.service(v), checks: r.checks(v) })
+        .collect();
+    Ok(answer(&snap, code, body))
+}
+
+/// `{"name": ["tag", ...]}`: each service once, under the spelling of its first instance.
+pub async fn catalog_services(State(api): State<Shared>, Query(p): Query<Params>) -> Result<Response, ApiError> {
+    let snap = snapshot(&api, &p).await?;
+    let mut body: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (_, mut views) in snap.services() {
+        let Some(first) = views.next() else { continue };
+        let mut tags: Vec<&str> = first.instance.tags.iter().map(String::as_str).collect();
+        tags.extend(views.flat_map(|v| v.instance.tags.iter().map(String::as_str)));
+        tags.sort_unstable();
+        tags.dedup();
+        body.insert(&first.instance.service, tags);
+    }
+    Ok(answer(&snap, StatusCode::OK, body))
+}
+
+pub async fn catalog_service(
+    State(api): State<Shared>,
+    Path(name): Path<String>,
+    Query(p): Query<Params>,
+) -> Result<Response, ApiError> {
+    let snap = snapshot(&api, &p).await?;
+    let r = Render::new(&api);
+    let tags: Vec<&str> = p.all("tag").collect();
+    let body: Vec<CatalogJson> = snap.service(&name).filter(|v| has_tags(v, &tags)).map(|v| r.catalog(v)).collect();
+    Ok(answer(&snap, StatusCode::OK, body))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct HealthEntry<'a> {
+    node: NodeJson<'a>,
+    service: ServiceJson<'a>,
+    checks: Vec<CheckJson<'a>>,
+}
+
+/// `?passing` keeps instances whose checks all pass (warning is dropped too, as in Consul).
+pub async fn health_service(
+    State(api): State<Shared>,
+    Path(name): Path<String>,
+    Query(p): Query<Params>,
+) -> Result<Response, ApiError> {
+    let passing = p.flag("passing")?;
+    let snap = snapshot(&api, &p).await?;
+    let r = Render::new(&api);
+    let tags: Vec<&str> = p.all("tag").collect();
+    let body: Vec<HealthEntry> = snap
+        .service(&name)
+        .filter(|v| has_tags(v, &tags) && (!passing || v.status == Status::Passing))
+        .map(|v| HealthEntry { node: r.node(), service: r.service(v), checks: r.checks(v) })
+        .collect();
+    Ok(answer(&snap, StatusCode::OK, body))
+}
+
+pub async fn health_checks(
+    State(api): State<Shared>,
+    Path(name): Path<String>,
+    Query(p): Query<Params>,
+) -> Result<Response, ApiError> {
+    let snap = snapshot(&api, &p).await?;
+    let r = Render::new(&api);
+    let body: Vec<CheckJson> = snap.service(&name).flat_map(|v| r.checks(v)).collect();
+    Ok(answer(&snap, StatusCode::OK, body))
+}
+
+pub async fn leader(State(api): State<Shared>) -> Response {
+    answer(&api.registry.snapshot(), StatusCode::OK, &api.leader)
+}
+
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// 200 once started (store open, zones loaded, DNS bound), 503 from the moment shutdown begins.
+pub async fn readyz(State(api): State<Shared>) -> (StatusCode, &'static str) {
+    if api.is_ready() {
+        (StatusCode::OK, "ready")
+    } else if api.shutdown.is_cancelled() {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting")
+    }
+}

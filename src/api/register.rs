@@ -1,0 +1,433 @@
+//! Registration bodies: Consul's `AgentServiceRegistration` JSON → a validated `model::Instance`.
+//!
+//! Clients spell keys differently (node-consul and Go send `Name`, `ID`, `Checks`; py-consul sends
+//! `name`, `id`, `checks`, `deregister_critical_service_after`), so keys are matched after
+//! lowercasing and dropping `_`, and unknown keys are ignored, as Consul does. Every error names
+//! the field the way Consul's documentation spells it (`Checks[1].Interval`) and the rule broken.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::registry::model::{Address, CheckKind, CheckSpec, Instance, ServicePolicy, Source, Status, is_dns_label};
+
+/// Most `Meta` pairs per instance (Consul's limit too).
+const MAX_META: usize = 64;
+/// Consul's limits on a `Meta` key and value.
+const MAX_META_KEY: usize = 128;
+const MAX_META_VALUE: usize = 512;
+/// An HTTP/TCP check's timeout when the body gives none (the zone files' default too).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest output text kept per check update (Consul keeps 4 KiB too): it is stored.
+pub const MAX_OUTPUT: usize = 4096;
+
+/// A field that breaks a rule; shown as `field: rule`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {rule}")]
+pub struct FieldError {
+    pub field: String,
+    pub rule: String,
+}
+
+/// Decodes and validates a registration. `client` is the registering client's address, which
+/// an absent or empty `Address` stands for.
+pub fn decode(body: &[u8], client: IpAddr) -> Result<Instance, FieldError> {
+    let value = parse_json(body)?;
+    let f = Fields::new(&value, "")?;
+    let name = f.str("Name")?.ok_or_else(|| f.error("Name", "required (the service name)"))?;
+    label(&f, "Name", name)?;
+    let id = f.str("ID")?.filter(|s| !s.is_empty()).unwrap_or(name);
+    label(&f, "ID", id)?;
+    let address = address(&f, client)?;
+    let port = f.uint("Port", 0, u16::MAX.into())?.unwrap_or(0) as u16;
+    let tags = tags(&f)?;
+    let meta = meta(&f)?;
+    let weight = weight(&f)?;
+    let (region, policy) = meta_settings(&meta)?;
+    let checks = checks(&f, id, name)?;
+    Ok(Instance {
+        id: id.to_string(),
+        service: name.to_string(),
+        address,
+        port,
+        tags,
+        weight,
+        region,
+        meta,
+        checks,
+        policy,
+        source: Source::Api,
+    })
+}
+
+/// A check update body (`PUT /v1/agent/check/update/<id>`): `{"Status": ..., "Output": ...}`.
+pub fn decode_check_update(body: &[u8]) -> Result<(Status, String), FieldError> {
+    let value = parse_json(body)?;
+    let f = Fields::new(&value, "")?;
+    let status = f.str("Status")?.ok_or_else(|| f.error("Status", "required (passing, warning or critical)"))?;
+    let status = check_status(&f, "Status", status)?;
+    Ok((status, clip_output(f.str("Output")?.unwrap_or_default())))
+}
+
+/// Cuts check output to `MAX_OUTPUT` bytes at a character boundary.
+pub fn clip_output(text: &str) -> String {
+    let mut end = text.len().min(MAX_OUTPUT);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
+}
+
+fn parse_json(body: &[u8]) -> Result<Value, FieldError> {
+    serde_json::from_slice(body).map_err(|e| FieldError { field: "body".into(), rule: format!("not valid JSON ({e})") })
+}
+
+/// A JSON object read Consul's forgiving way: `DeregisterCriticalServiceAfter`,
+/// `deregister_critical_service_after` and `deregistercriticalserviceafter` are one key.
+struct Fields<'a> {
+    map: HashMap<String, &'a Value>,
+    /// Where this object sits (`Checks[1]`), to name fields in errors; empty at the top.
+    path: String,
+}
+
+fn normalise(key: &str) -> String {
+    key.chars().filter(|&c| c != '_').flat_map(char::to_lowercase).collect()
+}
+
+impl<'a> Fields<'a> {
+    fn new(value: &'a Value, path: &str) -> Result<Fields<'a>, FieldError> {
+        let Value::Object(obj) = value else {
+            let field = if path.is_empty() { "body" } else { path };
+            return Err(FieldError { field: field.into(), rule: "must be a JSON object".into() });
+        };
+        let map = obj.iter().map(|(k, v)| (normalise(k), v)).collect();
+        Ok(Fields { map, path: path.to_string() })
+    }
+
+    /// The value of a key given in its canonical spelling; `null` counts as absent.
+    fn get(&self, key: &str) -> Option<&'a Value> {
+        self.map.get(&normalise(key)).copied().filter(|v| !v.is_null())
+    }
+
+    fn name(&self, key: &str) -> String {
+        if self.path.is_empty() { key.to_string() } else { format!("{}.{key}", self.path) }
+    }
+
+    fn error(&self, key: &str, rule: impl Into<String>) -> FieldError {
+        FieldError { field: self.name(key), rule: rule.into() }
+    }
+
+    fn str(&self, key: &str) -> Result<Option<&'a str>, FieldError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(self.error(key, format!("must be a string, got {other}"))),
+        }
+    }
+
+    fn bool(&self, key: &str) -> Result<Option<bool>, FieldError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(other) => Err(self.error(key, format!("must be true or false, got {other}"))),
+        }
+    }
+
+    fn uint(&self, key: &str, min: u64, max: u64) -> Result<Option<u64>, FieldError> {
+        let Some(v) = self.get(key) else { return Ok(None) };
+        match v.as_u64() {
+            Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
+            _ => Err(self.error(key, format!("must be a whole number from {min} to {max}, got {v}"))),
+        }
+    }
+
+    /// A Go-style duration string (`"10s"`), as every Consul client sends them.
+    fn duration(&self, key: &str) -> Result<Option<Duration>, FieldError> {
+        match self.str(key)? {
+            None | Some("") => Ok(None),
+            Some(s) => crate::duration::parse(s).map(Some).map_err(|e| self.error(key, e.to_string())),
+        }
+    }
+
+    fn positive_duration(&self, key: &str) -> Result<Option<Duration>, FieldError> {
+        match self.duration(key)? {
+            Some(d) if d.is_zero() => Err(self.error(key, "must be greater than 0")),
+            d => Ok(d),
+        }
+    }
+}
+
+fn label(f: &Fields, key: &str, value: &str) -> Result<(), FieldError> {
+    if is_dns_label(value) {
+        return Ok(());
+    }
+    Err(f.error(key, format!("{value:?} must be 1-63 characters of A-Z a-z 0-9 _ -, not starting or ending with '-'")))
+}
+
+fn address(f: &Fields, client: IpAddr) -> Result<Address, FieldError> {
+    let text = f.str("Address")?.unwrap_or_default().trim();
+    if text.is_empty() {
+        // Consul's rule: no address means "where the registration came from".
+        return Ok(Address::Ip(client.to_canonical()));
+    }
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        if ip.is_unspecified() {
+            return Err(f.error(
+                "Address",
+                format!("{text} is not an address clients can reach; give the instance's own address, or leave Address empty for the registering client's"),
+            ));
+        }
+        return Ok(Address::Ip(ip.to_canonical()));
+    }
+    if is_host_name(text) {
+        return Ok(Address::Host(text.trim_end_matches('.').to_string()));
+    }
+    Err(f.error("Address", format!("{text:?} is neither an IP address nor a host name")))
+}
+
+/// Returns true if `s` is a DNS host name; an all-digit last label is refused so that a
+/// mistyped IPv4 address (`10.0.0.300`) is not taken for a name.
+fn is_host_name(s: &str) -> bool {
+    let s = s.strip_suffix('.').unwrap_or(s);
+    let last = s.rsplit('.').next().unwrap_or_default();
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label) && !last.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Tags as given, without duplicates. They need not be DNS labels: Consul users tag with
+/// `traefik.enable=true` and the like; such tags are simply not reachable as DNS names.
+fn tags(f: &Fields) -> Result<Vec<String>, FieldError> {
+    let Some(v) = f.get("Tags") else { return Ok(Vec::new()) };
+    let Value::Array(items) = v else { return Err(f.error("Tags", "must be an array of strings")) };
+    let mut out: Vec<String> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        match item {
+            Value::String(s) if !s.is_empty() => {
+                if !out.contains(s) {
+                    out.push(s.clone());
+                }
+            }
+            other => return Err(f.error(&format!("Tags[{i}]"), format!("must be a non-empty string, got {other}"))),
+        }
+    }
+    Ok(out)
+}
+
+fn meta(f: &Fields) -> Result<BTreeMap<String, String>, FieldError> {
+    let Some(v) = f.get("Meta") else { return Ok(BTreeMap::new()) };
+    let Value::Object(obj) = v else { return Err(f.error("Meta", "must be an object of strings")) };
+    if obj.len() > MAX_META {
+        return Err(f.error("Meta", format!("has {} keys; at most {MAX_META} are allowed", obj.len())));
+    }
+    let mut out = BTreeMap::new();
+    for (key, value) in obj {
+        let name = format!("Meta.{key}");
+        let key_ok = !key.is_empty()
+            && key.len() <= MAX_META_KEY
+            && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !key_ok {
+            return Err(f.error(&name, format!("keys must be 1-{MAX_META_KEY} characters of A-Z a-z 0-9 _ -")));
+        }
+        let Value::String(s) = value else { return Err(f.error(&name, format!("must be a string, got {value}"))) };
+        if s.len() > MAX_META_VALUE {
+            return Err(f.error(&name, format!("is longer than {MAX_META_VALUE} bytes")));
+        }
+        out.insert(key.clone(), s.clone());
+    }
+    Ok(out)
+}
+
+/// The rotation weight: `Weights.Passing`, default 1, at most 65535 (an SRV weight is 16 bits).
+/// `Warning` is accepted (0 included, as Go clients send it) and not used.
+fn weight(f: &Fields) -> Result<u32, FieldError> {
+    let Some(v) = f.get("Weights") else { return Ok(1) };
+    let w = Fields::new(v, &f.name("Weights"))?;
+    w.uint("Warning", 0, u16::MAX.into())?;
+    Ok(w.uint("Passing", 1, u16::MAX.into())?.unwrap_or(1) as u32)
+}
+
+/// The region and service-level DNS settings an API registration carries in its `Meta`.
+fn meta_settings(meta: &BTreeMap<String, String>) -> Result<(Option<String>, ServicePolicy), FieldError> {
+    let err = |key: &str, rule: String| FieldError { field: format!("Meta.{key}"), rule };
+    let region = match meta.get("region") {
+        Some(r) if !is_dns_label(r) => {
+            return Err(err("region", format!("{r:?} must be a DNS label (1-63 of A-Z a-z 0-9 _ -)")));
+        }
+        r => r.cloned(),
+    };
+    let mut policy = ServicePolicy::default();
+    if let Some(t) = meta.get("dns-ttl") {
+        let d = crate::duration::parse(t).map_err(|e| err("dns-ttl", e.to_string()))?;
+        // DNS TTLs are whole seconds.
+        policy.ttl = Some(Duration::from_secs(d.as_secs()));
+    }
+    if let Some(l) = meta.get("dns-answer-limit") {
+        let n = l.parse::<u32>().map_err(|_| err("dns-answer-limit", format!("{l:?} is not a whole number")))?;
+        policy.answer_limit = Some(n);
+    }
+    Ok((region, policy))
+}
+
+/// `Check` and `Checks[]`, in that order. Ids default to `service:<id>`, numbered
+/// `service:<id>:<n>` (from 1) when there are several, as Consul numbers them.
+fn checks(f: &Fields, id: &str, service: &str) -> Result<Vec<CheckSpec>, FieldError> {
+    let mut raw: Vec<(String, &Value)> = Vec::new();
+    if let Some(c) = f.get("Check") {
+        raw.push(("Check".into(), c));
+    }
+    if let Some(list) = f.get("Checks") {
+        let Value::Array(items) = list else { return Err(f.error("Checks", "must be an array of checks")) };
+        raw.extend(items.iter().enumerate().map(|(i, c)| (format!("Checks[{i}]"), c)));
+    }
+    let several = raw.len() > 1;
+    let mut out: Vec<CheckSpec> = Vec::with_capacity(raw.len());
+    for (n, (path, value)) in raw.into_iter().enumerate() {
+        let default_id = if several { format!("service:{id}:{}", n + 1) } else { format!("service:{id}") };
+        let spec = check(&Fields::new(value, &path)?, default_id, service)?;
+        if out.iter().any(|c| c.id == spec.id) {
+            return Err(FieldError { field: format!("{path}.CheckID"), rule: format!("{:?} is used twice", spec.id) });
+        }
+        out.push(spec);
+    }
+    Ok(out)
+}
+
+fn check(f: &Fields, default_id: String, service: &str) -> Result<CheckSpec, FieldError> {
+    let kind = check_kind(f)?;
+    let id = match f.str("CheckID")?.or(f.str("ID")?) {
+        None | Some("") => default_id,
+        Some(s) if s.len() > 256 || s.chars().any(char::is_control) => {
+            return Err(f.error("CheckID", "must be at most 256 characters, without control characters"));
+        }
+        Some(s) => s.to_string(),
+    };
+    let name =
+        f.str("Name")?.filter(|s| !s.is_empty()).map_or_else(|| format!("Service '{service}' check"), str::to_string);
+    let interval = f.positive_duration("Interval")?;
+    let interval = match (&kind, interval) {
+        (_, Some(i)) => i,
+        (CheckKind::Ttl { ttl }, None) => *ttl,
+        (_, None) => return Err(f.error("Interval", "required for HTTP and TCP checks (e.g. \"10s\")")),
+    };
+    let initial = match f.str("Status")? {
+        None | Some("") => None,
+        Some(s) => Some(check_status(f, "Status", s)?),
+    };
+    Ok(CheckSpec {
+        id,
+        name,
+        kind,
+        interval,
+        timeout: f.positive_duration("Timeout")?.unwrap_or(DEFAULT_TIMEOUT),
+        // Zero means "not set" for these three: Go clients cannot tell the two apart.
+        rise: f.uint("SuccessBeforePassing", 0, u32::MAX.into())?.filter(|&n| n > 0).map(|n| n as u32),
+        fall: f.uint("FailuresBeforeCritical", 0, u32::MAX.into())?.filter(|&n| n > 0).map(|n| n as u32),
+        deregister_after: f.duration("DeregisterCriticalServiceAfter")?.filter(|d| !d.is_zero()),
+        initial,
+    })
+}
+
+/// Check kinds Consul has and signpost does not probe.
+const UNSUPPORTED: [&str; 8] =
+    ["Args", "ScriptArgs", "GRPC", "DockerContainerID", "AliasService", "H2PING", "UDP", "OSService"];
+
+fn check_kind(f: &Fields) -> Result<CheckKind, FieldError> {
+    let given: Vec<&str> = ["HTTP", "TCP", "TTL"].into_iter().filter(|k| f.get(k).is_some()).collect();
+    let whole = || FieldError { field: f.path.clone(), rule: String::new() };
+    match given.as_slice() {
+        [] => {
+            let rule = match UNSUPPORTED.iter().find(|k| f.get(k).is_some()) {
+                Some(k) => format!("{k} checks are not supported; use exactly one of HTTP, TCP or TTL"),
+                None => "needs exactly one of HTTP, TCP or TTL".into(),
+            };
+            Err(FieldError { rule, ..whole() })
+        }
+        [_, _, ..] => Err(FieldError {
+            rule: format!("has {}; a check takes exactly one of HTTP, TCP or TTL", given.join(" and ")),
+            ..whole()
+        }),
+        ["HTTP"] => http_check(f),
+        ["TCP"] => {
+            let target = f.str("TCP")?.unwrap_or_default();
+            if !is_tcp_target(target) {
+                return Err(f.error("TCP", format!("{target:?} is not host:port (IPv6 as [addr]:port)")));
+            }
+            Ok(CheckKind::Tcp { target: target.to_string() })
+        }
+        _ => {
+            let ttl = f.positive_duration("TTL")?.ok_or_else(|| f.error("TTL", "must be a duration like \"30s\""))?;
+            Ok(CheckKind::Ttl { ttl })
+        }
+    }
+}
+
+fn http_check(f: &Fields) -> Result<CheckKind, FieldError> {
+    let url = f.str("HTTP")?.unwrap_or_default();
+    if !is_http_url(url) {
+        return Err(f.error("HTTP", format!("{url:?} is not an http:// or https:// URL with a host")));
+    }
+    let method = f.str("Method")?.filter(|m| !m.is_empty()).unwrap_or("GET");
+    if !method.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return Err(f.error("Method", format!("{method:?} is not an HTTP method")));
+    }
+    let mut headers = BTreeMap::new();
+    if let Some(v) = f.get("Header") {
+        let Value::Object(obj) = v else { return Err(f.error("Header", "must be an object of string arrays")) };
+        for (name, values) in obj {
+            let field = format!("Header.{name}");
+            if name.is_empty() || !name.bytes().all(is_token_byte) {
+                return Err(f.error(&field, "is not a valid HTTP header name"));
+            }
+            // Consul wants arrays; a lone string is what people write by hand, so take it too.
+            let values = match values {
+                Value::String(s) => vec![s.clone()],
+                Value::Array(items) => items
+                    .iter()
+                    .map(|i| i.as_str().map(str::to_string))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| f.error(&field, "must be an array of strings"))?,
+                _ => return Err(f.error(&field, "must be an array of strings")),
+            };
+            headers.insert(name.clone(), values);
+        }
+    }
+    let tls_skip_verify = f.bool("TLSSkipVerify")?.unwrap_or(false);
+    Ok(CheckKind::Http { url: url.to_string(), method: method.to_ascii_uppercase(), headers, tls_skip_verify })
+}
+
+fn check_status(f: &Fields, key: &str, s: &str) -> Result<Status, FieldError> {
+    match s.parse::<Status>() {
+        Ok(status) if status != Status::Maintenance => Ok(status),
+        _ => Err(f.error(key, format!("{s:?} is not one of passing, warning, critical"))),
+    }
+}
+
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn is_http_url(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")) else {
+        return false;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    !host.is_empty() && !host.contains(char::is_whitespace)
+}
+
+fn is_tcp_target(target: &str) -> bool {
+    let (host, port) = match target.strip_prefix('[') {
+        Some(rest) => match rest.split_once("]:") {
+            Some(pair) => pair,
+            None => return false,
+        },
+        None => match target.rsplit_once(':') {
+            Some((host, port)) if !host.contains(':') => (host, port),
+            _ => return false,
+        },
+    };
+    !host.is_empty() && !host.contains(char::is_whitespace) && port.parse::<u16>().is_ok()
+}
+
+#[cfg(test)]
+mod tests;
