@@ -135,6 +135,7 @@ impl Running {
 
 /// Starts everything on the given sockets; returns once the server is ready.
 pub async fn start(config: Config, listeners: Listeners, token: CancellationToken) -> Result<Running, AppError> {
+    crate::metrics::install();
     let tracker = TaskTracker::new();
     let dir = &config.zones_dir;
     let dir_name = dir.display().to_string();
@@ -188,7 +189,10 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
     );
     // After binding: the loop guard needs our own addresses, with the ports port 0 picked.
     let forwarder = Arc::new(dns::Forwarder::new(&config.forward, &dns_addrs));
-    let handler = Handler::new(registry.clone(), zone, config.dns.udp_max_payload).with_forwarder(forwarder);
+    let regions = dns::Regions::new(config.dns.client_regions.clone(), config.dns.region.clone());
+    let handler = Handler::new(registry.clone(), zone, config.dns.udp_max_payload)
+        .with_forwarder(forwarder)
+        .with_regions(regions);
     tracker.spawn(dns::serve(handler, listeners.dns_udp, listeners.dns_tcp, token.clone()));
 
     // `/readyz` answers 200 from `ready` on, and 503 again once `token` is cancelled.

@@ -52,6 +52,10 @@ pub struct DnsConfig {
     pub negative_ttl: Duration,
     pub udp_max_payload: u16,
     pub defaults: Defaults,
+    /// This server's region (`--region`): the client's region when nothing else tells it.
+    pub region: Option<String>,
+    /// `[[regions.client]]`: client networks and their regions.
+    pub client_regions: Vec<(IpNet, String)>,
 }
 
 /// Forwarding of names outside the domain (`[dns] upstreams`, `upstream_timeout`,
@@ -265,6 +269,25 @@ impl RawConfig {
         {
             return invalid("dns.region", format!("{r:?} is not a DNS label"));
         }
+        let mut client_regions = Vec::with_capacity(self.regions.client.len());
+        for c in &self.regions.client {
+            let net: IpNet = c.cidr.parse().map_err(|_| ConfigError::Invalid {
+                key: "regions.client.cidr",
+                message: format!("{:?} is not a network (write e.g. \"10.1.0.0/16\")", c.cidr),
+            })?;
+            if !crate::registry::model::is_dns_label(&c.region) {
+                return invalid("regions.client.region", format!("{:?} is not a DNS label", c.region));
+            }
+            client_regions.push((net.trunc(), c.region.clone()));
+        }
+        if let Some(url) = &self.store.url {
+            return invalid(
+                "store.url",
+                format!(
+                    "{url:?}: cluster mode (etcd) is not available in this build yet; remove --store / [store] url to use the embedded store in --data-dir"
+                ),
+            );
+        }
         let http_listen = socket_addr("http.listen", self.http.listen.as_deref().unwrap_or("127.0.0.1:8500"))?;
         let token = self.http.token.clone();
         if token.as_deref().is_some_and(|t| t.trim().is_empty()) {
@@ -304,6 +327,8 @@ impl RawConfig {
                     only_passing: d.only_passing.unwrap_or(false),
                     when_none_healthy,
                 },
+                region: d.region.clone(),
+                client_regions,
             },
             zones_dir: self.zones.dir.clone().unwrap_or_else(|| "zones".into()),
             data_dir: self.store.data_dir.clone().unwrap_or_else(|| "data".into()),
@@ -416,7 +441,7 @@ token = "..."
 
 [store]
 data_dir = "./data"
-url = "etcd://10.0.0.1:2379,10.0.0.2:2379,10.0.0.3:2379"
+# url = "etcd://10.0.0.1:2379,10.0.0.2:2379,10.0.0.3:2379"   (cluster mode: not in this build yet)
 prefix = "/signpost/"
 
 [zones]
@@ -474,6 +499,7 @@ level = "info"
             ("[dns]\ndomain = \"bad domain\"\n", "dns.domain"),
             ("[dns]\nwhen_none_healthy = \"some\"\n", "dns.when_none_healthy"),
             ("[log]\nformat = \"xml\"\n", "log.format"),
+            ("[store]\nurl = \"etcd://127.0.0.1:2379\"\n", "store.url"),
             ("[dns]\nupstreams = [\"resolver.example\"]\n", "dns.upstreams"),
             ("[dns]\nupstreams = [\"192.0.2.53:0\"]\n", "dns.upstreams"),
             ("[dns]\nupstreams = [\"2001:db8::1:53:x\"]\n", "dns.upstreams"),

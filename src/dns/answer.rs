@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::rdata::{A, AAAA, HINFO, NS, SOA, SRV, TXT};
+use hickory_proto::rr::rdata::{A, AAAA, HINFO, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
 use super::parse::{Target, classify};
@@ -92,8 +92,16 @@ impl Answer {
 }
 
 /// Answers `qname`/`qtype` from `snap`. `qname` keeps the question's case, which every answer
-/// record's owner echoes.
-pub fn answer(zone: &Zone, snap: &Snapshot, qname: &Name, qtype: RecordType, transport: Transport) -> Answer {
+/// record's owner echoes. `client_region` is the asking client's region, when known: names that
+/// do not name a region themselves then prefer that region's instances.
+pub fn answer(
+    zone: &Zone,
+    snap: &Snapshot,
+    qname: &Name,
+    qtype: RecordType,
+    transport: Transport,
+    client_region: Option<&str>,
+) -> Answer {
     let lower = LowerName::new(qname);
     let Some(target) = classify(&lower, &zone.lower) else {
         return Answer::refused();
@@ -115,9 +123,13 @@ pub fn answer(zone: &Zone, snap: &Snapshot, qname: &Name, qtype: RecordType, tra
         }
         Target::Service { service, tag, region, rfc2782 } => match snap.name(service, tag, region) {
             Some(entry) => {
-                // The RFC 2782 name is another name for the same instances: its own rotation.
-                let srv = if rfc2782 { &entry.srv_rfc2782 } else { &entry.srv };
-                service_records(zone, snap, qname, qtype, transport, entry, srv, &mut out);
+                // A name that names no region prefers the client's region.
+                let local = match (region, client_region) {
+                    (None, Some(r)) => snap.name(service, tag, Some(r)),
+                    _ => None,
+                };
+                let choice = Choice { entry, local, rfc2782 };
+                service_records(zone, snap, qname, qtype, transport, &choice, &mut out);
                 true
             }
             None => false,
@@ -145,6 +157,24 @@ pub fn answer(zone: &Zone, snap: &Snapshot, qname: &Name, qtype: RecordType, tra
         out.authorities.push(zone.soa(snap.version, zone.negative_ttl));
     }
     out
+}
+
+/// A reverse (PTR) question about an address some instance is registered at: one PTR record per
+/// such instance, naming `<id>.instance.D`. `None` when no instance has that address, so the
+/// question goes on to the upstreams like any other name outside the domain.
+pub fn reverse(zone: &Zone, snap: &Snapshot, qname: &Name, ip: IpAddr, qtype: RecordType) -> Option<Answer> {
+    let mut views = snap.at_address(ip).peekable();
+    views.peek()?;
+    let mut out = Answer { authoritative: true, ..Answer::default() };
+    if matches!(qtype, RecordType::PTR | RecordType::ANY) {
+        for view in views {
+            if let Some(target) = zone.instance_name(&view.instance.id) {
+                let ttl = instance_ttl(snap, view);
+                out.answers.push(Record::from_rdata(qname.clone(), ttl, RData::PTR(PTR(target))));
+            }
+        }
+    }
+    Some(out)
 }
 
 fn apex(zone: &Zone, snap: &Snapshot, qname: &Name, qtype: RecordType, transport: Transport, out: &mut Answer) {
@@ -183,31 +213,53 @@ fn rfc8482(qname: &Name, ttl: u32) -> Record {
     Record::from_rdata(qname.clone(), ttl, RData::HINFO(HINFO::new("RFC8482".into(), String::new())))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What a service name answers one client: the name's instances, and the part of them in the
+/// client's region when that is known.
+struct Choice<'a> {
+    entry: &'a NameEntry,
+    local: Option<&'a NameEntry>,
+    /// The RFC 2782 name is another name for the same instances, with its own SRV rotation.
+    rfc2782: bool,
+}
+
+impl<'a> Choice<'a> {
+    /// The client's region's set while it has answerable instances, else everyone's.
+    fn pick(&self, set: fn(&NameEntry) -> &AnswerSet) -> &'a AnswerSet {
+        match self.local {
+            Some(l) if !set(l).is_empty() => set(l),
+            _ => set(self.entry),
+        }
+    }
+
+    fn srv_of(&self, e: &'a NameEntry) -> &'a AnswerSet {
+        if self.rfc2782 { &e.srv_rfc2782 } else { &e.srv }
+    }
+}
+
 fn service_records(
     zone: &Zone,
     snap: &Snapshot,
     qname: &Name,
     qtype: RecordType,
     transport: Transport,
-    entry: &NameEntry,
-    srv_set: &AnswerSet,
+    choice: &Choice,
     out: &mut Answer,
 ) {
+    let entry = choice.entry;
     match qtype {
-        RecordType::A => addresses(snap, qname, entry, &entry.v4, RecordType::A, out),
-        RecordType::AAAA => addresses(snap, qname, entry, &entry.v6, RecordType::AAAA, out),
-        RecordType::SRV => srv(zone, snap, qname, entry, srv_set, out),
-        RecordType::TXT => txt(snap, qname, entry, out),
-        RecordType::ANY if transport == Transport::Udp && !srv_set.is_empty() => {
+        RecordType::A => addresses(snap, qname, entry, choice.pick(|e| &e.v4), RecordType::A, out),
+        RecordType::AAAA => addresses(snap, qname, entry, choice.pick(|e| &e.v6), RecordType::AAAA, out),
+        RecordType::SRV => srv(zone, snap, qname, choice, out),
+        RecordType::TXT => txt(snap, qname, entry, choice.pick(|e| &e.txt), out),
+        RecordType::ANY if transport == Transport::Udp && !choice.srv_of(entry).is_empty() => {
             out.answers.push(rfc8482(qname, entry.ttl));
         }
         RecordType::ANY if transport == Transport::Udp => {}
         RecordType::ANY => {
-            addresses(snap, qname, entry, &entry.v4, RecordType::A, out);
-            addresses(snap, qname, entry, &entry.v6, RecordType::AAAA, out);
-            srv(zone, snap, qname, entry, srv_set, out);
-            txt(snap, qname, entry, out);
+            addresses(snap, qname, entry, choice.pick(|e| &e.v4), RecordType::A, out);
+            addresses(snap, qname, entry, choice.pick(|e| &e.v6), RecordType::AAAA, out);
+            srv(zone, snap, qname, choice, out);
+            txt(snap, qname, entry, choice.pick(|e| &e.txt), out);
         }
         _ => {}
     }
@@ -219,7 +271,6 @@ fn addresses(snap: &Snapshot, qname: &Name, entry: &NameEntry, set: &AnswerSet, 
         0 => usize::MAX,
         n => n as usize,
     };
-    let start = out.answers.len();
     let mut seen: Vec<IpAddr> = Vec::new();
     for i in set.rotate() {
         if seen.len() == limit {
@@ -232,25 +283,45 @@ fn addresses(snap: &Snapshot, qname: &Name, entry: &NameEntry, set: &AnswerSet, 
             out.answers.extend(address_record(qname, ip, qtype, entry.ttl));
         }
     }
-    debug_assert!(out.answers.len() - start == seen.len());
 }
 
-fn srv(zone: &Zone, snap: &Snapshot, qname: &Name, entry: &NameEntry, set: &AnswerSet, out: &mut Answer) {
-    for i in set.rotate() {
+/// SRV: every answerable instance with its weight and port. With the client's region known,
+/// its instances come first at priority 1 and the others follow at priority 2, so SRV-aware
+/// clients fail over to other regions by themselves.
+fn srv(zone: &Zone, snap: &Snapshot, qname: &Name, choice: &Choice, out: &mut Answer) {
+    let entry = choice.entry;
+    let mut emit = |i: u32, priority: u16| {
         let view = &snap.instances[i as usize];
-        let Some(target) = zone.instance_name(&view.instance.id) else { continue };
+        let Some(target) = zone.instance_name(&view.instance.id) else { return };
         let weight = view.instance.weight.min(u32::from(u16::MAX)) as u16;
-        let data = SRV::new(1, weight, view.instance.port, target.clone());
+        let data = SRV::new(priority, weight, view.instance.port, target.clone());
         out.answers.push(Record::from_rdata(qname.clone(), entry.ttl, RData::SRV(data)));
         if let Address::Ip(ip) = view.instance.address {
             out.additionals.extend(address_record(&target, ip, RecordType::ANY, entry.ttl));
+        }
+    };
+    match choice.local {
+        Some(local) => {
+            let near = choice.srv_of(local);
+            for i in near.rotate() {
+                emit(i, 1);
+            }
+            // Members lists are in instance order, so membership is a binary search.
+            for i in choice.srv_of(entry).rotate().filter(|i| local.srv.members.binary_search(i).is_err()) {
+                emit(i, 2);
+            }
+        }
+        None => {
+            for i in choice.srv_of(entry).rotate() {
+                emit(i, 1);
+            }
         }
     }
 }
 
 /// TXT: `id=<id>` and each metadata pair, every string cut to DNS's 255-byte limit.
-fn txt(snap: &Snapshot, qname: &Name, entry: &NameEntry, out: &mut Answer) {
-    for i in entry.txt.rotate() {
+fn txt(snap: &Snapshot, qname: &Name, entry: &NameEntry, set: &AnswerSet, out: &mut Answer) {
+    for i in set.rotate() {
         let instance = &snap.instances[i as usize].instance;
         let mut strings = vec![format!("id={}", instance.id)];
         strings.extend(instance.meta.iter().map(|(k, v)| format!("{k}={v}")));

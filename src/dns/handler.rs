@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
 use hickory_proto::rr::{DNSClass, Record};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use hickory_server::net::runtime::Time;
@@ -15,8 +16,10 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 use hickory_server::zone_handler::MessageResponseBuilder;
 use tracing::{debug, warn};
 
-use super::answer::{Answer, Transport, Zone, answer};
+use super::answer::{Answer, Transport, Zone, answer, reverse};
 use super::forward::Forwarder;
+use super::parse::reverse_ip;
+use super::region::Regions;
 use crate::registry::Registry;
 
 /// DNS's classic limit for UDP answers to clients without EDNS (RFC 1035 §4.2.1).
@@ -35,12 +38,24 @@ struct Inner {
     registry: Registry,
     zone: Zone,
     udp_max_payload: u16,
+    regions: Regions,
 }
 
 impl Handler {
     pub fn new(registry: Registry, zone: Zone, udp_max_payload: u16) -> Handler {
-        let inner = Inner { registry, zone, udp_max_payload: udp_max_payload.max(PLAIN_UDP_LIMIT) };
+        let inner = Inner {
+            registry,
+            zone,
+            udp_max_payload: udp_max_payload.max(PLAIN_UDP_LIMIT),
+            regions: Regions::default(),
+        };
         Handler { inner: Arc::new(inner), forwarder: None }
+    }
+
+    /// Prefers each client's region in answers (see `region.rs`).
+    pub fn with_regions(mut self, regions: Regions) -> Handler {
+        Arc::get_mut(&mut self.inner).expect("configured before it is shared").regions = regions;
+        self
     }
 
     /// Forwards names outside the domain through `forwarder` instead of refusing them.
@@ -58,6 +73,11 @@ impl Handler {
         transport: Transport,
     ) -> (Answer, bool) {
         let refused = || Answer { rcode: ResponseCode::Refused, ..Answer::default() };
+        let forwarding = self.forwarder.as_ref().is_some_and(|f| f.is_enabled());
+        if !forwarding && reverse_ip(request.queries.queries()[0].name()).is_some() {
+            // A reverse name of an address nobody registered: it does not exist as far as we know.
+            return (Answer { rcode: ResponseCode::NXDomain, ..Answer::default() }, false);
+        }
         match &self.forwarder {
             Some(f) if f.is_enabled() && f.allows(request.src().ip()) => {
                 (f.forward(&query.name, query.query_type, transport).await, true)
@@ -88,12 +108,23 @@ impl RequestHandler for Handler {
             (Some(e), Transport::Udp) => e.max_payload().clamp(PLAIN_UDP_LIMIT, inner.udp_max_payload),
             (None, Transport::Udp) => PLAIN_UDP_LIMIT,
         };
+        let ecs = request.edns.as_ref().and_then(|e| match e.option(EdnsCode::Subnet) {
+            Some(EdnsOption::Subnet(s)) => Some(s),
+            _ => None,
+        });
+        let client = inner.regions.of(request.src().ip(), ecs);
         let response_edns = request.edns.as_ref().map(|e| {
             let mut r = Edns::new();
             r.set_max_payload(limit.min(inner.udp_max_payload));
             r.set_dnssec_ok(e.flags().dnssec_ok);
+            if let (Some(subnet), Some(scope)) = (ecs, client.ecs_scope) {
+                // RFC 7871 §7.2.1: echo the family, source prefix and address, with our scope.
+                let echo = ClientSubnet::new(subnet.addr(), subnet.source_prefix(), scope);
+                r.options_mut().insert(EdnsOption::Subnet(echo));
+            }
             r
         });
+        let opt_len = response_edns.as_ref().map_or(0, |_| OPT_LEN + ecs.map_or(0, |s| 4 + s.len() as usize));
         let builder = MessageResponseBuilder::new(&request.queries, response_edns.as_ref());
 
         let refuse_with = if request.metadata.op_code != OpCode::Query {
@@ -114,9 +145,13 @@ impl RequestHandler for Handler {
         }
 
         let query = request.queries.queries()[0].original();
-        let (mut ans, recursive) = if inner.zone.lower.zone_of(request.queries.queries()[0].name()) {
-            let snapshot = inner.registry.snapshot();
-            (answer(&inner.zone, &snapshot, &query.name, query.query_type, transport), false)
+        let lower = request.queries.queries()[0].name();
+        let snapshot = inner.registry.snapshot();
+        let mine = reverse_ip(lower).and_then(|ip| reverse(&inner.zone, &snapshot, &query.name, ip, query.query_type));
+        let (mut ans, recursive) = if inner.zone.lower.zone_of(lower) {
+            (answer(&inner.zone, &snapshot, &query.name, query.query_type, transport, client.region), false)
+        } else if let Some(ans) = mine {
+            (ans, false)
         } else {
             // Awaits the upstream; the server runs every request as its own task, so this holds
             // up no other query (and no lock is held across it).
@@ -127,7 +162,7 @@ impl RequestHandler for Handler {
         meta.response_code = ans.rcode;
         meta.authoritative = ans.authoritative;
         meta.recursion_available = recursive;
-        let room = usize::from(limit) - if response_edns.is_some() { OPT_LEN } else { 0 };
+        let room = usize::from(limit) - opt_len;
         if let Some(fit) = answers_that_fit(query, &ans, room) {
             // Whole records only, and the client must come back over TCP for the rest.
             ans.answers.truncate(fit);

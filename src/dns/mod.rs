@@ -6,6 +6,7 @@ pub mod answer;
 pub mod forward;
 pub mod handler;
 pub mod parse;
+pub mod region;
 
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use tracing::warn;
 pub use answer::{Transport, Zone};
 pub use forward::Forwarder;
 pub use handler::Handler;
+pub use region::Regions;
 
 /// How long a TCP connection may sit idle between queries.
 const TCP_IDLE: Duration = Duration::from_secs(10);

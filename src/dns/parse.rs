@@ -11,6 +11,8 @@
 //! Names above existing ones (`service.D`, `_tcp.service.D`, `<region>.D`, ...) are empty
 //! non-terminals: they exist but hold no records (RFC 8020).
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
 use hickory_proto::rr::LowerName;
 
 /// What a name inside the domain refers to. Borrowed labels are lowercase.
@@ -97,11 +99,43 @@ fn service_name<'a>(left: &'a str, right: &'a str, region: Option<&'a str>) -> T
     }
 }
 
+/// The address a reverse name asks about: `d.c.b.a.in-addr.arpa` or the 32 nibbles of
+/// `...ip6.arpa`; `None` for anything else (including partial names).
+pub fn reverse_ip(name: &LowerName) -> Option<IpAddr> {
+    let labels: Vec<&[u8]> = name.iter().collect();
+    match labels.as_slice() {
+        [d, c, b, a, in_addr, arpa] if *in_addr == b"in-addr" && *arpa == b"arpa" => {
+            let octet = |l: &[u8]| std::str::from_utf8(l).ok()?.parse::<u8>().ok();
+            Some(IpAddr::V4(Ipv4Addr::new(octet(a)?, octet(b)?, octet(c)?, octet(d)?)))
+        }
+        [nibbles @ .., ip6, arpa] if nibbles.len() == 32 && *ip6 == b"ip6" && *arpa == b"arpa" => {
+            let mut value: u128 = 0;
+            for label in nibbles.iter().rev() {
+                let [n] = label else { return None };
+                value = value << 4 | (*n as char).to_digit(16)? as u128;
+            }
+            Some(IpAddr::V6(Ipv6Addr::from(value)))
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Target::*;
     use super::*;
     use std::str::FromStr;
+
+    #[test]
+    fn reverse_names() {
+        let ip = |s: &str| reverse_ip(&LowerName::from_str(s).unwrap());
+        assert_eq!(ip("4.3.2.1.in-addr.arpa."), Some("1.2.3.4".parse().unwrap()));
+        assert_eq!(ip("3.2.1.in-addr.arpa."), None);
+        assert_eq!(ip("300.3.2.1.in-addr.arpa."), None);
+        let v6 = "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa.";
+        assert_eq!(ip(v6), Some("2001:db8::1".parse().unwrap()));
+        assert_eq!(ip("example.com."), None);
+    }
 
     #[test]
     fn every_name_form() {

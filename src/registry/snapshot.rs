@@ -53,6 +53,8 @@ pub struct Snapshot {
     checks: HashMap<String, (u32, u32)>,
     /// Lowercase service name → instance indexes, in id order.
     services: BTreeMap<String, Vec<u32>>,
+    /// Instance address → instance indexes, for reverse (PTR) lookups.
+    by_address: HashMap<IpAddr, Vec<u32>>,
     /// Keyed by lowercase service name.
     names: HashMap<String, ServiceNames>,
     /// Lowercase regions and tags that some instance carries: `<region>.D` and `_<tag>.service.D`
@@ -258,6 +260,12 @@ impl Snapshot {
             tags.extend(v.instance.tags.iter().map(|t| t.to_ascii_lowercase()));
         }
 
+        let mut by_address: HashMap<IpAddr, Vec<u32>> = HashMap::new();
+        for (i, v) in instances.iter().enumerate() {
+            if let Address::Ip(ip) = v.instance.address {
+                by_address.entry(ip).or_default().push(i as u32);
+            }
+        }
         let checks = instances
             .iter()
             .enumerate()
@@ -305,6 +313,7 @@ impl Snapshot {
             by_id,
             checks,
             services,
+            by_address,
             names,
             regions,
             tags,
@@ -315,6 +324,11 @@ impl Snapshot {
     /// The entry for `<tag>.<service>.service[.<region>]`; arguments must be lowercase.
     pub fn name(&self, service: &str, tag: Option<&str>, region: Option<&str>) -> Option<&NameEntry> {
         self.names.get(service)?.lookup(tag, region)
+    }
+
+    /// The instances registered at this address, in id order.
+    pub fn at_address(&self, ip: IpAddr) -> impl Iterator<Item = &InstanceView> {
+        self.by_address.get(&ip).into_iter().flatten().map(|&i| &self.instances[i as usize])
     }
 
     /// The instance with this id (lowercase).

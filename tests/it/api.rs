@@ -12,10 +12,7 @@ use serde_json::{Value, json};
 use crate::support::*;
 
 fn client() -> reqwest::Client {
-    // reqwest is built without a default TLS provider; these tests speak plain HTTP, but the
-    // client still wants one installed.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::new()
+    http_client()
 }
 
 /// A response's status, `X-Consul-Index` (0 when absent) and body text.

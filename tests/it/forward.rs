@@ -458,8 +458,9 @@ async fn a_slow_upstream_holds_up_no_answer_in_the_domain() {
 async fn an_upstream_that_is_signpost_itself_is_dropped() {
     // Our own address as the upstream: dropped at start, so the name is refused at once rather
     // than looping until the timeout.
-    let port = closed().port();
-    let me = SocketAddr::from(([127, 0, 0, 1], port));
+    // An address no other test binds, so the free port found here cannot be taken meanwhile by
+    // another test's port-0 bind on 127.0.0.1.
+    let me = std::net::UdpSocket::bind("127.77.0.1:0").unwrap().local_addr().unwrap();
     let s = server()
         .zone("z.toml", ZONE)
         .config(&format!("[dns]\nlisten = [\"{me}\"]\nupstreams = [\"{me}\"]\nupstream_timeout = \"5s\"\n"))

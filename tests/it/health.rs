@@ -258,3 +258,27 @@ async fn deregister_after_removes_an_instance_critical_too_long() {
         hickory_proto::op::ResponseCode::NXDomain
     );
 }
+
+#[tokio::test]
+async fn a_restart_serves_the_last_known_health_until_fresh_results_arrive() {
+    let target = Target::start(200).await;
+    let data = tempfile::tempdir().unwrap();
+    let s = server().data_dir(data.path()).start().await;
+    let url = format!("http://{}/health", target.addr);
+    let http = CheckKind::Http { url, method: "GET".into(), headers: Default::default(), tls_skip_verify: false };
+    let mut instance = api_instance("job-3", http, None, None);
+    instance.checks[0].timeout = Duration::from_secs(5);
+    instance.checks[0].interval = Duration::from_secs(60);
+    s.registry.apply(Change::Register { instance, replace_existing_checks: false }).await.unwrap();
+    wait_for("passing", || async { status_of(&s, "service:job-3").0 == Status::Passing }).await;
+    s.stop().await;
+
+    // The target now hangs: after the restart no fresh result can arrive for 5 s, so what DNS
+    // answers meanwhile is the stored health. Without it, the instance would be critical.
+    target.set(0);
+    let s = server().data_dir(data.path()).start().await;
+    assert_eq!(status_of(&s, "service:job-3").0, Status::Passing);
+    assert_eq!(healthy(&s, "jobs").await, ["job-3.instance.local."]);
+    wait_for("the fresh probe to be under way", || async { target.hits() >= 2 }).await;
+    assert_eq!(healthy(&s, "jobs").await, ["job-3.instance.local."], "still the last known health");
+}

@@ -11,6 +11,7 @@ mod health;
 mod negative;
 mod protocol;
 mod readme;
+mod regions;
 mod rotation;
 mod sizes;
 mod zones_reload;

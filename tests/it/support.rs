@@ -161,6 +161,10 @@ pub struct Ask {
     pub edns_payload: Option<u16>,
     pub dnssec_ok: bool,
     pub edns_version: u8,
+    /// An EDNS Client Subnet option: address and source prefix length.
+    pub ecs: Option<(std::net::IpAddr, u8)>,
+    /// The client's own address (a loopback address other than 127.0.0.1 stands for another host).
+    pub from: Option<std::net::IpAddr>,
 }
 
 impl Ask {
@@ -172,6 +176,8 @@ impl Ask {
             edns_payload: Some(1232),
             dnssec_ok: false,
             edns_version: 0,
+            ecs: None,
+            from: None,
         }
     }
 
@@ -186,6 +192,10 @@ impl Ask {
             e.set_max_payload(payload);
             e.set_dnssec_ok(self.dnssec_ok);
             e.set_version(self.edns_version);
+            if let Some((addr, prefix)) = self.ecs {
+                let subnet = hickory_proto::rr::rdata::opt::ClientSubnet::new(addr, prefix, 0);
+                e.options_mut().insert(hickory_proto::rr::rdata::opt::EdnsOption::Subnet(subnet));
+            }
             m.edns = Some(e);
         }
         m.to_vec().unwrap()
@@ -200,9 +210,10 @@ fn rand_id() -> u16 {
 
 pub async fn query(server: SocketAddr, transport: Transport, ask: &Ask) -> Message {
     let bytes = ask.to_bytes();
+    let from = ask.from.unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
     let reply = match transport {
-        Transport::Udp => exchange_udp(server, &bytes).await.expect("no UDP answer"),
-        Transport::Tcp => exchange_tcp(server, &bytes).await.expect("no TCP answer"),
+        Transport::Udp => exchange_udp_from(from, server, &bytes).await.expect("no UDP answer"),
+        Transport::Tcp => exchange_tcp_from(from, server, &bytes).await.expect("no TCP answer"),
     };
     let msg = Message::from_vec(&reply).expect("answer does not parse");
     assert_eq!(msg.metadata.id, u16::from_be_bytes([bytes[0], bytes[1]]), "answer id must match the query's");
@@ -211,7 +222,12 @@ pub async fn query(server: SocketAddr, transport: Transport, ask: &Ask) -> Messa
 
 /// Sends raw bytes over UDP; `None` if nothing comes back within a second.
 pub async fn exchange_udp(server: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
-    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    exchange_udp_from(std::net::Ipv4Addr::LOCALHOST.into(), server, bytes).await
+}
+
+/// Like `exchange_udp`, from a socket bound to `from`.
+pub async fn exchange_udp_from(from: std::net::IpAddr, server: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
+    let sock = UdpSocket::bind(SocketAddr::new(from, 0)).await.unwrap();
     sock.send_to(bytes, server).await.unwrap();
     let mut buf = vec![0; 65535];
     let n = tokio::time::timeout(Duration::from_secs(1), sock.recv(&mut buf)).await.ok()?.unwrap();
@@ -222,7 +238,15 @@ pub async fn exchange_udp(server: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
 /// Sends raw bytes over TCP with the two-byte length prefix; `None` if the server closes or
 /// says nothing within a second.
 pub async fn exchange_tcp(server: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
-    let mut s = TcpStream::connect(server).await.unwrap();
+    exchange_tcp_from(std::net::Ipv4Addr::LOCALHOST.into(), server, bytes).await
+}
+
+/// Like `exchange_tcp`, from a socket bound to `from`.
+pub async fn exchange_tcp_from(from: std::net::IpAddr, server: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
+    let socket =
+        if from.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() }.unwrap();
+    socket.bind(SocketAddr::new(from, 0)).unwrap();
+    let mut s = socket.connect(server).await.unwrap();
     s.write_all(&(bytes.len() as u16).to_be_bytes()).await.unwrap();
     s.write_all(bytes).await.unwrap();
     read_tcp(&mut s).await
@@ -267,4 +291,11 @@ where
         assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
+}
+
+/// An HTTP client for the API. reqwest is built without a default TLS provider; these tests
+/// speak plain HTTP, but building a client needs one installed all the same.
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
 }
