@@ -134,15 +134,23 @@ impl AnswerSet {
     /// Members in this query's rotated order: the scheduled first member, then the others in
     /// their cyclic order after it. Each call advances the rotation by one.
     pub fn rotate(&self) -> impl Iterator<Item = u32> + '_ {
+        let k = if self.members.is_empty() { 0 } else { self.counter.fetch_add(1, Ordering::Relaxed) };
+        self.order(k)
+    }
+
+    /// Members in the order the next query would get, without advancing the rotation: for the
+    /// status page, which must show the answer without changing what clients receive.
+    pub fn peek(&self) -> impl Iterator<Item = u32> + '_ {
+        self.order(self.position())
+    }
+
+    /// Members in the order of the k-th query.
+    fn order(&self, k: u64) -> impl Iterator<Item = u32> + '_ {
         let n = self.members.len();
-        let first = if n == 0 {
-            0
-        } else {
-            let k = self.counter.fetch_add(1, Ordering::Relaxed);
-            match &self.schedule {
-                Schedule::Uniform => (k % n as u64) as usize,
-                Schedule::Weighted(s) => s[(k % s.len() as u64) as usize] as usize,
-            }
+        let first = match &self.schedule {
+            _ if n == 0 => 0,
+            Schedule::Uniform => (k % n as u64) as usize,
+            Schedule::Weighted(s) => s[(k % s.len() as u64) as usize] as usize,
         };
         (0..n).map(move |i| self.members[(first + i) % n])
     }
@@ -454,6 +462,21 @@ mod tests {
         }
         // Common factors do not lengthen the period.
         assert_eq!(firsts(&[200, 100], 3), vec![0, 1, 0]);
+    }
+
+    #[test]
+    fn peek_shows_the_next_order_without_advancing() {
+        let set = AnswerSet::new(vec![7, 8, 9], [1, 1, 1].into_iter(), 0);
+        assert_eq!(set.peek().collect::<Vec<_>>(), vec![7, 8, 9]);
+        assert_eq!(set.peek().collect::<Vec<_>>(), vec![7, 8, 9], "peeking twice changes nothing");
+        assert_eq!(set.rotate().collect::<Vec<_>>(), vec![7, 8, 9], "the next query gets what peek showed");
+        assert_eq!(set.peek().collect::<Vec<_>>(), vec![8, 9, 7]);
+        let weighted = AnswerSet::new(vec![0, 1, 2], [5, 1, 1].into_iter(), 0);
+        for _ in 0..9 {
+            let seen: Vec<u32> = weighted.peek().collect();
+            assert_eq!(weighted.rotate().collect::<Vec<_>>(), seen);
+        }
+        assert!(AnswerSet::new(vec![], std::iter::empty(), 0).peek().next().is_none());
     }
 
     #[test]
