@@ -15,7 +15,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-pub use snapshot::{AnswerSet, Defaults, InstanceView, NameEntry, Snapshot};
+pub use snapshot::{AnswerSet, Defaults, InstanceView, NameEntry, NameForm, Snapshot};
 pub use state::{Change, Effect, Entry, RegistryError, State, Stored, id_key};
 
 use crate::store::{Batch, Store};

@@ -55,8 +55,10 @@ pub struct Snapshot {
     services: BTreeMap<String, Vec<u32>>,
     /// Instance address → instance indexes, for reverse (PTR) lookups.
     by_address: HashMap<IpAddr, Vec<u32>>,
-    /// Keyed by lowercase service name.
+    /// Keyed by lowercase service name; the entries themselves live in `entries`.
     names: HashMap<String, ServiceNames>,
+    /// Every DNS name's entry; `ServiceNames` and `name_index` refer to them by position.
+    entries: Vec<NameEntry>,
     /// Lowercase regions and tags that some instance carries: `<region>.D` and `_<tag>.service.D`
     /// exist as empty non-terminals.
     regions: HashSet<String>,
@@ -73,8 +75,18 @@ struct ServiceNames {
 
 #[derive(Debug)]
 struct RegionSplit {
-    any: NameEntry,
-    by_region: HashMap<String, NameEntry>,
+    any: u32,
+    by_region: HashMap<String, u32>,
+}
+
+/// One DNS name of a service, for those who index every name (the DNS fast path).
+#[derive(Debug, Clone, Copy)]
+pub struct NameForm<'a> {
+    pub service: &'a str,
+    pub tag: Option<&'a str>,
+    pub region: Option<&'a str>,
+    /// Position for `Snapshot::entry`.
+    pub index: u32,
 }
 
 /// What one DNS name answers.
@@ -282,12 +294,14 @@ impl Snapshot {
             })
             .collect();
         let mut names = HashMap::with_capacity(services.len());
+        let mut entries = Vec::new();
         for (service, members) in &services {
             let eff = merge_policies(members.iter().map(|&i| &instances[i as usize].instance.policy), defaults);
-            let old = previous.and_then(|p| p.names.get(service));
-            let build = |subset: &[u32], tag: Option<&str>, region: Option<&str>| {
-                let carried = old.and_then(|o| o.lookup(tag, region));
-                NameEntry::build(&instances, subset, &eff, carried)
+            let old = previous.and_then(|p| Some((p, p.names.get(service)?)));
+            let mut build = |subset: &[u32], tag: Option<&str>, region: Option<&str>| {
+                let carried = old.and_then(|(p, o)| o.lookup(tag, region).map(|i| &p.entries[i as usize]));
+                entries.push(NameEntry::build(&instances, subset, &eff, carried));
+                (entries.len() - 1) as u32
             };
             let mut tag_members: BTreeMap<String, Vec<u32>> = BTreeMap::new();
             for &i in members {
@@ -298,7 +312,7 @@ impl Snapshot {
                     }
                 }
             }
-            let split = |subset: &[u32], tag: Option<&str>| RegionSplit {
+            let mut split = |subset: &[u32], tag: Option<&str>| RegionSplit {
                 any: build(subset, tag, None),
                 by_region: group_by_region(&instances, subset)
                     .into_iter()
@@ -308,11 +322,9 @@ impl Snapshot {
                     })
                     .collect(),
             };
-            let entry = ServiceNames {
-                all: split(members, None),
-                by_tag: tag_members.iter().map(|(t, sub)| (t.clone(), split(sub, Some(t)))).collect(),
-            };
-            names.insert(service.clone(), entry);
+            let all = split(members, None);
+            let by_tag = tag_members.iter().map(|(t, sub)| (t.clone(), split(sub, Some(t)))).collect();
+            names.insert(service.clone(), ServiceNames { all, by_tag });
         }
 
         Snapshot {
@@ -323,6 +335,7 @@ impl Snapshot {
             services,
             by_address,
             names,
+            entries,
             regions,
             tags,
             zone_errors: state.zone_errors().cloned().collect(),
@@ -331,7 +344,30 @@ impl Snapshot {
 
     /// The entry for `<tag>.<service>.service[.<region>]`; arguments must be lowercase.
     pub fn name(&self, service: &str, tag: Option<&str>, region: Option<&str>) -> Option<&NameEntry> {
-        self.names.get(service)?.lookup(tag, region)
+        self.names.get(service)?.lookup(tag, region).map(|i| &self.entries[i as usize])
+    }
+
+    /// The entry at a position given by `name_forms`.
+    pub fn entry(&self, index: u32) -> &NameEntry {
+        &self.entries[index as usize]
+    }
+
+    /// Every service name form that exists, with its entry's position.
+    pub fn name_forms(&self) -> impl Iterator<Item = NameForm<'_>> {
+        self.names.iter().flat_map(|(service, names)| {
+            let splits = std::iter::once((None, &names.all)).chain(names.by_tag.iter().map(|(t, s)| (Some(t.as_str()), s)));
+            splits.flat_map(move |(tag, split)| {
+                let any = NameForm { service, tag, region: None, index: split.any };
+                std::iter::once(any).chain(
+                    split.by_region.iter().map(move |(r, &index)| NameForm { service, tag, region: Some(r), index }),
+                )
+            })
+        })
+    }
+
+    /// Every region and tag some instance carries (lowercase).
+    pub fn regions_and_tags(&self) -> (impl Iterator<Item = &str>, impl Iterator<Item = &str>) {
+        (self.regions.iter().map(String::as_str), self.tags.iter().map(String::as_str))
     }
 
     /// The instances registered at this address, in id order.
@@ -376,14 +412,14 @@ impl Snapshot {
 }
 
 impl ServiceNames {
-    fn lookup(&self, tag: Option<&str>, region: Option<&str>) -> Option<&NameEntry> {
+    fn lookup(&self, tag: Option<&str>, region: Option<&str>) -> Option<u32> {
         let split = match tag {
             None => &self.all,
             Some(t) => self.by_tag.get(t)?,
         };
         match region {
-            None => Some(&split.any),
-            Some(r) => split.by_region.get(r),
+            None => Some(split.any),
+            Some(r) => split.by_region.get(r).copied(),
         }
     }
 }
