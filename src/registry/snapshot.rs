@@ -64,6 +64,8 @@ pub struct Snapshot {
     regions: HashSet<String>,
     tags: HashSet<String>,
     pub zone_errors: Vec<ZoneError>,
+    /// When a zone file was last read, in milliseconds since the Unix epoch; 0 = never.
+    pub zone_reloaded_ms: u64,
 }
 
 /// The DNS names of one service: `<name>`, `<tag>.<name>`, each with or without a region.
@@ -339,6 +341,7 @@ impl Snapshot {
             regions,
             tags,
             zone_errors: state.zone_errors().cloned().collect(),
+            zone_reloaded_ms: state.zone_reloaded_ms,
         }
     }
 

@@ -119,13 +119,16 @@ pub struct State {
     zone_files: BTreeMap<PathBuf, Vec<String>>,
     /// Current problems per zone file (parse errors, refused duplicates).
     pub(crate) zone_errors: BTreeMap<PathBuf, Vec<ZoneError>>,
+    /// When a zone file was last read (loaded, removed or found broken), in milliseconds since
+    /// the Unix epoch; 0 = never. Shown on the status page.
+    pub(crate) zone_reloaded_ms: u64,
     /// Bumped by the writer once per batch of changes that altered the catalog.
     pub(crate) version: u64,
     /// While a batch runs: previous values of everything it touched, oldest first.
     undo: Option<Vec<Undo>>,
     /// API registrations changed since the last `take_dirty`.
     dirty: BTreeSet<String>,
-    /// True if zone errors changed since the last `take_errors_changed`.
+    /// True if zone errors or `zone_reloaded_ms` changed since the last `take_errors_changed`.
     errors_changed: bool,
     timers: Timers,
 }
@@ -261,6 +264,11 @@ impl State {
 
     /// Applies one change.
     pub fn apply(&mut self, change: Change) -> Result<Effect, RegistryError> {
+        if matches!(change, Change::ZoneFile(_) | Change::ZoneFileRemoved(_) | Change::ZoneFileBroken { .. }) {
+            // A reload that changed nothing is still news to readers: "last reload" moves.
+            self.zone_reloaded_ms = now_ms();
+            self.errors_changed = true;
+        }
         match change {
             Change::ZoneFile(file) => self.apply_zone_file(file),
             Change::ZoneFileRemoved(path) => {
