@@ -1,5 +1,6 @@
-//! The command line (clap): `serve` and the offline tools. Every `serve` flag also reads a
-//! `SIGNPOST_<FLAG>` variable; repeatable flags take comma-separated values there.
+//! The command line (clap): `serve`, the offline tools and the API client subcommands (run by
+//! `client.rs`). Every `serve` flag also reads a `SIGNPOST_<FLAG>` variable; repeatable flags
+//! take comma-separated values there.
 
 use std::path::PathBuf;
 
@@ -23,6 +24,101 @@ pub enum Command {
         /// The zone folder [default: ./zones]
         dir: Option<PathBuf>,
     },
+    /// Register a service instance through the API (replaces one with the same id).
+    Register(Box<RegisterArgs>),
+    /// Remove an API-registered instance.
+    Deregister {
+        /// The instance id
+        id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Mark a TTL check passing (a heartbeat).
+    Pass {
+        /// The check id, e.g. service:web-1
+        check_id: String,
+        /// Text shown as the check's output
+        #[arg(long)]
+        note: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// List services with their instance and healthy counts.
+    Services {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// List the instances of a service with their health.
+    Instances {
+        /// The service name
+        name: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+/// Where the client subcommands find the API.
+#[derive(Debug, Clone, Args)]
+pub struct ApiArgs {
+    /// The signpost HTTP API
+    #[arg(long, env = "SIGNPOST_API", default_value = "http://127.0.0.1:8500")]
+    pub api: String,
+    /// The API token (sent as X-Consul-Token)
+    #[arg(long, env = "SIGNPOST_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("check").args(["http_check", "tcp_check", "ttl"]))]
+pub struct RegisterArgs {
+    /// The service name
+    #[arg(long)]
+    pub name: String,
+    /// The instance id, unique across services [default: the name]
+    #[arg(long)]
+    pub id: Option<String>,
+    /// IP address or host name [default: this host's address as the server sees it]
+    #[arg(long)]
+    pub address: Option<String>,
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// A tag (repeatable)
+    #[arg(long)]
+    pub tag: Vec<String>,
+    /// Metadata KEY=VALUE (repeatable)
+    #[arg(long)]
+    pub meta: Vec<String>,
+    /// Share of first places in rotation, and the SRV weight [default: 1]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65535))]
+    pub weight: Option<u32>,
+    /// The instance's region
+    #[arg(long)]
+    pub region: Option<String>,
+    /// HTTP health check URL (2xx passing, 429 warning)
+    #[arg(long)]
+    pub http_check: Option<String>,
+    /// TCP health check HOST:PORT (passing while it accepts connections)
+    #[arg(long)]
+    pub tcp_check: Option<String>,
+    /// TTL check: passing while `signpost pass service:<id>` comes within this duration
+    #[arg(long, value_parser = duration_arg)]
+    pub ttl: Option<String>,
+    /// How often the HTTP or TCP check runs [default: 10s]
+    #[arg(long, requires = "check", value_parser = duration_arg)]
+    pub interval: Option<String>,
+    /// Probe timeout [default: 5s]
+    #[arg(long, requires = "check", value_parser = duration_arg)]
+    pub timeout: Option<String>,
+    /// Remove the instance once its check has been critical this long
+    #[arg(long, requires = "check", value_parser = duration_arg)]
+    pub deregister_after: Option<String>,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// A duration flag (`10s`, `1m30s`), checked here and sent as written.
+fn duration_arg(s: &str) -> Result<String, String> {
+    crate::duration::parse(s).map(|_| s.to_string()).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Args)]

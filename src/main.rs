@@ -16,6 +16,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(*args),
         Command::CheckZones { dir } => check_zones(&dir.unwrap_or_else(|| "zones".into()))
             .map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::from(1) }),
+        client => Ok(signpost::client::run(client)),
     };
     result.unwrap_or_else(|e| {
         eprintln!("signpost: {e:#}");

@@ -4,6 +4,7 @@ mod support;
 
 mod api;
 mod binary;
+mod cli;
 mod dig;
 mod dns_names;
 mod forward;
