@@ -7,16 +7,35 @@ cd "$(dirname "$0")/.."
 declare -A needs=([dig]=dnsutils [curl]=curl)
 # Forwarding tests resolve through glibc and Python in a private mount namespace.
 needs+=([unshare]=util-linux [mount]=mount [getent]=libc-bin [python3]=python3)
+# Real Consul clients (tests/it/clients.rs): py-consul from PyPI, node-consul from npm.
+needs+=([node]=nodejs [npm]=npm)
 missing=()
 for cmd in "${!needs[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${needs[$cmd]}")
 done
+python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# The Consul clients go into target/ (not the system), once per pinned version.
+PY_CONSUL=1.8.0
+NODE_CONSUL=2.0.1
+clients=target/test-clients
+if [ ! -d "$clients/python/py_consul-$PY_CONSUL.dist-info" ]; then
+  echo "installing py-consul $PY_CONSUL into $clients/python"
+  rm -rf "$clients/python"
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target "$clients/python" "py-consul==$PY_CONSUL"
+fi
+if ! grep -qs "\"version\": \"$NODE_CONSUL\"" "$clients/node/node_modules/consul/package.json"; then
+  echo "installing node-consul $NODE_CONSUL into $clients/node"
+  rm -rf "$clients/node"
+  mkdir -p "$clients/node"
+  npm install --silent --no-audit --no-fund --prefix "$clients/node" "consul@$NODE_CONSUL"
 fi
 
 cargo test --all-targets "$@"

@@ -5,6 +5,7 @@ mod support;
 mod api;
 mod binary;
 mod cli;
+mod clients;
 mod dig;
 mod dns_names;
 mod forward;
