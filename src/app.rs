@@ -2,6 +2,12 @@
 //! The library never binds by itself: `Listeners::bind` is called by `main` (tests bind port 0
 //! and hand their own sockets in), so every start-up failure about ports happens up front with
 //! one clear message.
+//!
+//! Shutdown runs in stages from the one `token` the caller cancels (see `shutdown`): readiness
+//! off and the sources (probes, zone watcher) stopped at once; DNS and HTTP keep serving for the
+//! drain, so that load balancers see `/readyz` turn 503 before the sockets close; then they stop
+//! accepting and finish what is in flight, dropped at the end of the grace period; last the
+//! registry writer stops after its current batch, when nothing can write any more.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -14,7 +20,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::api;
-use crate::config::Config;
+use crate::config::{Config, ShutdownConfig};
 use crate::dns::{self, Handler, Zone};
 use crate::health;
 use crate::registry::{Registry, State};
@@ -161,7 +167,8 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
         info!(dir = %dir_name, instances = state.len(), errors = errors.len(), "zone files loaded");
     }
 
-    let (registry, writer) = Registry::start(state, config.dns.defaults, Box::new(journal), token.clone());
+    let stages = Stages::default();
+    let (registry, writer) = Registry::start(state, config.dns.defaults, Box::new(journal), stages.flush.clone());
     tracker.spawn(async move {
         let _ = writer.await;
     });
@@ -193,7 +200,10 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
     let handler = Handler::new(registry.clone(), zone, config.dns.udp_max_payload)
         .with_forwarder(forwarder)
         .with_regions(regions);
-    tracker.spawn(dns::serve(handler, listeners.dns_udp, listeners.dns_tcp, token.clone()));
+    // DNS and HTTP: tracked apart, so that shutdown can wait for exactly them.
+    let front = TaskTracker::new();
+    let dns = dns::serve(handler, listeners.dns_udp, listeners.dns_tcp, stages.stop.clone());
+    front.spawn(bounded("DNS", dns, stages.abort.clone()));
 
     // `/readyz` answers 200 from `ready` on, and 503 again once `token` is cancelled.
     let ready = Arc::new(AtomicBool::new(false));
@@ -203,12 +213,48 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
         info!("listening http {addr}");
         http_addr = Some(addr);
         let api_config = api::ApiConfig::new(&config, config.dns.advertise.or_else(|| first_usable(&dns_addrs)), addr);
-        tracker.spawn(api::serve(listener, registry.clone(), api_config, ready.clone(), token.clone()));
+        let api = api::serve(listener, registry.clone(), api_config, ready.clone(), token.clone(), stages.stop.clone());
+        front.spawn(bounded("HTTP", api, stages.abort.clone()));
     }
+    front.close();
+    tracker.spawn(shutdown(token, config.shutdown, front, stages));
 
     ready.store(true, Ordering::Release);
     info!("ready");
     Ok(Running { registry, probe_stats, dns_addrs, http_addr, tracker })
+}
+
+/// The tokens of shutdown's later stages; the first is the caller's `token`.
+#[derive(Default)]
+struct Stages {
+    /// DNS and HTTP stop accepting and finish what is in flight.
+    stop: CancellationToken,
+    /// What is still in flight at the end of the grace period is dropped.
+    abort: CancellationToken,
+    /// The registry writer stops after its current batch.
+    flush: CancellationToken,
+}
+
+/// Runs a server until it returns by itself or `abort` is cancelled.
+async fn bounded(what: &'static str, server: impl Future<Output = ()>, abort: CancellationToken) {
+    tokio::select! {
+        _ = server => {}
+        _ = abort.cancelled() => warn!(server = what, "requests still in flight at the end of the grace period; dropped"),
+    }
+}
+
+/// Waits for `token`, then takes the app down in stages within `settings.grace`.
+async fn shutdown(token: CancellationToken, settings: ShutdownConfig, front: TaskTracker, stages: Stages) {
+    token.cancelled().await;
+    let deadline = tokio::time::Instant::now() + settings.grace;
+    info!(drain = ?settings.drain, grace = ?settings.grace, "not ready; draining");
+    tokio::time::sleep(settings.drain).await;
+    stages.stop.cancel();
+    if tokio::time::timeout_at(deadline, front.wait()).await.is_err() {
+        stages.abort.cancel();
+        front.wait().await;
+    }
+    stages.flush.cancel();
 }
 
 /// The address `ns.D` answers with by default: the first listen address a client could reach.

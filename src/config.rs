@@ -38,6 +38,7 @@ pub struct Config {
     pub health: crate::health::Settings,
     pub forward: ForwardConfig,
     pub log: LogConfig,
+    pub shutdown: ShutdownConfig,
     /// Keys accepted now and honoured by later parts (API, store, health, forwarding).
     pub raw: RawConfig,
 }
@@ -83,6 +84,17 @@ pub struct LogConfig {
     pub level: String,
 }
 
+/// `[shutdown]`: what happens between the first SIGTERM and the exit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownConfig {
+    /// The whole budget: from the signal to the exit, in-flight DNS and HTTP requests get this
+    /// long to finish (default 5 s).
+    pub grace: Duration,
+    /// How long DNS and HTTP keep serving after `/readyz` turned 503, so that load balancers see
+    /// the 503 before the sockets close (default 1 s, at most `grace`).
+    pub drain: Duration,
+}
+
 // ---- raw layer: the file as written ---------------------------------------------------------
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -102,6 +114,8 @@ pub struct RawConfig {
     pub health: RawHealth,
     #[serde(default)]
     pub log: RawLog,
+    #[serde(default)]
+    pub shutdown: RawShutdown,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -170,6 +184,13 @@ pub struct RawHealth {
 pub struct RawLog {
     pub format: Option<String>,
     pub level: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawShutdown {
+    pub grace: Option<String>,
+    pub drain: Option<String>,
 }
 
 /// Values from flags and `SIGNPOST_*` variables (clap has already put flags over variables).
@@ -299,6 +320,7 @@ impl RawConfig {
             Some(other) => return invalid("log.format", format!("{other:?} is neither \"text\" nor \"json\"")),
         };
         let forward = forward_config(d)?;
+        let shutdown = shutdown_config(&self.shutdown)?;
         let h = &self.health;
         let defaults = crate::health::Settings::default();
         for (key, value) in
@@ -337,6 +359,7 @@ impl RawConfig {
             health,
             forward,
             log: LogConfig { format, level: self.log.level.clone().unwrap_or_else(|| "info".into()) },
+            shutdown,
             raw: self,
         })
     }
@@ -373,6 +396,15 @@ fn forward_config(d: &RawDns) -> Result<ForwardConfig, ConfigError> {
         Some(list) => list.iter().map(|s| cidr(s)).collect::<Result<_, _>>()?,
     };
     Ok(ForwardConfig { upstreams, timeout, recursion_allow })
+}
+
+fn shutdown_config(s: &RawShutdown) -> Result<ShutdownConfig, ConfigError> {
+    let grace = duration("shutdown.grace", s.grace.as_deref(), Duration::from_secs(5))?;
+    if grace > Duration::from_secs(3600) {
+        return invalid("shutdown.grace", format!("must be at most 1h, got {grace:?}"));
+    }
+    let drain = duration("shutdown.drain", s.drain.as_deref(), Duration::from_secs(1))?.min(grace);
+    Ok(ShutdownConfig { grace, drain })
 }
 
 /// `"192.0.2.53:53"`, `"192.0.2.53"`, `"[2001:db8::1]:53"`, `"2001:db8::1"`; the port defaults to 53.
@@ -455,6 +487,10 @@ max_in_flight = 1024
 [log]
 format = "text"
 level = "info"
+
+[shutdown]
+grace = "5s"
+drain = "1s"
 "#;
         let c = RawConfig::from_toml(Path::new("s.toml"), text).unwrap().validate().unwrap();
         assert_eq!(c.dns.listen.len(), 2);
@@ -507,6 +543,8 @@ level = "info"
             ("[dns]\nupstream_timeout = \"0\"\n", "dns.upstream_timeout"),
             ("[dns]\nrecursion_allow = [\"10.0.0.0/33\"]\n", "dns.recursion_allow"),
             ("[dns]\nrecursion_allow = [\"everyone\"]\n", "dns.recursion_allow"),
+            ("[shutdown]\ngrace = \"5\"\n", "shutdown.grace"),
+            ("[shutdown]\ndrain = \"soon\"\n", "shutdown.drain"),
         ] {
             let err = RawConfig::from_toml(Path::new("s.toml"), text).unwrap().validate().unwrap_err();
             assert!(err.to_string().contains(key), "{err}");
@@ -536,5 +574,14 @@ level = "info"
         let o = Overrides { upstream: vec!["192.0.2.9".into()], ..Overrides::default() };
         let ups = off.overlay(o).validate().unwrap().forward.upstreams.unwrap();
         assert_eq!(ups, ["192.0.2.9:53".parse::<SocketAddr>().unwrap()]);
+    }
+
+    #[test]
+    fn shutdown_drain_is_capped_by_the_grace() {
+        let c = RawConfig::default().validate().unwrap();
+        assert_eq!(c.shutdown, ShutdownConfig { grace: Duration::from_secs(5), drain: Duration::from_secs(1) });
+        let short = RawConfig::from_toml(Path::new("s.toml"), "[shutdown]\ngrace = \"300ms\"\n").unwrap();
+        let c = short.validate().unwrap();
+        assert_eq!(c.shutdown, ShutdownConfig { grace: Duration::from_millis(300), drain: Duration::from_millis(300) });
     }
 }

@@ -47,4 +47,6 @@ fn describe() {
     describe_counter!("signpost_zone_reloads_total", "Zone file loads, by result");
     describe_histogram!("signpost_store_write_duration_seconds", "Time to make one batch durable (write + fsync)");
     describe_counter!("signpost_store_writes_total", "Batches written to the store, by result");
+    describe_counter!("signpost_http_requests_total", "HTTP API requests, by method, route and status");
+    describe_histogram!("signpost_http_request_duration_seconds", "Time to answer an HTTP API request, by route");
 }

@@ -1,6 +1,7 @@
 //! The Consul-compatible HTTP API (axum): the agent, catalog and health endpoints that Consul
 //! clients (py-consul, node-consul, Go's consul/api, curl scripts) use to register services and
-//! read the catalog, plus `/healthz` and `/readyz`.
+//! read the catalog, plus `/healthz`, `/readyz` and `/metrics` (`ops.rs`, which also counts
+//! every request).
 //!
 //! Writes become registry `Change`s (`writes.rs`, bodies decoded in `register.rs`) and answer
 //! once the change is durable and in the published snapshot, so a 200 is visible in the very
@@ -8,6 +9,7 @@
 //! become HTTP answers in one place, `error.rs`.
 
 mod error;
+mod ops;
 mod reads;
 mod register;
 mod writes;
@@ -15,7 +17,6 @@ mod writes;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -25,14 +26,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 pub use error::ApiError;
+pub use ops::PROMETHEUS_TEXT;
 pub use register::{FieldError, decode as decode_registration};
 
 use crate::registry::Registry;
 
 /// Largest request body accepted (DESIGN: 64 KiB); larger ones get 413.
 pub const BODY_LIMIT: usize = 64 * 1024;
-/// How long in-flight requests may run after shutdown begins.
-const GRACE: Duration = Duration::from_secs(5);
 
 /// Who this server says it is in Consul's shapes (`Node`, `Address`, `Datacenter`), and the
 /// write token.
@@ -84,31 +84,26 @@ impl Api {
     }
 }
 
-/// Serves the API on `listener` until `token` is cancelled; requests in flight then get up to
-/// `GRACE` to finish (blocking queries answer at once).
+/// Serves the API on `listener`. Once `shutdown` is cancelled `/readyz` answers 503 and blocking
+/// queries answer at once, but requests are still served; once `stop` is cancelled the listener
+/// closes and this returns when the requests in flight have finished. Bounding that wait is the
+/// caller's (`app`'s grace period).
 pub async fn serve(
     listener: TcpListener,
     registry: Registry,
     config: ApiConfig,
     ready: Arc<AtomicBool>,
-    token: CancellationToken,
+    shutdown: CancellationToken,
+    stop: CancellationToken,
 ) {
     let leader = match listener.local_addr() {
         Ok(a) => a.to_string(),
         Err(_) => String::new(),
     };
-    let api = Arc::new(Api { registry, config, leader, ready, shutdown: token.clone() });
+    let api = Arc::new(Api { registry, config, leader, ready, shutdown });
     let app = router(api).into_make_service_with_connect_info::<SocketAddr>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(token.clone().cancelled_owned());
-    tokio::select! {
-        r = server => {
-            if let Err(e) = r {
-                warn!(error = %e, "HTTP server stopped with an error");
-            }
-        }
-        _ = async { token.cancelled().await; tokio::time::sleep(GRACE).await } => {
-            warn!(grace = ?GRACE, "HTTP requests still running after the grace period; dropping them");
-        }
+    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await {
+        warn!(error = %e, "HTTP server stopped with an error");
     }
 }
 
@@ -133,8 +128,13 @@ fn router(api: Shared) -> Router {
         .route("/v1/health/checks/{name}", get(reads::health_checks))
         .route("/v1/status/leader", get(reads::leader))
         .route("/healthz", get(reads::healthz))
-        .route("/readyz", get(reads::readyz));
-    writes.merge(reads).layer(DefaultBodyLimit::max(BODY_LIMIT)).with_state(api)
+        .route("/readyz", get(reads::readyz))
+        .route("/metrics", get(ops::metrics));
+    writes
+        .merge(reads)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(ops::track))
+        .with_state(api)
 }
 
 /// Query parameters as Consul clients send them: repeated keys (`tag=a&tag=b`) and bare flags

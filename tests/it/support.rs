@@ -88,6 +88,10 @@ impl Builder {
         if raw.http.listen.is_none() {
             raw.http.listen = Some("127.0.0.1:0".into());
         }
+        // No drain: nothing balances over a test server, and `stop()` should be quick.
+        if raw.shutdown.drain.is_none() {
+            raw.shutdown.drain = Some("0s".into());
+        }
         raw.zones.dir = Some(zones.path().to_path_buf());
         if let Some(dir) = self.data_dir {
             raw.store.data_dir = Some(dir);
