@@ -196,6 +196,8 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
     );
     // After binding: the loop guard needs our own addresses, with the ports port 0 picked.
     let forwarder = Arc::new(dns::Forwarder::new(&config.forward, &dns_addrs));
+    // Host-name addresses resolve through the same upstreams.
+    tracker.spawn(crate::hosts::run(registry.clone(), forwarder.clone(), token.clone()));
     let regions = dns::Regions::new(config.dns.client_regions.clone(), config.dns.region.clone());
     let handler = Handler::new(registry.clone(), zone, config.dns.udp_max_payload)
         .with_forwarder(forwarder)

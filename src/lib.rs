@@ -11,6 +11,7 @@ pub mod config;
 pub mod dns;
 pub mod duration;
 pub mod health;
+pub mod hosts;
 pub mod metrics;
 pub mod registry;
 pub mod store;

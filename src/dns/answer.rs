@@ -9,7 +9,6 @@ use hickory_proto::rr::rdata::{A, AAAA, HINFO, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
 use super::parse::{Target, classify};
-use crate::registry::model::Address;
 use crate::registry::{AnswerSet, InstanceView, NameEntry, Snapshot};
 
 /// The zone signpost is authoritative for, and how its apex looks.
@@ -137,7 +136,7 @@ pub fn answer(
         Target::Instance { id } => match snap.instance(id) {
             Some(view) => {
                 let ttl = instance_ttl(snap, view);
-                if let Address::Ip(ip) = view.instance.address {
+                for ip in snap.addresses(&view.instance.address) {
                     out.answers.extend(address_record(qname, ip, qtype, ttl));
                 }
                 true
@@ -273,14 +272,17 @@ fn addresses(snap: &Snapshot, qname: &Name, entry: &NameEntry, set: &AnswerSet, 
     };
     let mut seen: Vec<IpAddr> = Vec::new();
     for i in set.rotate() {
-        if seen.len() == limit {
-            break;
-        }
-        if let Address::Ip(ip) = snap.instances[i as usize].instance.address
-            && !seen.contains(&ip)
-        {
-            seen.push(ip);
-            out.answers.extend(address_record(qname, ip, qtype, entry.ttl));
+        // A host name may resolve to both families; only this question's family counts.
+        for ip in snap.addresses(&snap.instances[i as usize].instance.address) {
+            if seen.len() == limit {
+                return;
+            }
+            if let Some(record) = address_record(qname, ip, qtype, entry.ttl)
+                && !seen.contains(&ip)
+            {
+                seen.push(ip);
+                out.answers.push(record);
+            }
         }
     }
 }
@@ -296,7 +298,7 @@ fn srv(zone: &Zone, snap: &Snapshot, qname: &Name, choice: &Choice, out: &mut An
         let weight = view.instance.weight.min(u32::from(u16::MAX)) as u16;
         let data = SRV::new(priority, weight, view.instance.port, target.clone());
         out.answers.push(Record::from_rdata(qname.clone(), entry.ttl, RData::SRV(data)));
-        if let Address::Ip(ip) = view.instance.address {
+        for ip in snap.addresses(&view.instance.address) {
             out.additionals.extend(address_record(&target, ip, RecordType::ANY, entry.ttl));
         }
     };

@@ -55,6 +55,8 @@ pub struct Snapshot {
     services: BTreeMap<String, Vec<u32>>,
     /// Instance address → instance indexes, for reverse (PTR) lookups.
     by_address: HashMap<IpAddr, Vec<u32>>,
+    /// Lowercase host name → addresses, for instances registered with a host name.
+    resolved: HashMap<String, Arc<[IpAddr]>>,
     /// Keyed by lowercase service name; the entries themselves live in `entries`.
     names: HashMap<String, ServiceNames>,
     /// Every DNS name's entry; `ServiceNames` and `name_index` refer to them by position.
@@ -302,7 +304,7 @@ impl Snapshot {
             let old = previous.and_then(|p| Some((p, p.names.get(service)?)));
             let mut build = |subset: &[u32], tag: Option<&str>, region: Option<&str>| {
                 let carried = old.and_then(|(p, o)| o.lookup(tag, region).map(|i| &p.entries[i as usize]));
-                entries.push(NameEntry::build(&instances, subset, &eff, carried));
+                entries.push(NameEntry::build(&instances, &state.resolved, subset, &eff, carried));
                 (entries.len() - 1) as u32
             };
             let mut tag_members: BTreeMap<String, Vec<u32>> = BTreeMap::new();
@@ -336,6 +338,7 @@ impl Snapshot {
             checks,
             services,
             by_address,
+            resolved: state.resolved.clone(),
             names,
             entries,
             regions,
@@ -358,12 +361,16 @@ impl Snapshot {
     /// Every service name form that exists, with its entry's position.
     pub fn name_forms(&self) -> impl Iterator<Item = NameForm<'_>> {
         self.names.iter().flat_map(|(service, names)| {
-            let splits = std::iter::once((None, &names.all)).chain(names.by_tag.iter().map(|(t, s)| (Some(t.as_str()), s)));
+            let splits =
+                std::iter::once((None, &names.all)).chain(names.by_tag.iter().map(|(t, s)| (Some(t.as_str()), s)));
             splits.flat_map(move |(tag, split)| {
                 let any = NameForm { service, tag, region: None, index: split.any };
-                std::iter::once(any).chain(
-                    split.by_region.iter().map(move |(r, &index)| NameForm { service, tag, region: Some(r), index }),
-                )
+                std::iter::once(any).chain(split.by_region.iter().map(move |(r, &index)| NameForm {
+                    service,
+                    tag,
+                    region: Some(r),
+                    index,
+                }))
             })
         })
     }
@@ -371,6 +378,16 @@ impl Snapshot {
     /// Every region and tag some instance carries (lowercase).
     pub fn regions_and_tags(&self) -> (impl Iterator<Item = &str>, impl Iterator<Item = &str>) {
         (self.regions.iter().map(String::as_str), self.tags.iter().map(String::as_str))
+    }
+
+    /// The addresses an instance is reachable at: its IP, or its host name's as last resolved
+    /// (none before the first answer).
+    pub fn addresses<'a>(&'a self, address: &'a Address) -> impl Iterator<Item = IpAddr> + 'a {
+        let (ip, host) = match address {
+            Address::Ip(ip) => (Some(*ip), None),
+            Address::Host(h) => (None, self.resolved.get(&h.to_ascii_lowercase())),
+        };
+        ip.into_iter().chain(host.into_iter().flat_map(|a| a.iter().copied()))
     }
 
     /// The instances registered at this address, in id order.
@@ -438,7 +455,13 @@ fn group_by_region(instances: &[InstanceView], subset: &[u32]) -> BTreeMap<Strin
 }
 
 impl NameEntry {
-    fn build(instances: &[InstanceView], subset: &[u32], eff: &Effective, carried: Option<&NameEntry>) -> NameEntry {
+    fn build(
+        instances: &[InstanceView],
+        resolved: &HashMap<String, Arc<[IpAddr]>>,
+        subset: &[u32],
+        eff: &Effective,
+        carried: Option<&NameEntry>,
+    ) -> NameEntry {
         let mut answerable: Vec<u32> =
             subset.iter().copied().filter(|&i| is_healthy(instances[i as usize].status, eff.only_passing)).collect();
         if answerable.is_empty() && eff.when_none_healthy == WhenNoneHealthy::All {
@@ -450,10 +473,12 @@ impl NameEntry {
             answerable
                 .iter()
                 .copied()
-                .filter(|&i| match instances[i as usize].instance.address {
+                .filter(|&i| match &instances[i as usize].instance.address {
                     Address::Ip(IpAddr::V4(_)) => want_v4,
                     Address::Ip(IpAddr::V6(_)) => !want_v4,
-                    Address::Host(_) => false,
+                    Address::Host(h) => resolved
+                        .get(&h.to_ascii_lowercase())
+                        .is_some_and(|a| a.iter().any(|ip| ip.is_ipv4() == want_v4)),
                 })
                 .collect()
         };

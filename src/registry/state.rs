@@ -7,6 +7,7 @@
 //! and `take_dirty` says which API registrations must be written.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -45,6 +46,12 @@ pub enum Change {
         check_id: String,
         status: Status,
         output: String,
+    },
+    /// What a host-name address resolves to now (`hosts.rs`); empty forgets the name. Not stored
+    /// and not a new catalog version: it is the upstream's data, re-resolved after a restart.
+    Resolved {
+        host: String,
+        addrs: Vec<IpAddr>,
     },
 }
 
@@ -131,6 +138,8 @@ pub struct State {
     /// True if zone errors or `zone_reloaded_ms` changed since the last `take_errors_changed`.
     errors_changed: bool,
     timers: Timers,
+    /// Lowercase host name → its addresses as last resolved, for instances registered by name.
+    pub(crate) resolved: HashMap<String, Arc<[IpAddr]>>,
 }
 
 #[derive(Debug)]
@@ -303,6 +312,7 @@ impl State {
                 Ok(Effect::Changed)
             }
             Change::CheckUpdate { check_id, status, output } => self.check_update(&check_id, status, output),
+            Change::Resolved { host, addrs } => Ok(self.set_resolved(host, addrs)),
         }
     }
 
@@ -512,6 +522,20 @@ impl State {
         if let Some(log) = &mut self.undo {
             log.push(Undo::ZoneErrors(path.clone(), old));
         }
+    }
+
+    /// Readers see new addresses of a host name in the next snapshot; it is detail, like a
+    /// check's output, so neither the store nor the catalog version is touched.
+    fn set_resolved(&mut self, host: String, addrs: Vec<IpAddr>) -> Effect {
+        let key = host.to_ascii_lowercase();
+        if addrs.is_empty() {
+            return if self.resolved.remove(&key).is_some() { Effect::Detail } else { Effect::None };
+        }
+        if self.resolved.get(&key).is_some_and(|old| **old == *addrs) {
+            return Effect::None;
+        }
+        self.resolved.insert(key, addrs.into());
+        Effect::Detail
     }
 
     /// The state of one check, by check id.

@@ -10,6 +10,7 @@ mod dig;
 mod dns_names;
 mod forward;
 mod health;
+mod hosts;
 mod negative;
 mod protocol;
 mod readme;
