@@ -55,6 +55,16 @@ pub enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Exit 0 if the server answers `/healthz` (with --ready: `/readyz`) with 200, 1 otherwise;
+    /// for container HEALTHCHECKs, with no curl in the image.
+    Healthcheck {
+        /// The signpost HTTP API (plain http)
+        #[arg(long, env = "SIGNPOST_API", default_value = "http://127.0.0.1:8500")]
+        api: String,
+        /// Ask `/readyz` instead: 503 while starting or shutting down
+        #[arg(long)]
+        ready: bool,
+    },
 }
 
 /// Where the client subcommands find the API.
@@ -174,6 +184,33 @@ impl ServeArgs {
             token: std::env::var("SIGNPOST_TOKEN").ok(),
         }
     }
+}
+
+/// `signpost healthcheck`: one `GET /healthz` (or `/readyz`) over a plain socket, bounded by
+/// a 2 s timeout. Returns an error saying why unless the answer is 200.
+pub fn healthcheck(api: &str, ready: bool) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    use std::net::{TcpStream, ToSocketAddrs};
+    const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+    let url = reqwest::Url::parse(api).map_err(|e| anyhow::anyhow!("--api {api:?}: {e}"))?;
+    anyhow::ensure!(url.scheme() == "http", "--api {api:?}: only http:// is supported");
+    let host = url.host_str().ok_or_else(|| anyhow::anyhow!("--api {api:?}: no host"))?;
+    let port = url.port_or_known_default().unwrap_or(80);
+    let addr = (host.trim_matches(['[', ']']), port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("{host}: no address"))?;
+    let path = if ready { "/readyz" } else { "/healthz" };
+    let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| anyhow::anyhow!("{addr}: {e}"))?;
+    stream.set_read_timeout(Some(TIMEOUT))?;
+    stream.set_write_timeout(Some(TIMEOUT))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\n\r\n")?;
+    let mut answer = String::new();
+    stream.take(4096).read_to_string(&mut answer)?;
+    let status = answer.lines().next().unwrap_or_default();
+    anyhow::ensure!(status.split(' ').nth(1) == Some("200"), "{path}: {}", if status.is_empty() { "no answer" } else { status });
+    Ok(())
 }
 
 /// `signpost check-zones`: prints every error and a summary; returns true if all files are valid.

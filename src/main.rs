@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use signpost::app::{self, Listeners};
-use signpost::cli::{Cli, Command, ServeArgs, check_zones};
+use signpost::cli::{Cli, Command, ServeArgs, check_zones, healthcheck};
 use signpost::config::{Config, LogFormat, RawConfig};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -16,6 +16,13 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(*args),
         Command::CheckZones { dir } => check_zones(&dir.unwrap_or_else(|| "zones".into()))
             .map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::from(1) }),
+        Command::Healthcheck { api, ready } => match healthcheck(&api, ready) {
+            Ok(()) => Ok(ExitCode::SUCCESS),
+            Err(e) => {
+                eprintln!("signpost: unhealthy: {e:#}");
+                Ok(ExitCode::from(1))
+            }
+        },
         client => Ok(signpost::client::run(client)),
     };
     result.unwrap_or_else(|e| {
@@ -30,7 +37,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         None => RawConfig::default(),
     };
     let config = raw.overlay(args.overrides()).validate()?;
-    init_logging(&config);
+    init_logging(&config)?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         // Signal handlers first: a SIGTERM that arrives during start-up must still be graceful.
@@ -68,16 +75,28 @@ impl Signals {
     }
 }
 
-fn init_logging(config: &Config) {
+/// The log filter: `--log-level` / `SIGNPOST_LOG_LEVEL` / `[log] level` when given (a level or
+/// a RUST_LOG-style filter), else `RUST_LOG`, else `info`. JSON lines carry the same message
+/// texts as text lines, with `message` and the fields at the top level.
+fn init_logging(config: &Config) -> anyhow::Result<()> {
     // hickory-server logs two INFO lines per query; keep it to warnings unless asked.
-    let default = format!("{},hickory_server=warn,hickory_proto=warn", config.log.level);
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let quiet_hickory = |level: &str| format!("hickory_server=warn,hickory_proto=warn,{level}");
+    let filter = match &config.raw.log.level {
+        Some(level) => {
+            // A bare word that is no level would be read as a target name, silencing the rest.
+            let bare = !level.contains(['=', ',']);
+            anyhow::ensure!(
+                !bare || level.parse::<tracing::level_filters::LevelFilter>().is_ok(),
+                "invalid log level {level:?}: write off, error, warn, info, debug, trace, or a filter like \"info,signpost::dns=debug\""
+            );
+            EnvFilter::try_new(quiet_hickory(level)).with_context(|| format!("invalid log filter {level:?}"))?
+        }
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(quiet_hickory("info"))),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match config.log.format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).with_span_list(false).init(),
     }
+    Ok(())
 }

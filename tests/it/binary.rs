@@ -21,6 +21,10 @@ pub struct Binary {
     pub dns_udp: SocketAddr,
     pub dns_tcp: SocketAddr,
     pub http: SocketAddr,
+    /// The log lines up to `ready`.
+    pub startup_log: Vec<String>,
+    /// The log lines after `ready`, as they come.
+    pub log: mpsc::Receiver<String>,
 }
 
 impl Drop for Binary {
@@ -65,24 +69,61 @@ impl Binary {
         loop {
             let left = DEADLINE.checked_sub(start.elapsed()).unwrap_or_default();
             let line = rx.recv_timeout(left).unwrap_or_else(|_| panic!("no `ready` line; log so far: {log:#?}"));
-            if let Some(a) = line.split("listening dns/udp ").nth(1) {
+            let message = message(&line);
+            if let Some(a) = message.strip_prefix("listening dns/udp ") {
                 udp = Some(a.trim().parse().unwrap());
             }
-            if let Some(a) = line.split("listening dns/tcp ").nth(1) {
+            if let Some(a) = message.strip_prefix("listening dns/tcp ") {
                 tcp = Some(a.trim().parse().unwrap());
             }
-            if let Some(a) = line.split("listening http ").nth(1) {
+            if let Some(a) = message.strip_prefix("listening http ") {
                 http = Some(a.trim().parse().unwrap());
             }
-            let ready = line.contains(" ready") || line.contains("\"ready\"");
+            let ready = message == "ready";
             log.push(line);
             if ready {
                 break;
             }
         }
         let http = http.expect("a listening http line");
-        Binary { child, dns_udp: udp.expect("a dns/udp line"), dns_tcp: tcp.expect("a dns/tcp line"), http }
+        let (dns_udp, dns_tcp) = (udp.expect("a dns/udp line"), tcp.expect("a dns/tcp line"));
+        Binary { child, dns_udp, dns_tcp, http, startup_log: log, log: rx }
     }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal (`"TERM"`, `"INT"`) with kill(1).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill").args([&format!("-{name}"), &self.pid().to_string()]).status().unwrap();
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits for the process to exit; panics if it runs past `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(start.elapsed() < limit, "still running {limit:?} after the signal");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// The message of a log line, text (`2024-.. INFO signpost::app: ready`) or JSON
+/// (`{"message":"ready",...}`).
+pub fn message(line: &str) -> String {
+    if line.starts_with('{') {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        let m = v.get("message").or_else(|| v.get("fields").and_then(|f| f.get("message")));
+        return m.and_then(|m| m.as_str()).unwrap_or_default().to_string();
+    }
+    // After the target: `LEVEL target: message key=value ...`; fields follow the message.
+    let text = line.split_once(": ").map_or(line, |(_, m)| m);
+    text.to_string()
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@ mod forward;
 mod health;
 mod hosts;
 mod negative;
+mod ops;
 mod protocol;
 mod readme;
 mod regions;
