@@ -155,6 +155,8 @@ pub struct RawClientRegion {
 pub struct RawHttp {
     pub listen: Option<String>,
     pub token: Option<String>,
+    /// Reads (the API's and the status page) need the token too; default false.
+    pub reads_need_token: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -313,6 +315,9 @@ impl RawConfig {
         let token = self.http.token.clone();
         if token.as_deref().is_some_and(|t| t.trim().is_empty()) {
             return invalid("http.token", "must not be empty (remove the key to allow writes without a token)".into());
+        }
+        if self.http.reads_need_token == Some(true) && token.is_none() {
+            return invalid("http.reads_need_token", "needs a token: set [http] token or SIGNPOST_TOKEN".into());
         }
         let format = match self.log.format.as_deref() {
             None | Some("text") => LogFormat::Text,

@@ -12,6 +12,7 @@ mod error;
 mod ops;
 mod reads;
 mod register;
+mod ui;
 mod writes;
 
 use std::net::{IpAddr, SocketAddr};
@@ -43,6 +44,10 @@ pub struct ApiConfig {
     pub node: String,
     pub node_address: String,
     pub datacenter: String,
+    /// The DNS domain (`local`), for the status page's `dig` lines.
+    pub domain: String,
+    /// `[http] reads_need_token`: reads (the API's and `/ui`) need the token too.
+    pub reads_need_token: bool,
 }
 
 impl ApiConfig {
@@ -61,6 +66,8 @@ impl ApiConfig {
             node,
             node_address: address.to_string(),
             datacenter: config.raw.dns.region.clone().unwrap_or_else(|| "dc1".into()),
+            domain: config.dns.domain.to_ascii().trim_end_matches('.').to_string(),
+            reads_need_token: config.raw.http.reads_need_token.unwrap_or(false),
         }
     }
 }
@@ -127,6 +134,10 @@ fn router(api: Shared) -> Router {
         .route("/v1/health/service/{name}", get(reads::health_service))
         .route("/v1/health/checks/{name}", get(reads::health_checks))
         .route("/v1/status/leader", get(reads::leader))
+        .merge(ui::routes())
+        // The routes above need the token when `[http] reads_need_token` says so; those below never.
+        .route_layer(axum::middleware::from_fn_with_state(api.clone(), ui::authorize_read))
+        .merge(ui::open_routes())
         .route("/healthz", get(reads::healthz))
         .route("/readyz", get(reads::readyz))
         .route("/metrics", get(ops::metrics));

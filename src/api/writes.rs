@@ -33,7 +33,7 @@ pub async fn authorize(State(api): State<Shared>, req: Request, next: Next) -> R
 }
 
 /// Tokens a request carries: `X-Consul-Token: T` and `Authorization: Bearer T`.
-fn presented(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+pub(super) fn presented(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     let consul = headers.get_all("x-consul-token").iter().filter_map(|v| v.to_str().ok());
     let bearer = headers.get_all("authorization").iter().filter_map(|v| {
         let v = v.to_str().ok()?;
@@ -45,7 +45,7 @@ fn presented(headers: &HeaderMap) -> impl Iterator<Item = &str> {
 
 /// Compares in time that depends only on the lengths, so that response times do not reveal
 /// how much of a guessed token was right.
-fn same(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn same(a: &[u8], b: &[u8]) -> bool {
     let n = a.len().max(b.len());
     let diff = (0..n).fold(a.len() ^ b.len(), |acc, i| {
         let x = a.get(i).copied().unwrap_or(0);

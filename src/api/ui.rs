@@ -1,0 +1,254 @@
+//! The status page, `GET /ui`: services, instances, checks and what DNS answers right now, for
+//! people. Read-only by construction: its routes only read snapshots (the login form sets a
+//! cookie and nothing else).
+//!
+//! The first paint is server-rendered HTML (`ui/html.rs`), so the page works without
+//! JavaScript; `ui.js` then follows `/ui/state`, a blocking query over the same model
+//! (`ui/model.rs`) as JSON, and redraws with DOM calls (`textContent`, never `innerHTML`).
+//! Assets are compiled in: no build step, nothing fetched from elsewhere, works offline.
+//!
+//! With `[http] reads_need_token = true`, reads need the token like writes do. A browser cannot
+//! send a header on navigation, so `/ui` offers a form that stores the token in an HttpOnly,
+//! SameSite=Strict cookie; the cookie is accepted on reads only, never on writes (no CSRF).
+
+mod html;
+mod model;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Form;
+use axum::Router;
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use tracing::info;
+
+use super::writes::{presented, same};
+use super::{ApiError, Params, Shared};
+use crate::registry::model::now_ms;
+
+/// Longest and default wait of a blocking `/ui/state` (the page asks for 30 s).
+const MAX_WAIT: Duration = Duration::from_secs(60);
+/// How often a waiting `/ui/state` looks for changes that do not bump the registry version
+/// (a check's output text, zone errors): the registry publishes those without a notification.
+const DETAIL_POLL: Duration = Duration::from_millis(250);
+const COOKIE: &str = "signpost_token";
+
+const CSS: &str = include_str!("ui/ui.css");
+const JS: &str = include_str!("ui/ui.js");
+/// Scripts and styles from this origin only: even if some data escaped escaping, an injected
+/// inline script would not run.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/// Routes behind `authorize_read`.
+pub(super) fn routes() -> Router<Shared> {
+    Router::new().route("/ui", get(page)).route("/ui/state", get(state))
+}
+
+/// Routes anyone may use: the redirect, the login form's target and the static assets.
+pub(super) fn open_routes() -> Router<Shared> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/ui") }))
+        .route("/ui/login", post(login))
+        .route("/ui/assets/ui.css", get(|| async { asset("text/css; charset=utf-8", CSS) }))
+        .route("/ui/assets/ui.js", get(|| async { asset("text/javascript; charset=utf-8", JS) }))
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    let mut r = body.into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    r
+}
+
+/// Returns true if reads must carry the token.
+fn reads_locked(api: &Shared) -> bool {
+    api.config.reads_need_token && api.config.token.is_some()
+}
+
+/// Returns true if the request carries the token: in a header, or (reads only) in the cookie.
+fn has_token(api: &Shared, headers: &HeaderMap) -> bool {
+    let Some(token) = &api.config.token else { return true };
+    presented(headers).any(|t| same(t.as_bytes(), token.as_bytes()))
+        || cookie(headers).is_some_and(|t| same(&t, token.as_bytes()))
+}
+
+/// The token stored by the login form (hex, so that any token is a valid cookie value).
+fn cookie(headers: &HeaderMap) -> Option<Vec<u8>> {
+    let value = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix(COOKIE)?.strip_prefix('='))?;
+    unhex(value)
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+}
+
+/// Refuses reads without the token when `[http] reads_need_token` is set: the page gets the
+/// login form, everything else a one-line 403.
+pub(super) async fn authorize_read(State(api): State<Shared>, req: Request, next: Next) -> Response {
+    if !reads_locked(&api) || has_token(&api, req.headers()) {
+        return next.run(req).await;
+    }
+    info!(path = %req.uri().path(), "read refused: missing or wrong token");
+    if req.uri().path() == "/ui" {
+        return login_page(StatusCode::FORBIDDEN, None);
+    }
+    let body = "Permission denied: reads need the token in X-Consul-Token or Authorization: Bearer";
+    (StatusCode::FORBIDDEN, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+}
+
+fn html_response(status: StatusCode, body: String) -> Response {
+    let mut r = (status, body).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    r
+}
+
+fn login_page(status: StatusCode, problem: Option<&str>) -> Response {
+    let problem =
+        problem.map(|p| format!("<p class=\"banner bad\" role=\"alert\">{}</p>\n", html::E(p))).unwrap_or_default();
+    let body = format!(
+        r##"<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>signpost status: token needed</title><link rel="stylesheet" href="/ui/assets/ui.css"></head>
+<body>
+<header><h1>signpost <span class="sub">status</span></h1></header>
+<main>
+<h2>Token needed</h2>
+{problem}<p>This server is configured so that reads need the API token (<code>[http] reads_need_token = true</code>).</p>
+<form class="filter" method="post" action="/ui/login">
+<label for="token">API token</label>
+<input id="token" name="token" type="password" autocomplete="current-password" required>
+<button type="submit">Open the status page</button>
+</form>
+</main>
+</body>
+</html>
+"##
+    );
+    html_response(status, body)
+}
+
+#[derive(serde::Deserialize)]
+struct Login {
+    token: String,
+}
+
+/// Stores a correct token in a cookie and sends the browser back to `/ui`.
+async fn login(State(api): State<Shared>, Form(login): Form<Login>) -> Response {
+    let Some(token) = &api.config.token else { return Redirect::to("/ui").into_response() };
+    if !same(login.token.trim().as_bytes(), token.as_bytes()) {
+        info!("status page login refused: wrong token");
+        return login_page(StatusCode::FORBIDDEN, Some("That is not the token."));
+    }
+    let hex: String = token.bytes().map(|b| format!("{b:02x}")).collect();
+    let cookie = format!("{COOKIE}={hex}; Path=/; HttpOnly; SameSite=Strict");
+    let mut r = Redirect::to("/ui").into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+async fn page(State(api): State<Shared>, Query(p): Query<Params>) -> Response {
+    let page = model::Page::build(&api.registry.snapshot(), &api.config.domain, now_ms());
+    html_response(StatusCode::OK, html::page(&page, p.get("q").unwrap_or("")))
+}
+
+/// Everything the page shows, as JSON. Blocks like the other reads: with `?index=N` until the
+/// registry passes version N, with `?hash=H` (the last answer's `hash`) until anything shown
+/// differs, at most `?wait=` (default and cap 60 s).
+async fn state(State(api): State<Shared>, Query(p): Query<Params>) -> Result<Response, ApiError> {
+    let index: Option<u64> = match p.get("index") {
+        None => None,
+        Some(i) => Some(i.parse().map_err(|_| ApiError::bad_request(format!("index: {i:?} is not a number")))?),
+    };
+    let hash = p.get("hash").filter(|h| !h.is_empty());
+    let wait = match p.get("wait") {
+        None | Some("") => MAX_WAIT,
+        Some(w) => crate::duration::parse(w).map_err(|e| ApiError::bad_request(format!("wait: {e}")))?,
+    };
+    let build = |snap: &crate::registry::Snapshot| model::Page::build(snap, &api.config.domain, now_ms());
+    let page = if index.is_none() && hash.is_none() {
+        build(&api.registry.snapshot())
+    } else {
+        let deadline = tokio::time::sleep(wait.min(MAX_WAIT));
+        tokio::pin!(deadline);
+        let mut version = api.registry.subscribe();
+        let mut seen: Option<Arc<crate::registry::Snapshot>> = None;
+        loop {
+            version.borrow_and_update();
+            let snap = api.registry.snapshot();
+            if index.is_some_and(|i| snap.version > i) {
+                break build(&snap);
+            }
+            if let Some(h) = hash
+                && !seen.as_ref().is_some_and(|s| Arc::ptr_eq(s, &snap))
+            {
+                let page = build(&snap);
+                if page.hash != h {
+                    break page;
+                }
+                seen = Some(snap);
+            }
+            tokio::select! {
+                changed = version.changed() => if changed.is_err() { break build(&api.registry.snapshot()) },
+                _ = tokio::time::sleep(DETAIL_POLL), if hash.is_some() => {}
+                _ = &mut deadline => break build(&api.registry.snapshot()),
+                _ = api.shutdown.cancelled() => break build(&api.registry.snapshot()),
+            }
+        }
+    };
+    let mut r = json(&page);
+    let h = r.headers_mut();
+    h.insert("x-consul-index", HeaderValue::from(page.index));
+    if let Ok(v) = HeaderValue::from_str(&page.hash) {
+        h.insert("x-signpost-content-hash", v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
+}
+
+/// JSON with `<`, `>` and `&` written as `\u003c`, `\u003e`, `\u0026` (as Go's encoder and so
+/// Consul do): the text stays the same to a JSON parser, and holds no markup even if some
+/// browser or proxy ever treated it as HTML. Outside strings JSON has no such characters.
+fn json(page: &model::Page) -> Response {
+    let text = match serde_json::to_string(page) {
+        Ok(t) => t.replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026"),
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode the page: {e}")).into_response(),
+    };
+    ([(header::CONTENT_TYPE, "application/json")], text).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cookie_holds_the_token_in_hex() {
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, HeaderValue::from_static("a=b; signpost_token=733b3d; c=d"));
+        assert_eq!(cookie(&h).as_deref(), Some(&b"s;="[..]));
+        h.insert(header::COOKIE, HeaderValue::from_static("signpost_token=zz"));
+        assert_eq!(cookie(&h), None);
+        h.insert(header::COOKIE, HeaderValue::from_static("signpost_token=abc"));
+        assert_eq!(cookie(&h), None);
+    }
+}
