@@ -9,6 +9,8 @@ declare -A needs=([dig]=dnsutils [curl]=curl)
 needs+=([unshare]=util-linux [mount]=mount [getent]=libc-bin [python3]=python3)
 # Real Consul clients (tests/it/clients.rs): py-consul from PyPI, node-consul from npm.
 needs+=([node]=nodejs [npm]=npm)
+# The status page's browser test (tests/it/ui_browser.rs): headless Chromium via chromedriver.
+needs+=([chromium]=chromium [chromedriver]=chromium-driver)
 missing=()
 for cmd in "${!needs[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${needs[$cmd]}")

@@ -18,4 +18,6 @@ mod readme;
 mod regions;
 mod rotation;
 mod sizes;
+mod ui;
+mod ui_browser;
 mod zones_reload;
