@@ -6,6 +6,7 @@ mod api;
 mod binary;
 mod cli;
 mod clients;
+mod crash;
 mod dig;
 mod dns_names;
 mod forward;
