@@ -176,3 +176,40 @@ fn an_unreachable_api_names_the_url_and_the_flag() {
     let out = signpost().args(["services"]).env("SIGNPOST_API", format!("http://{closed}")).output().unwrap();
     assert!(failure(&out).contains(&closed.to_string()), "SIGNPOST_API is read");
 }
+
+/// The fenced block of README.md in `lang` that contains `needle`.
+pub fn readme_block(lang: &str, needle: &str) -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    readme
+        .split(&format!("```{lang}\n"))
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .find(|b| b.contains(needle))
+        .unwrap_or_else(|| panic!("README.md has a {lang} block with {needle:?}"))
+        .to_string()
+}
+
+#[tokio::test]
+async fn the_readme_cli_session_prints_the_tables_it_shows() {
+    let f = serve(&[]);
+    let session = readme_block("sh", "signpost register");
+    let tables = readme_block("text", "SERVICE  INSTANCES  HEALTHY");
+    // `signpost` in the block is the built binary, pointed at this server.
+    let script =
+        format!("set -e\nsignpost() {{ \"{}\" \"$@\" --api {}; }}\n{session}", env!("CARGO_BIN_EXE_signpost"), f.api());
+    let out = signpost_free_env(std::process::Command::new("sh").args(["-c", &script])).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{script}\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(&tables), "the README's tables are what the session prints:\n{stdout}");
+    assert_eq!(f.a("web.service.local.").await.1, ["10.0.0.1"], "and DNS agrees with the last step");
+}
+
+/// A command without the test runner's `SIGNPOST_*` variables.
+fn signpost_free_env(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    for (k, _) in std::env::vars() {
+        if k.starts_with("SIGNPOST_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}

@@ -169,3 +169,27 @@ async fn node_consul_registers_reads_health_passes_a_ttl_check_and_deregisters()
     cmd.env("NODE_PATH", lib);
     check_session(&s, Session::start("node-consul", cmd), "node", "10.4.0.1", "ok from node").await;
 }
+
+#[tokio::test]
+async fn the_readme_py_consul_example_runs() {
+    let lib = installed("python");
+    let s = server().start().await;
+    let port = s.api.rsplit(':').next().unwrap().to_string();
+    let code = crate::cli::readme_block("python", "import consul").replace("port=8500", &format!("port={port}"));
+    let out = Command::new("python3").args(["-c", &code]).env("PYTHONPATH", lib).output().await.unwrap();
+    assert!(out.status.success(), "{code}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "['10.0.0.7']");
+    assert_eq!(a(&s, "orders.service.local.").await.1, ["10.0.0.7"]);
+}
+
+#[tokio::test]
+async fn the_readme_node_consul_example_runs() {
+    let lib = installed("node/node_modules");
+    let s = server().start().await;
+    let port = s.api.rsplit(':').next().unwrap().to_string();
+    let code = crate::cli::readme_block("js", "require(\"consul\")").replace("port: 8500", &format!("port: {port}"));
+    let out = Command::new("node").args(["-e", &code]).env("NODE_PATH", lib).output().await.unwrap();
+    assert!(out.status.success(), "{code}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[ '10.0.0.8' ]");
+    assert_eq!(a(&s, "carts.service.local.").await.1, ["10.0.0.8"]);
+}
