@@ -209,7 +209,11 @@ pub fn healthcheck(api: &str, ready: bool) -> anyhow::Result<()> {
     let mut answer = String::new();
     stream.take(4096).read_to_string(&mut answer)?;
     let status = answer.lines().next().unwrap_or_default();
-    anyhow::ensure!(status.split(' ').nth(1) == Some("200"), "{path}: {}", if status.is_empty() { "no answer" } else { status });
+    anyhow::ensure!(
+        status.split(' ').nth(1) == Some("200"),
+        "{path}: {}",
+        if status.is_empty() { "no answer" } else { status }
+    );
     Ok(())
 }
 

@@ -25,8 +25,7 @@ pub async fn track(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let response = next.run(req).await;
     let status = response.status().as_u16().to_string();
-    metrics::histogram!("signpost_http_request_duration_seconds", "route" => route.clone())
-        .record(started.elapsed());
+    metrics::histogram!("signpost_http_request_duration_seconds", "route" => route.clone()).record(started.elapsed());
     metrics::counter!("signpost_http_requests_total", "method" => method, "route" => route, "status" => status)
         .increment(1);
     response

@@ -116,8 +116,8 @@ async fn every_acknowledged_registration_survives_kill_9() {
         let want = body(i);
         let id = format!("inst-{i}");
         let present = services.get(&id).is_some_and(|s| s["Address"] == want["Address"] && s["Port"] == want["Port"]);
-        let checks_present =
-            checks.contains_key(&check_id(i)) && (!i.is_multiple_of(4) || checks.contains_key(&format!("service:inst-{i}:2")));
+        let checks_present = checks.contains_key(&check_id(i))
+            && (!i.is_multiple_of(4) || checks.contains_key(&format!("service:inst-{i}:2")));
         if !present || !checks_present {
             missing.push(id);
         }

@@ -105,7 +105,11 @@ fn metrics_count_the_traffic() {
     }
     assert_eq!(http(b.http, "GET", "/no/such/route", "").0, 404);
     // A zone file added, then a broken one.
-    std::fs::write(zones.path().join(".db.tmp"), "[[service]]\nname = \"db\"\n[[service.instance]]\nid = \"db-1\"\naddress = \"10.0.0.2\"\nport = 5432\n").unwrap();
+    std::fs::write(
+        zones.path().join(".db.tmp"),
+        "[[service]]\nname = \"db\"\n[[service.instance]]\nid = \"db-1\"\naddress = \"10.0.0.2\"\nport = 5432\n",
+    )
+    .unwrap();
     std::fs::rename(zones.path().join(".db.tmp"), zones.path().join("db.toml")).unwrap();
     let start = Instant::now();
     while udp_query(b.dns_udp, "db.service.local.").is_none_or(|m| m.answers.is_empty()) {
