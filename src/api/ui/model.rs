@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::registry::model::{Address, CheckKind, Source, Status};
+use crate::registry::model::{CheckKind, Source, Status};
 use crate::registry::{AnswerSet, InstanceView, NameEntry, Snapshot};
 
 #[derive(Debug, Serialize)]
@@ -206,21 +206,21 @@ fn instance(v: &InstanceView) -> Instance {
 }
 
 /// What `dig` gets for a client whose region is unknown, read with `peek` so that showing it
-/// does not move the rotation. Host-name addresses are resolved at query time and left out
-/// of A/AAAA here, as they are not in the snapshot.
+/// does not move the rotation. Mirrors `dns::answer::addresses`: distinct addresses of the
+/// question's family (host names as last resolved), at most `answer_limit`.
 fn dig(snap: &Snapshot, entry: &NameEntry, name: &str, domain: &str) -> Answers {
     let domain = domain.trim_end_matches('.');
-    let addresses = |set: &AnswerSet| -> Vec<String> {
+    let addresses = |set: &AnswerSet, v4: bool| -> Vec<String> {
         let limit = if entry.answer_limit == 0 { usize::MAX } else { entry.answer_limit as usize };
         let mut seen: Vec<IpAddr> = Vec::new();
         for i in set.peek() {
-            if seen.len() == limit {
-                break;
-            }
-            if let Address::Ip(ip) = snap.instances[i as usize].instance.address
-                && !seen.contains(&ip)
-            {
-                seen.push(ip);
+            for ip in snap.addresses(&snap.instances[i as usize].instance.address) {
+                if seen.len() == limit {
+                    return seen.iter().map(IpAddr::to_string).collect();
+                }
+                if ip.is_ipv4() == v4 && !seen.contains(&ip) {
+                    seen.push(ip);
+                }
             }
         }
         seen.iter().map(IpAddr::to_string).collect()
@@ -236,8 +236,8 @@ fn dig(snap: &Snapshot, entry: &NameEntry, name: &str, domain: &str) -> Answers 
     Answers {
         name: format!("{name}.service.{domain}"),
         ttl: entry.ttl,
-        a: addresses(&entry.v4),
-        aaaa: addresses(&entry.v6),
+        a: addresses(&entry.v4, true),
+        aaaa: addresses(&entry.v6, false),
         srv,
     }
 }
