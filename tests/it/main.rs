@@ -9,6 +9,7 @@ mod clients;
 mod crash;
 mod dig;
 mod dns_names;
+mod examples;
 mod forward;
 mod health;
 mod hosts;
