@@ -16,6 +16,8 @@ for cmd in "${!needs[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${needs[$cmd]}")
 done
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+# examples/compose.yaml is parsed with PyYAML.
+python3 -c 'import yaml' >/dev/null 2>&1 || missing+=(python3-yaml)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   sudo=""

@@ -9,6 +9,7 @@ mod clients;
 mod crash;
 mod dig;
 mod dns_names;
+mod docker;
 mod examples;
 mod forward;
 mod health;
