@@ -166,6 +166,9 @@ pub struct ServeArgs {
     /// Log level, or a RUST_LOG-style filter [default: info]
     #[arg(long = "log-level", env = "SIGNPOST_LOG_LEVEL")]
     pub log_level: Option<String>,
+    /// On SIGTERM/SIGINT, how long in-flight requests may take before the exit [default: 5s]
+    #[arg(long = "shutdown-grace", env = "SIGNPOST_SHUTDOWN_GRACE")]
+    pub shutdown_grace: Option<String>,
 }
 
 impl ServeArgs {
@@ -181,6 +184,7 @@ impl ServeArgs {
             region: self.region.clone(),
             log_format: self.log_format.clone(),
             log_level: self.log_level.clone(),
+            shutdown_grace: self.shutdown_grace.clone(),
             token: std::env::var("SIGNPOST_TOKEN").ok(),
         }
     }

@@ -208,6 +208,7 @@ pub struct Overrides {
     pub region: Option<String>,
     pub log_format: Option<String>,
     pub log_level: Option<String>,
+    pub shutdown_grace: Option<String>,
     /// `SIGNPOST_TOKEN` (environment only: a flag would show the token in `ps`).
     pub token: Option<String>,
 }
@@ -243,6 +244,7 @@ impl RawConfig {
         set(&mut self.dns.region, o.region);
         set(&mut self.log.format, o.log_format);
         set(&mut self.log.level, o.log_level);
+        set(&mut self.shutdown.grace, o.shutdown_grace);
         // An exported but empty variable means "no token from here", not "the empty token".
         set(&mut self.http.token, o.token.filter(|t| !t.is_empty()));
         self
@@ -588,5 +590,7 @@ drain = "1s"
         let short = RawConfig::from_toml(Path::new("s.toml"), "[shutdown]\ngrace = \"300ms\"\n").unwrap();
         let c = short.validate().unwrap();
         assert_eq!(c.shutdown, ShutdownConfig { grace: Duration::from_millis(300), drain: Duration::from_millis(300) });
+        let o = Overrides { shutdown_grace: Some("10s".into()), ..Overrides::default() };
+        assert_eq!(RawConfig::default().overlay(o).validate().unwrap().shutdown.grace, Duration::from_secs(10));
     }
 }
