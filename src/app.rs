@@ -14,6 +14,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use arc_swap::ArcSwapOption;
 use tokio::net::{TcpListener, TcpSocket, UdpSocket};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -23,7 +24,7 @@ use crate::api;
 use crate::config::{Config, ShutdownConfig};
 use crate::dns::{self, Handler, Zone};
 use crate::health;
-use crate::registry::{Registry, State};
+use crate::registry::{OnPublish, Registry, State};
 use crate::store::Journal;
 use crate::zones::{self, Watcher};
 
@@ -168,16 +169,6 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
     }
 
     let stages = Stages::default();
-    let (registry, writer) = Registry::start(state, config.dns.defaults, Box::new(journal), stages.flush.clone());
-    tracker.spawn(async move {
-        let _ = writer.await;
-    });
-    if let Some(watcher) = watcher {
-        tracker.spawn(watcher.run(registry.clone(), token.clone()));
-    }
-    let probe_stats = Arc::new(health::Stats::default());
-    tracker.spawn(health::run(registry.clone(), config.health, probe_stats.clone(), token.clone()));
-
     let mut dns_addrs = Vec::new();
     for s in &listeners.dns_udp {
         let addr = s.local_addr().expect("bound socket has an address");
@@ -194,17 +185,35 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
         config.dns.defaults.ttl.as_secs() as u32,
         config.dns.negative_ttl.as_secs() as u32,
     );
+    let regions = dns::Regions::new(config.dns.client_regions.clone(), config.dns.region.clone());
+    // The fast path's pre-encoded answers follow every snapshot, built before the registry tells
+    // anyone of the change, so an acknowledged write is in the very next UDP answer too.
+    let fast = Arc::new(ArcSwapOption::<dns::FastTable>::empty());
+    let on_publish: OnPublish = {
+        let (fast, zone, regional, max) = (fast.clone(), zone.clone(), !regions.is_empty(), config.dns.udp_max_payload);
+        Box::new(move |snap| fast.store(Some(Arc::new(dns::FastTable::build(snap.clone(), &zone, regional, max)))))
+    };
+    let (registry, writer) =
+        Registry::start(state, config.dns.defaults, Box::new(journal), on_publish, stages.flush.clone());
+    tracker.spawn(async move {
+        let _ = writer.await;
+    });
+    if let Some(watcher) = watcher {
+        tracker.spawn(watcher.run(registry.clone(), token.clone()));
+    }
+    let probe_stats = Arc::new(health::Stats::default());
+    tracker.spawn(health::run(registry.clone(), config.health, probe_stats.clone(), token.clone()));
+
     // After binding: the loop guard needs our own addresses, with the ports port 0 picked.
     let forwarder = Arc::new(dns::Forwarder::new(&config.forward, &dns_addrs));
     // Host-name addresses resolve through the same upstreams.
     tracker.spawn(crate::hosts::run(registry.clone(), forwarder.clone(), token.clone()));
-    let regions = dns::Regions::new(config.dns.client_regions.clone(), config.dns.region.clone());
     let handler = Handler::new(registry.clone(), zone, config.dns.udp_max_payload)
         .with_forwarder(forwarder)
         .with_regions(regions);
     // DNS and HTTP: tracked apart, so that shutdown can wait for exactly them.
     let front = TaskTracker::new();
-    let dns = dns::serve(handler, listeners.dns_udp, listeners.dns_tcp, stages.stop.clone());
+    let dns = dns::serve(handler, fast, listeners.dns_udp, listeners.dns_tcp, stages.stop.clone());
     front.spawn(bounded("DNS", dns, stages.abort.clone()));
 
     // `/readyz` answers 200 from `ready` on, and 503 again once `token` is cancelled.

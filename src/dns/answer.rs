@@ -9,6 +9,7 @@ use hickory_proto::rr::rdata::{A, AAAA, HINFO, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
 use super::parse::{Target, classify};
+use crate::registry::model::Instance;
 use crate::registry::{AnswerSet, InstanceView, NameEntry, Snapshot};
 
 /// The zone signpost is authoritative for, and how its apex looks.
@@ -44,7 +45,7 @@ impl Zone {
         }
     }
 
-    fn soa(&self, serial: u64, ttl: u32) -> Record {
+    pub(crate) fn soa(&self, serial: u64, ttl: u32) -> Record {
         let soa = SOA::new(
             self.nameserver.clone(),
             self.hostmaster.clone(),
@@ -294,10 +295,8 @@ fn srv(zone: &Zone, snap: &Snapshot, qname: &Name, choice: &Choice, out: &mut An
     let entry = choice.entry;
     let mut emit = |i: u32, priority: u16| {
         let view = &snap.instances[i as usize];
-        let Some(target) = zone.instance_name(&view.instance.id) else { return };
-        let weight = view.instance.weight.min(u32::from(u16::MAX)) as u16;
-        let data = SRV::new(priority, weight, view.instance.port, target.clone());
-        out.answers.push(Record::from_rdata(qname.clone(), entry.ttl, RData::SRV(data)));
+        let Some((record, target)) = srv_record(zone, qname, &view.instance, entry.ttl, priority) else { return };
+        out.answers.push(record);
         for ip in snap.addresses(&view.instance.address) {
             out.additionals.extend(address_record(&target, ip, RecordType::ANY, entry.ttl));
         }
@@ -321,19 +320,36 @@ fn srv(zone: &Zone, snap: &Snapshot, qname: &Name, choice: &Choice, out: &mut An
     }
 }
 
-/// TXT: `id=<id>` and each metadata pair, every string cut to DNS's 255-byte limit.
+/// An instance's SRV record and its target name (`<id>.instance.D`).
+pub(crate) fn srv_record(
+    zone: &Zone,
+    owner: &Name,
+    instance: &Instance,
+    ttl: u32,
+    priority: u16,
+) -> Option<(Record, Name)> {
+    let target = zone.instance_name(&instance.id)?;
+    let weight = instance.weight.min(u32::from(u16::MAX)) as u16;
+    let data = SRV::new(priority, weight, instance.port, target.clone());
+    Some((Record::from_rdata(owner.clone(), ttl, RData::SRV(data)), target))
+}
+
 fn txt(snap: &Snapshot, qname: &Name, entry: &NameEntry, set: &AnswerSet, out: &mut Answer) {
     for i in set.rotate() {
-        let instance = &snap.instances[i as usize].instance;
-        let mut strings = vec![format!("id={}", instance.id)];
-        strings.extend(instance.meta.iter().map(|(k, v)| format!("{k}={v}")));
-        let chunks: Vec<&[u8]> = strings.iter().flat_map(|s| s.as_bytes().chunks(255)).collect();
-        out.answers.push(Record::from_rdata(qname.clone(), entry.ttl, RData::TXT(TXT::from_bytes(chunks))));
+        out.answers.push(txt_record(qname, &snap.instances[i as usize].instance, entry.ttl));
     }
 }
 
+/// TXT: `id=<id>` and each metadata pair, every string cut to DNS's 255-byte limit.
+pub(crate) fn txt_record(owner: &Name, instance: &Instance, ttl: u32) -> Record {
+    let mut strings = vec![format!("id={}", instance.id)];
+    strings.extend(instance.meta.iter().map(|(k, v)| format!("{k}={v}")));
+    let chunks: Vec<&[u8]> = strings.iter().flat_map(|s| s.as_bytes().chunks(255)).collect();
+    Record::from_rdata(owner.clone(), ttl, RData::TXT(TXT::from_bytes(chunks)))
+}
+
 /// The A or AAAA record for `ip` if `qtype` asks for its family (`ANY` asks for both).
-fn address_record(owner: &Name, ip: IpAddr, qtype: RecordType, ttl: u32) -> Option<Record> {
+pub(crate) fn address_record(owner: &Name, ip: IpAddr, qtype: RecordType, ttl: u32) -> Option<Record> {
     let data = match (ip, qtype) {
         (IpAddr::V4(v4), RecordType::A | RecordType::ANY) => RData::A(A(v4)),
         (IpAddr::V6(v6), RecordType::AAAA | RecordType::ANY) => RData::AAAA(AAAA(v6)),
@@ -343,6 +359,6 @@ fn address_record(owner: &Name, ip: IpAddr, qtype: RecordType, ttl: u32) -> Opti
 }
 
 /// An instance's own name answers with its service's TTL.
-fn instance_ttl(snap: &Snapshot, view: &InstanceView) -> u32 {
+pub(crate) fn instance_ttl(snap: &Snapshot, view: &InstanceView) -> u32 {
     snap.name(&view.instance.service.to_ascii_lowercase(), None, None).map(|e| e.ttl).unwrap_or(5)
 }

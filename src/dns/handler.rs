@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
-use hickory_proto::rr::{DNSClass, Record};
+use hickory_proto::rr::{DNSClass, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
@@ -93,7 +93,18 @@ impl Handler {
 
 #[async_trait::async_trait]
 impl RequestHandler for Handler {
-    async fn handle_request<R: ResponseHandler, T: Time>(&self, request: &Request, mut handle: R) -> ResponseInfo {
+    async fn handle_request<R: ResponseHandler, T: Time>(&self, request: &Request, handle: R) -> ResponseInfo {
+        let started = std::time::Instant::now();
+        let info = self.respond(request, handle).await;
+        let qtype = request.queries.queries().first().map_or(RecordType::Unknown(0), |q| q.query_type());
+        let transport = if request.protocol() == Protocol::Udp { Transport::Udp } else { Transport::Tcp };
+        super::metrics::record(qtype, info.response_code, transport, started.elapsed());
+        info
+    }
+}
+
+impl Handler {
+    async fn respond<R: ResponseHandler>(&self, request: &Request, mut handle: R) -> ResponseInfo {
         let inner = &self.inner;
         let mut meta = Metadata::response_from_request(&request.metadata);
         let transport = match request.protocol() {

@@ -59,7 +59,7 @@ pub fn classify<'a>(name: &'a LowerName, domain: &LowerName) -> Option<Target<'a
     Some(classify_labels(&labels[..relative]))
 }
 
-fn classify_labels<'a>(labels: &[&'a str]) -> Target<'a> {
+pub(crate) fn classify_labels<'a>(labels: &[&'a str]) -> Target<'a> {
     use Target::*;
     match *labels {
         [] => Apex,

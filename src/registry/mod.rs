@@ -26,6 +26,10 @@ const MAX_BATCH: usize = 1024;
 
 type Request = (Change, oneshot::Sender<Result<u64, RegistryError>>);
 
+/// Called with every snapshot as it is published, before anyone is told of the change; lets a
+/// reader derive its own view (the DNS fast path's pre-encoded answers) in step with the registry.
+pub type OnPublish = Box<dyn Fn(&Arc<Snapshot>) + Send + Sync>;
+
 /// A cheap, cloneable handle on the registry.
 #[derive(Clone)]
 pub struct Registry {
@@ -41,13 +45,23 @@ impl Registry {
         state: State,
         defaults: Defaults,
         store: Box<dyn Store>,
+        on_publish: OnPublish,
         token: CancellationToken,
     ) -> (Registry, tokio::task::JoinHandle<()>) {
         let first = Arc::new(Snapshot::build(&state, &defaults, None));
+        on_publish(&first);
         let current = Arc::new(ArcSwap::from(first));
         let (version_tx, version) = watch::channel(state.version);
         let (tx, rx) = mpsc::unbounded_channel();
-        let writer = Writer { state, defaults, store: Some(store), current: current.clone(), version: version_tx, rx };
+        let writer = Writer {
+            state,
+            defaults,
+            store: Some(store),
+            on_publish,
+            current: current.clone(),
+            version: version_tx,
+            rx,
+        };
         let task = tokio::spawn(writer.run(token));
         (Registry { current, tx, version }, task)
     }
@@ -82,6 +96,7 @@ struct Writer {
     defaults: Defaults,
     /// Moved into a blocking task for each commit, and back.
     store: Option<Box<dyn Store>>,
+    on_publish: OnPublish,
     current: Arc<ArcSwap<Snapshot>>,
     version: watch::Sender<u64>,
     rx: mpsc::UnboundedReceiver<Request>,
@@ -144,7 +159,9 @@ impl Writer {
                 let previous = self.current.load();
                 let next = Snapshot::build(&self.state, &self.defaults, Some(&previous));
                 record_gauges(&next);
-                self.current.store(Arc::new(next));
+                let next = Arc::new(next);
+                (self.on_publish)(&next);
+                self.current.store(next);
             }
             if effect == Effect::Changed {
                 self.version.send_replace(self.state.version);

@@ -353,6 +353,11 @@ impl Snapshot {
         self.names.get(service)?.lookup(tag, region).map(|i| &self.entries[i as usize])
     }
 
+    /// Every name entry, by position.
+    pub fn entries(&self) -> &[NameEntry] {
+        &self.entries
+    }
+
     /// The entry at a position given by `name_forms`.
     pub fn entry(&self, index: u32) -> &NameEntry {
         &self.entries[index as usize]

@@ -1,0 +1,83 @@
+//! DNS query metrics: `signpost_dns_queries_total{qtype,rcode,proto}` and
+//! `signpost_dns_query_duration_seconds`. Counter handles are looked up once and kept in a
+//! table, so the fast path pays an atomic add per query, not a label lookup.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+use metrics::Counter;
+
+use super::answer::Transport;
+
+const QTYPES: [(u16, &str); 8] =
+    [(1, "A"), (28, "AAAA"), (33, "SRV"), (16, "TXT"), (12, "PTR"), (255, "ANY"), (6, "SOA"), (2, "NS")];
+const RCODES: [(u16, &str); 7] =
+    [(0, "NOERROR"), (1, "FORMERR"), (2, "SERVFAIL"), (3, "NXDOMAIN"), (4, "NOTIMP"), (5, "REFUSED"), (16, "BADVERS")];
+const PROTOS: [&str; 2] = ["udp", "tcp"];
+/// The fast path records the duration of one query in this many.
+const DURATION_SAMPLE: u32 = 32;
+
+fn counters() -> &'static [Counter] {
+    static TABLE: OnceLock<Vec<Counter>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let qtypes = QTYPES.iter().map(|(_, n)| *n).chain(["other"]);
+        let mut out = Vec::new();
+        for qtype in qtypes {
+            for rcode in RCODES.iter().map(|(_, n)| *n).chain(["other"]) {
+                for proto in PROTOS {
+                    out.push(metrics::counter!("signpost_dns_queries_total", "qtype" => qtype, "rcode" => rcode, "proto" => proto));
+                }
+            }
+        }
+        out
+    })
+}
+
+fn index(qtype: u16, rcode: u16, proto: Transport) -> usize {
+    let q = QTYPES.iter().position(|(t, _)| *t == qtype).unwrap_or(QTYPES.len());
+    let r = RCODES.iter().position(|(c, _)| *c == rcode).unwrap_or(RCODES.len());
+    let p = match proto {
+        Transport::Udp => 0,
+        Transport::Tcp => 1,
+    };
+    (q * (RCODES.len() + 1) + r) * PROTOS.len() + p
+}
+
+/// A query answered by the full handler.
+pub fn record(qtype: RecordType, rcode: ResponseCode, proto: Transport, took: Duration) {
+    counters()[index(u16::from(qtype), u16::from(rcode), proto)].increment(1);
+    metrics::histogram!("signpost_dns_query_duration_seconds").record(took);
+}
+
+/// A query answered by the fast path, read back from the wire: qtype after the question name,
+/// rcode in the header.
+pub fn fast(query: &[u8], answer: &[u8]) {
+    // The fast path only answers uncompressed names: walk the labels to the type.
+    let mut pos = 12;
+    while let Some(&len) = query.get(pos) {
+        pos += 1 + len as usize;
+        if len == 0 {
+            break;
+        }
+    }
+    let qtype = query.get(pos..pos + 2).map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+    let rcode = u16::from(answer[3] & 0x0F);
+    counters()[index(qtype, rcode, Transport::Udp)].increment(1);
+}
+
+/// Returns true for one call in `DURATION_SAMPLE` on this thread: the fast path times that one.
+pub fn sample() -> bool {
+    thread_local!(static N: std::cell::Cell<u32> = const { std::cell::Cell::new(0) });
+    N.with(|n| {
+        let v = n.get().wrapping_add(1);
+        n.set(v);
+        v % DURATION_SAMPLE == 0
+    })
+}
+
+/// A sampled fast-path duration.
+pub fn fast_duration(took: Duration) {
+    metrics::histogram!("signpost_dns_query_duration_seconds").record(took);
+}
