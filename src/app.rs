@@ -81,7 +81,7 @@ impl Listeners {
 async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), (&'static str, io::Error)> {
     let mut attempts = 0;
     loop {
-        let udp = UdpSocket::bind(addr).await.map_err(|e| ("dns/udp", e))?;
+        let udp = bind_udp(addr).map_err(|e| ("dns/udp", e))?;
         let port = udp.local_addr().map_err(|e| ("dns/udp", e))?.port();
         match bind_tcp(SocketAddr::new(addr.ip(), port)) {
             Ok(tcp) => return Ok((udp, tcp)),
@@ -92,6 +92,24 @@ async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), (&'stat
             Err(e) => return Err(("dns/tcp", e)),
         }
     }
+}
+
+/// Socket buffers for DNS over UDP: a burst of queries arriving while the server loop is
+/// descheduled must wait in the kernel rather than be dropped (the default is about 200 KB).
+const UDP_BUFFER: usize = 4 << 20;
+
+fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    // Best effort: the kernel caps these at net.core.rmem_max / wmem_max.
+    let _ = socket.set_recv_buffer_size(UDP_BUFFER);
+    let _ = socket.set_send_buffer_size(UDP_BUFFER);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
 }
 
 fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {

@@ -1,12 +1,16 @@
-//! The UDP server: one task per socket that drains every datagram the socket has ready, answers
-//! what the fast path can answer on the spot, and hands the rest to the full handler as tasks
-//! of their own (the same `Handler` the TCP side uses through hickory-server). hickory's own UDP
-//! loop spawns a task and builds a `Request` for every datagram, which costs more than the
-//! pre-encoded answer itself; this loop spends that only on unusual queries.
+//! The UDP server: one thread per socket that receives datagrams in batches, answers what the
+//! fast path can answer on the spot, sends those answers in batches, and hands the rest to the
+//! full handler as async tasks of their own (the same `Handler` the TCP side uses through
+//! hickory-server). hickory's own UDP loop spawns a task and builds a `Request` for every
+//! datagram, which costs more than the pre-encoded answer itself; this loop spends that only on
+//! unusual queries.
 
-use std::io;
-use std::net::SocketAddr;
+use std::io::{self, IoSlice, IoSliceMut};
+use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use hickory_proto::op::{Header, MessageType, ResponseCode};
@@ -17,6 +21,7 @@ use hickory_server::net::runtime::TokioTime;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponse;
+use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -25,13 +30,21 @@ use tracing::debug;
 use super::fast::FastTable;
 use super::handler::Handler;
 
-/// Datagrams answered before the loop yields to other tasks on its thread.
-const BUDGET: usize = 128;
+/// Datagrams received (and answers sent) per system call.
+const BATCH: usize = 64;
 /// Incoming datagrams larger than this are not DNS queries we answer.
 const MAX_QUERY: usize = 4096;
+/// How often the I/O thread looks up from an idle socket to see whether it should stop.
+const IDLE_CHECK: Duration = Duration::from_millis(100);
 
 /// Serves one UDP socket until `token` is cancelled; slow-path answers still in flight are
 /// tracked by `tracker`, so shutdown can wait for them.
+///
+/// The socket is read by a thread of its own with `recvmmsg` and answered with `sendmmsg`: up
+/// to 64 datagrams per system call each way. On loopback the kernel's UDP path is most of the
+/// cost of a query (measured: about three quarters of the CPU), and batching is what brings a
+/// server to NSD's rate there; an async loop pays a readiness wake-up and two system calls per
+/// datagram.
 pub async fn serve(
     socket: UdpSocket,
     fast: Arc<ArcSwapOption<FastTable>>,
@@ -39,62 +52,139 @@ pub async fn serve(
     tracker: TaskTracker,
     token: CancellationToken,
 ) {
-    let socket = Arc::new(socket);
-    let mut buf = vec![0u8; MAX_QUERY];
-    let mut out = Vec::with_capacity(4096);
-    loop {
-        tokio::select! {
-            _ = token.cancelled() => return,
-            ready = socket.readable() => if let Err(e) = ready {
-                debug!(error = %e, "UDP socket failed");
-                return;
-            },
+    let socket = match blocking(socket) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot set up the UDP socket");
+            return;
         }
-        for _ in 0..BUDGET {
-            let (len, src) = match socket.try_recv_from(&mut buf) {
-                Ok(got) => got,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                // An ICMP error for an earlier reply, and the like: not this loop's concern.
-                Err(_) => continue,
-            };
-            if src.port() == 0 || src.ip().is_unspecified() {
-                continue;
-            }
-            let query = &buf[..len];
-            let table = fast.load();
-            let timed = super::metrics::sample().then(std::time::Instant::now);
-            match table.as_ref().and_then(|t| t.answer(query, &mut out)) {
-                Some(n) => {
-                    if let Some(start) = timed {
-                        super::metrics::fast_duration(start.elapsed());
-                    }
-                    super::metrics::fast(query, &out[..n]);
-                    send(&socket, &out[..n], src).await;
-                }
-                None => {
-                    let (socket, handler, query) = (socket.clone(), handler.clone(), query.to_vec());
-                    tracker.spawn(slow(socket, handler, query, src));
-                }
-            }
-        }
-        tokio::task::yield_now().await;
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let (done, finished) = tokio::sync::oneshot::channel::<()>();
+    let io = Io { socket, fast, handler, tracker, runtime: tokio::runtime::Handle::current(), stop: stop.clone() };
+    let spawned = std::thread::Builder::new().name("dns-udp".into()).spawn(move || {
+        io.run();
+        drop(done);
+    });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the UDP thread");
+        return;
     }
+    token.cancelled().await;
+    stop.store(true, Ordering::Relaxed);
+    let _ = finished.await;
 }
 
-async fn send(socket: &UdpSocket, bytes: &[u8], dst: SocketAddr) {
-    match socket.try_send_to(bytes, dst) {
-        Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-            if let Err(e) = socket.send_to(bytes, dst).await {
+/// The socket in blocking mode with a read timeout, for the I/O thread; tokio lets go of it.
+fn blocking(socket: UdpSocket) -> io::Result<std::net::UdpSocket> {
+    let socket = socket.into_std()?;
+    socket.set_nonblocking(false)?;
+    socket.set_read_timeout(Some(IDLE_CHECK))?;
+    Ok(socket)
+}
+
+struct Io {
+    socket: Arc<std::net::UdpSocket>,
+    fast: Arc<ArcSwapOption<FastTable>>,
+    handler: Handler,
+    tracker: TaskTracker,
+    runtime: tokio::runtime::Handle,
+    stop: Arc<AtomicBool>,
+}
+
+impl Io {
+    fn run(self) {
+        let fd = self.socket.as_raw_fd();
+        let mut queries = vec![[0u8; MAX_QUERY]; BATCH];
+        let mut answers: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(1232)).collect();
+        let mut recv_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+        let mut send_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+        let mut received: Vec<(usize, Option<SockaddrStorage>)> = Vec::with_capacity(BATCH);
+        let mut to: Vec<Option<SockaddrStorage>> = Vec::with_capacity(BATCH);
+        while !self.stop.load(Ordering::Relaxed) {
+            received.clear();
+            {
+                let mut iovs: Vec<[IoSliceMut; 1]> =
+                    queries.iter_mut().map(|b| [IoSliceMut::new(&mut b[..])]).collect();
+                match recvmmsg(fd, &mut recv_headers, iovs.iter_mut(), MsgFlags::MSG_WAITFORONE, None) {
+                    Ok(results) => received.extend(results.map(|r| (r.bytes, r.address))),
+                    // The read timeout (idle), a signal, or an ICMP error for an earlier reply.
+                    Err(_) => continue,
+                }
+            }
+            let table = self.fast.load();
+            to.clear();
+            let mut answered = 0;
+            for (i, &(len, addr)) in received.iter().enumerate() {
+                let Some(src) = addr.as_ref().and_then(socket_addr) else { continue };
+                if src.port() == 0 || src.ip().is_unspecified() || len > MAX_QUERY {
+                    continue;
+                }
+                let query = &queries[i][..len];
+                let timed = super::metrics::sample().then(Instant::now);
+                match table.as_ref().and_then(|t| t.answer(query, &mut answers[answered])) {
+                    Some(_) => {
+                        if let Some(start) = timed {
+                            super::metrics::fast_duration(start.elapsed());
+                        }
+                        super::metrics::fast(query, &answers[answered]);
+                        to.push(addr);
+                        answered += 1;
+                    }
+                    None => {
+                        let (socket, handler, query) = (self.socket.clone(), self.handler.clone(), query.to_vec());
+                        let _guard = self.runtime.enter();
+                        self.tracker.spawn(slow(socket, handler, query, src));
+                    }
+                }
+            }
+            self.send_all(fd, &mut send_headers, &answers[..answered], &to);
+        }
+    }
+
+    /// Sends every answer of the batch: `sendmmsg`, then one by one whatever it did not take.
+    fn send_all(
+        &self,
+        fd: RawFd,
+        headers: &mut MultiHeaders<SockaddrStorage>,
+        answers: &[Vec<u8>],
+        to: &[Option<SockaddrStorage>],
+    ) {
+        if answers.is_empty() {
+            return;
+        }
+        let slices: Vec<[IoSlice; 1]> = answers.iter().map(|a| [IoSlice::new(a)]).collect();
+        let sent = match sendmmsg(fd, headers, slices.iter(), to, [], MsgFlags::empty()) {
+            Ok(results) => results.count(),
+            Err(_) => 0,
+        };
+        for (answer, addr) in answers.iter().zip(to).skip(sent) {
+            if let Some(dst) = addr.as_ref().and_then(socket_addr)
+                && let Err(e) = self.socket.send_to(answer, dst)
+            {
                 debug!(error = %e, %dst, "UDP send failed");
             }
         }
-        Err(e) => debug!(error = %e, %dst, "UDP send failed"),
+    }
+}
+
+fn socket_addr(addr: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = addr.as_sockaddr_in() {
+        return Some(SocketAddr::V4(SocketAddrV4::from(*v4)));
+    }
+    addr.as_sockaddr_in6().map(|v6| SocketAddr::V6(SocketAddrV6::from(*v6)))
+}
+
+/// One answer from the slow path. The socket is blocking, but with 4 MiB of send buffer a UDP
+/// send does not wait in practice, so an async task may call it.
+fn send(socket: &std::net::UdpSocket, bytes: &[u8], dst: SocketAddr) {
+    if let Err(e) = socket.send_to(bytes, dst) {
+        debug!(error = %e, %dst, "UDP send failed");
     }
 }
 
 /// The full handler, for everything the fast path left: parse with hickory-proto, answer, send.
-async fn slow(socket: Arc<UdpSocket>, handler: Handler, query: Vec<u8>, src: SocketAddr) {
+async fn slow(socket: Arc<std::net::UdpSocket>, handler: Handler, query: Vec<u8>, src: SocketAddr) {
     let header = match Header::read(&mut hickory_proto::serialize::binary::BinDecoder::new(&query)) {
         Ok(h) => h,
         Err(_) => return, // Under 12 bytes: not even a header to answer to.
@@ -110,7 +200,7 @@ async fn slow(socket: Arc<UdpSocket>, handler: Handler, query: Vec<u8>, src: Soc
             let reply = Header { metadata: meta, counts: Default::default() };
             let mut bytes = Vec::with_capacity(12);
             if reply.emit(&mut BinEncoder::new(&mut bytes)).is_ok() {
-                send(&socket, &bytes, src).await;
+                send(&socket, &bytes, src);
             }
             return;
         }
@@ -121,7 +211,7 @@ async fn slow(socket: Arc<UdpSocket>, handler: Handler, query: Vec<u8>, src: Soc
 /// Sends the full handler's answers back through the socket the query came in on.
 #[derive(Clone)]
 struct UdpResponder {
-    socket: Arc<UdpSocket>,
+    socket: Arc<std::net::UdpSocket>,
     dst: SocketAddr,
 }
 
@@ -144,7 +234,7 @@ impl ResponseHandler for UdpResponder {
         let mut enc = BinEncoder::new(&mut bytes);
         enc.set_max_size(max);
         let info = response.destructive_emit(&mut enc)?;
-        self.socket.send_to(&bytes, self.dst).await?;
+        self.socket.send_to(&bytes, self.dst)?;
         Ok(info)
     }
 }
