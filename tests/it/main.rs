@@ -14,6 +14,7 @@ mod examples;
 mod forward;
 mod health;
 mod hosts;
+mod malformed;
 mod negative;
 mod ops;
 mod protocol;
