@@ -57,6 +57,8 @@ pub struct DnsConfig {
     pub region: Option<String>,
     /// `[[regions.client]]`: client networks and their regions.
     pub client_regions: Vec<(IpNet, String)>,
+    /// `max_slow_queries` and `tcp_*`: how much work clients may give the DNS servers.
+    pub limits: crate::dns::Limits,
 }
 
 /// Forwarding of names outside the domain (`[dns] upstreams`, `upstream_timeout`,
@@ -134,6 +136,11 @@ pub struct RawDns {
     pub upstreams: Option<Vec<String>>,
     pub upstream_timeout: Option<String>,
     pub recursion_allow: Option<Vec<String>>,
+    pub max_slow_queries: Option<usize>,
+    pub tcp_max_connections: Option<usize>,
+    pub tcp_idle_timeout: Option<String>,
+    pub tcp_max_queries: Option<u32>,
+    pub tcp_pipeline: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -327,6 +334,7 @@ impl RawConfig {
             Some(other) => return invalid("log.format", format!("{other:?} is neither \"text\" nor \"json\"")),
         };
         let forward = forward_config(d)?;
+        let limits = dns_limits(d)?;
         let shutdown = shutdown_config(&self.shutdown)?;
         let h = &self.health;
         let defaults = crate::health::Settings::default();
@@ -358,6 +366,7 @@ impl RawConfig {
                 },
                 region: d.region.clone(),
                 client_regions,
+                limits,
             },
             zones_dir: self.zones.dir.clone().unwrap_or_else(|| "zones".into()),
             data_dir: self.store.data_dir.clone().unwrap_or_else(|| "data".into()),
@@ -403,6 +412,33 @@ fn forward_config(d: &RawDns) -> Result<ForwardConfig, ConfigError> {
         Some(list) => list.iter().map(|s| cidr(s)).collect::<Result<_, _>>()?,
     };
     Ok(ForwardConfig { upstreams, timeout, recursion_allow })
+}
+
+fn dns_limits(d: &RawDns) -> Result<crate::dns::Limits, ConfigError> {
+    let defaults = crate::dns::Limits::default();
+    for (key, value) in [
+        ("dns.max_slow_queries", d.max_slow_queries),
+        ("dns.tcp_max_connections", d.tcp_max_connections),
+        ("dns.tcp_max_queries", d.tcp_max_queries.map(|n| n as usize)),
+        ("dns.tcp_pipeline", d.tcp_pipeline),
+    ] {
+        if value == Some(0) {
+            return invalid(key, "must be at least 1".into());
+        }
+    }
+    let idle_timeout = duration("dns.tcp_idle_timeout", d.tcp_idle_timeout.as_deref(), defaults.tcp.idle_timeout)?;
+    if idle_timeout.is_zero() {
+        return invalid("dns.tcp_idle_timeout", "must be more than 0".into());
+    }
+    Ok(crate::dns::Limits {
+        max_slow_queries: d.max_slow_queries.unwrap_or(defaults.max_slow_queries),
+        tcp: crate::dns::TcpLimits {
+            max_connections: d.tcp_max_connections.unwrap_or(defaults.tcp.max_connections),
+            idle_timeout,
+            max_queries: d.tcp_max_queries.unwrap_or(defaults.tcp.max_queries),
+            pipeline: d.tcp_pipeline.unwrap_or(defaults.tcp.pipeline),
+        },
+    })
 }
 
 fn shutdown_config(s: &RawShutdown) -> Result<ShutdownConfig, ConfigError> {
@@ -552,6 +588,9 @@ drain = "1s"
             ("[dns]\nrecursion_allow = [\"everyone\"]\n", "dns.recursion_allow"),
             ("[shutdown]\ngrace = \"5\"\n", "shutdown.grace"),
             ("[shutdown]\ndrain = \"soon\"\n", "shutdown.drain"),
+            ("[dns]\nmax_slow_queries = 0\n", "dns.max_slow_queries"),
+            ("[dns]\ntcp_max_connections = 0\n", "dns.tcp_max_connections"),
+            ("[dns]\ntcp_idle_timeout = \"0s\"\n", "dns.tcp_idle_timeout"),
         ] {
             let err = RawConfig::from_toml(Path::new("s.toml"), text).unwrap().validate().unwrap_err();
             assert!(err.to_string().contains(key), "{err}");

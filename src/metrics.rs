@@ -32,6 +32,12 @@ pub fn render() -> String {
     handle.render()
 }
 
+/// Counts one hit of a bound (`signpost_limit_hits_total{limit}`): a query dropped, a
+/// connection refused or closed, a request turned away.
+pub fn limit_hit(limit: &'static str) {
+    metrics::counter!("signpost_limit_hits_total", "limit" => limit).increment(1);
+}
+
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
     describe_counter!("signpost_dns_queries_total", "DNS queries answered, by query type, response code and transport");
@@ -47,6 +53,10 @@ fn describe() {
     describe_counter!("signpost_zone_reloads_total", "Zone file loads, by result");
     describe_histogram!("signpost_store_write_duration_seconds", "Time to make one batch durable (write + fsync)");
     describe_counter!("signpost_store_writes_total", "Batches written to the store, by result");
+    describe_counter!(
+        "signpost_limit_hits_total",
+        "Times a resource bound was hit (work dropped, refused or cut), by limit"
+    );
     describe_counter!("signpost_http_requests_total", "HTTP API requests, by method, route and status");
     describe_histogram!("signpost_http_request_duration_seconds", "Time to answer an HTTP API request, by route");
 }

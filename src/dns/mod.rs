@@ -1,4 +1,5 @@
-//! The DNS server: hickory-server's `Server` on the sockets `main` bound, with our `Handler`.
+//! The DNS server on the sockets `main` bound: our own UDP (`udp`, with the `fast` path) and
+//! TCP (`tcp`) loops around one hickory `RequestHandler` (`handler`, reached through `wire`).
 //! `parse` maps names to what they ask, `answer` builds records from a snapshot, `forward` relays
 //! other names upstream, `handler` speaks the protocol around them.
 
@@ -9,67 +10,65 @@ pub mod handler;
 pub mod metrics;
 pub mod parse;
 pub mod region;
+pub mod tcp;
 pub mod udp;
-
-use std::time::Duration;
+pub mod wire;
 
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
-use hickory_server::Server;
 use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::warn;
 
 pub use answer::{Transport, Zone};
 pub use fast::FastTable;
 pub use forward::Forwarder;
 pub use handler::Handler;
 pub use region::Regions;
+pub use tcp::TcpLimits;
 
-/// How long a TCP connection may sit idle between queries.
-const TCP_IDLE: Duration = Duration::from_secs(10);
-/// Responses queued per TCP connection (pipelined queries, RFC 7766).
-const TCP_QUEUE: usize = 64;
+/// The bounds of the DNS servers (`[dns] max_slow_queries`, `tcp_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// UDP queries the full handler works on at once, over all sockets; more are dropped.
+    pub max_slow_queries: usize,
+    pub tcp: TcpLimits,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits { max_slow_queries: 1024, tcp: TcpLimits::default() }
+    }
+}
 
 /// Serves DNS until `token` is cancelled, then lets in-flight queries finish: UDP through our
-/// own loop with the fast path (`udp.rs`), TCP through hickory-server, both with `handler`.
+/// own loop with the fast path (`udp.rs`), TCP through ours (`tcp.rs`), both with `handler`.
 pub async fn serve(
     handler: Handler,
     fast: Arc<ArcSwapOption<FastTable>>,
     udp: Vec<UdpSocket>,
     tcp: Vec<TcpListener>,
+    limits: Limits,
     token: CancellationToken,
 ) {
     let slow_tasks = TaskTracker::new();
+    let slow_slots = Arc::new(Semaphore::new(limits.max_slow_queries.max(1)));
     let loops = TaskTracker::new();
+    let connections = TaskTracker::new();
     for socket in udp {
-        loops.spawn(udp::serve(socket, fast.clone(), handler.clone(), slow_tasks.clone(), token.clone()));
+        let slow = udp::Slow { handler: handler.clone(), tracker: slow_tasks.clone(), slots: slow_slots.clone() };
+        loops.spawn(udp::serve(socket, fast.clone(), slow, token.clone()));
     }
-    let has_tcp = !tcp.is_empty();
-    let mut server = Server::new(handler);
     for listener in tcp {
-        server.register_listener(listener, TCP_IDLE, TCP_QUEUE);
+        loops.spawn(tcp::serve(listener, handler.clone(), limits.tcp, connections.clone(), token.clone()));
     }
-    if has_tcp {
-        tokio::select! {
-            _ = token.cancelled() => {
-                if let Err(e) = server.shutdown_gracefully().await {
-                    warn!(error = %e, "DNS server stopped with an error");
-                }
-            }
-            r = server.block_until_done() => {
-                if let Err(e) = r {
-                    warn!(error = %e, "DNS server stopped with an error");
-                }
-            }
-        }
-    } else {
-        token.cancelled().await;
-    }
+    token.cancelled().await;
     loops.close();
     loops.wait().await;
-    slow_tasks.close();
-    slow_tasks.wait().await;
+    for tracker in [slow_tasks, connections] {
+        tracker.close();
+        tracker.wait().await;
+    }
 }

@@ -1,7 +1,8 @@
 //! The UDP server: one thread per socket that receives datagrams in batches, answers what the
 //! fast path can answer on the spot, sends those answers in batches, and hands the rest to the
-//! full handler as async tasks of their own (the same `Handler` the TCP side uses through
-//! hickory-server). hickory's own UDP loop spawns a task and builds a `Request` for every
+//! full handler as async tasks of their own (the same `Handler` the TCP side uses), at most
+//! `max_slow_queries` at once: beyond that a query is dropped and counted, so that a flood of
+//! unusual queries cannot grow the task set without bound. hickory's own UDP loop spawns a task and builds a `Request` for every
 //! datagram, which costs more than the pre-encoded answer itself; this loop spends that only on
 //! unusual queries.
 
@@ -13,16 +14,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
-use hickory_proto::op::{Header, MessageType, ResponseCode};
-use hickory_proto::rr::Record;
-use hickory_proto::serialize::binary::{BinDecodable, BinEncodable, BinEncoder};
-use hickory_server::net::NetError;
-use hickory_server::net::runtime::TokioTime;
 use hickory_server::net::xfer::Protocol;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponse;
 use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
 use tokio::net::UdpSocket;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
@@ -37,21 +32,24 @@ const MAX_QUERY: usize = 4096;
 /// How often the I/O thread looks up from an idle socket to see whether it should stop.
 const IDLE_CHECK: Duration = Duration::from_millis(100);
 
-/// Serves one UDP socket until `token` is cancelled; slow-path answers still in flight are
-/// tracked by `tracker`, so shutdown can wait for them.
+/// Where the queries the fast path leaves go: the full handler, as tasks tracked by `tracker`
+/// (so shutdown can wait for them), at most as many at once as `slots` has permits (shared by
+/// every socket).
+#[derive(Clone)]
+pub struct Slow {
+    pub handler: Handler,
+    pub tracker: TaskTracker,
+    pub slots: Arc<Semaphore>,
+}
+
+/// Serves one UDP socket until `token` is cancelled.
 ///
 /// The socket is read by a thread of its own with `recvmmsg` and answered with `sendmmsg`: up
 /// to 64 datagrams per system call each way. On loopback the kernel's UDP path is most of the
 /// cost of a query (measured: about three quarters of the CPU), and batching is what brings a
 /// server to NSD's rate there; an async loop pays a readiness wake-up and two system calls per
 /// datagram.
-pub async fn serve(
-    socket: UdpSocket,
-    fast: Arc<ArcSwapOption<FastTable>>,
-    handler: Handler,
-    tracker: TaskTracker,
-    token: CancellationToken,
-) {
+pub async fn serve(socket: UdpSocket, fast: Arc<ArcSwapOption<FastTable>>, slow: Slow, token: CancellationToken) {
     let socket = match blocking(socket) {
         Ok(s) => Arc::new(s),
         Err(e) => {
@@ -61,7 +59,7 @@ pub async fn serve(
     };
     let stop = Arc::new(AtomicBool::new(false));
     let (done, finished) = tokio::sync::oneshot::channel::<()>();
-    let io = Io { socket, fast, handler, tracker, runtime: tokio::runtime::Handle::current(), stop: stop.clone() };
+    let io = Io { socket, fast, slow, runtime: tokio::runtime::Handle::current(), stop: stop.clone() };
     let spawned = std::thread::Builder::new().name("dns-udp".into()).spawn(move || {
         io.run();
         drop(done);
@@ -86,8 +84,7 @@ fn blocking(socket: UdpSocket) -> io::Result<std::net::UdpSocket> {
 struct Io {
     socket: Arc<std::net::UdpSocket>,
     fast: Arc<ArcSwapOption<FastTable>>,
-    handler: Handler,
-    tracker: TaskTracker,
+    slow: Slow,
     runtime: tokio::runtime::Handle,
     stop: Arc<AtomicBool>,
 }
@@ -132,9 +129,13 @@ impl Io {
                         answered += 1;
                     }
                     None => {
-                        let (socket, handler, query) = (self.socket.clone(), self.handler.clone(), query.to_vec());
+                        let Ok(permit) = self.slow.slots.clone().try_acquire_owned() else {
+                            crate::metrics::limit_hit("slow_queries");
+                            continue;
+                        };
+                        let (socket, handler, query) = (self.socket.clone(), self.slow.handler.clone(), query.to_vec());
                         let _guard = self.runtime.enter();
-                        self.tracker.spawn(slow(socket, handler, query, src));
+                        self.slow.tracker.spawn(slow(socket, handler, query, src, permit));
                     }
                 }
             }
@@ -184,57 +185,14 @@ fn send(socket: &std::net::UdpSocket, bytes: &[u8], dst: SocketAddr) {
 }
 
 /// The full handler, for everything the fast path left: parse with hickory-proto, answer, send.
-async fn slow(socket: Arc<std::net::UdpSocket>, handler: Handler, query: Vec<u8>, src: SocketAddr) {
-    let header = match Header::read(&mut hickory_proto::serialize::binary::BinDecoder::new(&query)) {
-        Ok(h) => h,
-        Err(_) => return, // Under 12 bytes: not even a header to answer to.
-    };
-    if header.metadata.message_type == MessageType::Response {
-        return; // Never answer answers: that is how reflection loops start.
-    }
-    let request = match Request::from_bytes(query, src, Protocol::Udp) {
-        Ok(r) => r,
-        Err(_) => {
-            let mut meta = hickory_proto::op::Metadata::response_from_request(&header.metadata);
-            meta.response_code = ResponseCode::FormErr;
-            let reply = Header { metadata: meta, counts: Default::default() };
-            let mut bytes = Vec::with_capacity(12);
-            if reply.emit(&mut BinEncoder::new(&mut bytes)).is_ok() {
-                send(&socket, &bytes, src);
-            }
-            return;
-        }
-    };
-    handler.handle_request::<_, TokioTime>(&request, UdpResponder { socket, dst: src }).await;
-}
-
-/// Sends the full handler's answers back through the socket the query came in on.
-#[derive(Clone)]
-struct UdpResponder {
+async fn slow(
     socket: Arc<std::net::UdpSocket>,
-    dst: SocketAddr,
-}
-
-#[async_trait::async_trait]
-impl ResponseHandler for UdpResponder {
-    async fn send_response<'a>(
-        &mut self,
-        response: MessageResponse<
-            '_,
-            'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-        >,
-    ) -> Result<ResponseInfo, NetError> {
-        // As hickory's UDP path: the response OPT's payload, or RFC 1035's 512 without one.
-        let max = response.edns().map_or(512, |e| e.max_payload());
-        let mut bytes = Vec::with_capacity(512);
-        let mut enc = BinEncoder::new(&mut bytes);
-        enc.set_max_size(max);
-        let info = response.destructive_emit(&mut enc)?;
-        self.socket.send_to(&bytes, self.dst)?;
-        Ok(info)
+    handler: Handler,
+    query: Vec<u8>,
+    src: SocketAddr,
+    _permit: OwnedSemaphorePermit,
+) {
+    if let Some(answer) = super::wire::answer(&handler, query, src, Protocol::Udp).await {
+        send(&socket, &answer, src);
     }
 }

@@ -14,6 +14,7 @@ mod examples;
 mod forward;
 mod health;
 mod hosts;
+mod limits;
 mod malformed;
 mod negative;
 mod ops;
