@@ -23,12 +23,20 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest output text kept per check update (Consul keeps 4 KiB too): it is stored.
 pub const MAX_OUTPUT: usize = 4096;
 
-/// A field that breaks a rule; shown as `field: rule`.
+/// A field that breaks a rule; shown as `field: rule`, on one line whatever the client sent
+/// (a key is the client's text: its control characters are shown escaped).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {rule}")]
+#[error("{}: {}", one_line(field), one_line(rule))]
 pub struct FieldError {
     pub field: String,
     pub rule: String,
+}
+
+fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 
 /// Decodes and validates a registration. `client` is the registering client's address, which

@@ -204,3 +204,10 @@ fn check_update_bodies() {
     let long = "é".repeat(MAX_OUTPUT);
     assert!(clip_output(&long).len() <= MAX_OUTPUT);
 }
+
+/// Found by fuzz/registration: a meta key with a newline made the 400 reason two lines.
+#[test]
+fn a_meta_key_with_a_newline_gives_a_one_line_error() {
+    let got = err(json!({"Name": "a", "Meta": {"regio\nn": "eu"}}));
+    assert_eq!(got, "Meta.regio\\nn: keys must be 1-128 characters of A-Z a-z 0-9 _ -");
+}
