@@ -231,7 +231,8 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
         .with_regions(regions);
     // DNS and HTTP: tracked apart, so that shutdown can wait for exactly them.
     let front = TaskTracker::new();
-    let dns = dns::serve(handler, fast, listeners.dns_udp, listeners.dns_tcp, config.dns.limits, stages.stop.clone());
+    let dns =
+        dns::serve(handler, fast, listeners.dns_udp, listeners.dns_tcp, config.dns.limits.clone(), stages.stop.clone());
     front.spawn(bounded("DNS", dns, stages.abort.clone()));
 
     // `/readyz` answers 200 from `ready` on, and 503 again once `token` is cancelled.

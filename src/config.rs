@@ -141,6 +141,17 @@ pub struct RawDns {
     pub tcp_idle_timeout: Option<String>,
     pub tcp_max_queries: Option<u32>,
     pub tcp_pipeline: Option<usize>,
+    pub rrl: Option<RawRrl>,
+}
+
+/// `[dns] rrl = { responses_per_second = 20, window = "1s", slip = 2, exempt = [...] }`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRrl {
+    pub responses_per_second: u32,
+    pub window: Option<String>,
+    pub slip: Option<u32>,
+    pub exempt: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -438,6 +449,30 @@ fn dns_limits(d: &RawDns) -> Result<crate::dns::Limits, ConfigError> {
             max_queries: d.tcp_max_queries.unwrap_or(defaults.tcp.max_queries),
             pipeline: d.tcp_pipeline.unwrap_or(defaults.tcp.pipeline),
         },
+        rrl: d.rrl.as_ref().map(rrl_config).transpose()?,
+    })
+}
+
+fn rrl_config(r: &RawRrl) -> Result<crate::dns::RrlConfig, ConfigError> {
+    if r.responses_per_second == 0 {
+        return invalid("dns.rrl.responses_per_second", "must be at least 1 (remove rrl to turn it off)".into());
+    }
+    let window = duration("dns.rrl.window", r.window.as_deref(), Duration::from_secs(1))?;
+    if window < Duration::from_millis(100) || window > Duration::from_secs(60) {
+        return invalid("dns.rrl.window", format!("must be between 100ms and 60s, got {window:?}"));
+    }
+    let exempt = match &r.exempt {
+        None => vec!["127.0.0.0/8".parse().expect("valid"), "::1/128".parse().expect("valid")],
+        Some(list) => list.iter().map(|s| cidr(s)).collect::<Result<_, _>>().map_err(|e| match e {
+            ConfigError::Invalid { message, .. } => ConfigError::Invalid { key: "dns.rrl.exempt", message },
+            other => other,
+        })?,
+    };
+    Ok(crate::dns::RrlConfig {
+        responses_per_second: r.responses_per_second,
+        window,
+        slip: r.slip.unwrap_or(2),
+        exempt,
     })
 }
 
@@ -591,6 +626,9 @@ drain = "1s"
             ("[dns]\nmax_slow_queries = 0\n", "dns.max_slow_queries"),
             ("[dns]\ntcp_max_connections = 0\n", "dns.tcp_max_connections"),
             ("[dns]\ntcp_idle_timeout = \"0s\"\n", "dns.tcp_idle_timeout"),
+            ("[dns]\nrrl = { responses_per_second = 0 }\n", "dns.rrl.responses_per_second"),
+            ("[dns]\nrrl = { responses_per_second = 5, window = \"1ms\" }\n", "dns.rrl.window"),
+            ("[dns]\nrrl = { responses_per_second = 5, exempt = [\"x\"] }\n", "dns.rrl.exempt"),
         ] {
             let err = RawConfig::from_toml(Path::new("s.toml"), text).unwrap().validate().unwrap_err();
             assert!(err.to_string().contains(key), "{err}");

@@ -10,6 +10,7 @@ pub mod handler;
 pub mod metrics;
 pub mod parse;
 pub mod region;
+pub mod rrl;
 pub mod tcp;
 pub mod udp;
 pub mod wire;
@@ -27,19 +28,22 @@ pub use fast::FastTable;
 pub use forward::Forwarder;
 pub use handler::Handler;
 pub use region::Regions;
+pub use rrl::RrlConfig;
 pub use tcp::TcpLimits;
 
-/// The bounds of the DNS servers (`[dns] max_slow_queries`, `tcp_*`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The bounds of the DNS servers (`[dns] max_slow_queries`, `tcp_*`, `rrl`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// UDP queries the full handler works on at once, over all sockets; more are dropped.
     pub max_slow_queries: usize,
     pub tcp: TcpLimits,
+    /// Response-rate limiting of UDP answers; `None` (the default) answers everything.
+    pub rrl: Option<RrlConfig>,
 }
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits { max_slow_queries: 1024, tcp: TcpLimits::default() }
+        Limits { max_slow_queries: 1024, tcp: TcpLimits::default(), rrl: None }
     }
 }
 
@@ -55,11 +59,12 @@ pub async fn serve(
 ) {
     let slow_tasks = TaskTracker::new();
     let slow_slots = Arc::new(Semaphore::new(limits.max_slow_queries.max(1)));
+    let rrl = limits.rrl.map(|c| Arc::new(rrl::Rrl::new(c)));
     let loops = TaskTracker::new();
     let connections = TaskTracker::new();
     for socket in udp {
         let slow = udp::Slow { handler: handler.clone(), tracker: slow_tasks.clone(), slots: slow_slots.clone() };
-        loops.spawn(udp::serve(socket, fast.clone(), slow, token.clone()));
+        loops.spawn(udp::serve(socket, fast.clone(), slow, rrl.clone(), token.clone()));
     }
     for listener in tcp {
         loops.spawn(tcp::serve(listener, handler.clone(), limits.tcp, connections.clone(), token.clone()));

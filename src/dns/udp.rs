@@ -24,6 +24,7 @@ use tracing::debug;
 
 use super::fast::FastTable;
 use super::handler::Handler;
+use super::rrl::{self, Rrl, Verdict};
 
 /// Datagrams received (and answers sent) per system call.
 const BATCH: usize = 64;
@@ -49,7 +50,13 @@ pub struct Slow {
 /// cost of a query (measured: about three quarters of the CPU), and batching is what brings a
 /// server to NSD's rate there; an async loop pays a readiness wake-up and two system calls per
 /// datagram.
-pub async fn serve(socket: UdpSocket, fast: Arc<ArcSwapOption<FastTable>>, slow: Slow, token: CancellationToken) {
+pub async fn serve(
+    socket: UdpSocket,
+    fast: Arc<ArcSwapOption<FastTable>>,
+    slow: Slow,
+    rrl: Option<Arc<Rrl>>,
+    token: CancellationToken,
+) {
     let socket = match blocking(socket) {
         Ok(s) => Arc::new(s),
         Err(e) => {
@@ -59,7 +66,7 @@ pub async fn serve(socket: UdpSocket, fast: Arc<ArcSwapOption<FastTable>>, slow:
     };
     let stop = Arc::new(AtomicBool::new(false));
     let (done, finished) = tokio::sync::oneshot::channel::<()>();
-    let io = Io { socket, fast, slow, runtime: tokio::runtime::Handle::current(), stop: stop.clone() };
+    let io = Io { socket, fast, slow, rrl, runtime: tokio::runtime::Handle::current(), stop: stop.clone() };
     let spawned = std::thread::Builder::new().name("dns-udp".into()).spawn(move || {
         io.run();
         drop(done);
@@ -85,6 +92,7 @@ struct Io {
     socket: Arc<std::net::UdpSocket>,
     fast: Arc<ArcSwapOption<FastTable>>,
     slow: Slow,
+    rrl: Option<Arc<Rrl>>,
     runtime: tokio::runtime::Handle,
     stop: Arc<AtomicBool>,
 }
@@ -118,6 +126,22 @@ impl Io {
                     continue;
                 }
                 let query = &queries[i][..len];
+                // Rate limiting comes first, so that it covers both paths alike.
+                match self.rrl.as_ref().map_or(Verdict::Answer, |r| r.check(src.ip(), Instant::now())) {
+                    Verdict::Answer => {}
+                    Verdict::Slip => {
+                        crate::metrics::limit_hit("rrl_slipped");
+                        if rrl::truncated(query, &mut answers[answered]) {
+                            to.push(addr);
+                            answered += 1;
+                        }
+                        continue;
+                    }
+                    Verdict::Drop => {
+                        crate::metrics::limit_hit("rrl_dropped");
+                        continue;
+                    }
+                }
                 let timed = super::metrics::sample().then(Instant::now);
                 match table.as_ref().and_then(|t| t.answer(query, &mut answers[answered])) {
                     Some(_) => {

@@ -22,6 +22,7 @@ mod protocol;
 mod readme;
 mod regions;
 mod rotation;
+mod rrl;
 mod sizes;
 mod ui;
 mod ui_browser;
