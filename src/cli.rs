@@ -185,7 +185,7 @@ impl ServeArgs {
             log_format: self.log_format.clone(),
             log_level: self.log_level.clone(),
             shutdown_grace: self.shutdown_grace.clone(),
-            token: std::env::var("SIGNPOST_TOKEN").ok(),
+            token: std::env::var("SIGNPOST_TOKEN").ok().map(Into::into),
         }
     }
 }

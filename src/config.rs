@@ -34,7 +34,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub http_listen: SocketAddr,
     /// `[http] token`, or `SIGNPOST_TOKEN` over it: required on API writes when set.
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     pub health: crate::health::Settings,
     pub forward: ForwardConfig,
     pub log: LogConfig,
@@ -172,7 +172,7 @@ pub struct RawClientRegion {
 #[serde(deny_unknown_fields)]
 pub struct RawHttp {
     pub listen: Option<String>,
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// Reads (the API's and the status page) need the token too; default false.
     pub reads_need_token: Option<bool>,
 }
@@ -228,7 +228,38 @@ pub struct Overrides {
     pub log_level: Option<String>,
     pub shutdown_grace: Option<String>,
     /// `SIGNPOST_TOKEN` (environment only: a flag would show the token in `ps`).
-    pub token: Option<String>,
+    pub token: Option<Secret>,
+}
+
+/// A secret (the API token): used as a `str`, but its `Debug` shows no part of it, so that no
+/// `{:?}` of a configuration, in a log line or a panic, can leak it.
+#[derive(Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl std::ops::Deref for Secret {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Secret {
+        Secret(s.to_string())
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Secret {
+        Secret(s)
+    }
 }
 
 impl RawConfig {
@@ -603,6 +634,18 @@ drain = "1s"
         assert_eq!(RawConfig::default().validate().unwrap().token, None);
         let empty = RawConfig::from_toml(Path::new("s.toml"), "[http]\ntoken = \"\"\n").unwrap();
         assert!(empty.validate().unwrap_err().to_string().contains("http.token"));
+    }
+
+    #[test]
+    fn the_token_never_shows_in_debug_output() {
+        let raw = RawConfig::from_toml(Path::new("s.toml"), "[http]\ntoken = \"s3cr3t-t0ken\"\n").unwrap();
+        let o = Overrides { token: Some("env-s3cr3t".into()), ..Overrides::default() };
+        let config = raw.clone().overlay(o.clone()).validate().unwrap();
+        for text in [format!("{raw:?}"), format!("{o:?}"), format!("{config:?}"), format!("{config:#?}")] {
+            assert!(!text.contains("s3cr3t"), "{text}");
+            assert!(text.contains("<redacted>"), "{text}");
+        }
+        assert_eq!(config.token.as_deref(), Some("env-s3cr3t"));
     }
 
     #[test]

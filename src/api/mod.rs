@@ -40,7 +40,7 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
     /// Required on writes when set; compared in constant time, never logged.
-    pub token: Option<String>,
+    pub token: Option<crate::config::Secret>,
     pub node: String,
     pub node_address: String,
     pub datacenter: String,
