@@ -11,6 +11,7 @@ mod dig;
 mod dns_names;
 mod docker;
 mod examples;
+mod flood;
 mod forward;
 mod health;
 mod hosts;
