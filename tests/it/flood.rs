@@ -26,8 +26,11 @@ fn random_query(seed: &mut u64) -> Vec<u8> {
     *seed ^= *seed << 13;
     *seed ^= *seed >> 7;
     *seed ^= *seed << 17;
-    let name =
-        if *seed % 2 == 0 { format!("r{:x}.service.local.", *seed) } else { format!("r{:x}.flood.example.", *seed) };
+    let name = if (*seed).is_multiple_of(2) {
+        format!("r{:x}.service.local.", *seed)
+    } else {
+        format!("r{:x}.flood.example.", *seed)
+    };
     Ask::new(&name, RecordType::A).to_bytes()
 }
 
