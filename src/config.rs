@@ -33,6 +33,8 @@ pub struct Config {
     pub zones_dir: PathBuf,
     pub data_dir: PathBuf,
     pub http_listen: SocketAddr,
+    /// `[http] max_concurrent_requests`, `max_blocking_queries`, `max_header_bytes`.
+    pub http_limits: crate::api::HttpLimits,
     /// `[http] token`, or `SIGNPOST_TOKEN` over it: required on API writes when set.
     pub token: Option<Secret>,
     pub health: crate::health::Settings,
@@ -175,6 +177,9 @@ pub struct RawHttp {
     pub token: Option<Secret>,
     /// Reads (the API's and the status page) need the token too; default false.
     pub reads_need_token: Option<bool>,
+    pub max_concurrent_requests: Option<usize>,
+    pub max_blocking_queries: Option<usize>,
+    pub max_header_bytes: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -376,6 +381,7 @@ impl RawConfig {
             Some(other) => return invalid("log.format", format!("{other:?} is neither \"text\" nor \"json\"")),
         };
         let forward = forward_config(d)?;
+        let http_limits = http_limits(&self.http)?;
         let limits = dns_limits(d)?;
         let shutdown = shutdown_config(&self.shutdown)?;
         let h = &self.health;
@@ -413,6 +419,7 @@ impl RawConfig {
             zones_dir: self.zones.dir.clone().unwrap_or_else(|| "zones".into()),
             data_dir: self.store.data_dir.clone().unwrap_or_else(|| "data".into()),
             http_listen,
+            http_limits,
             token,
             health,
             forward,
@@ -454,6 +461,26 @@ fn forward_config(d: &RawDns) -> Result<ForwardConfig, ConfigError> {
         Some(list) => list.iter().map(|s| cidr(s)).collect::<Result<_, _>>()?,
     };
     Ok(ForwardConfig { upstreams, timeout, recursion_allow })
+}
+
+fn http_limits(h: &RawHttp) -> Result<crate::api::HttpLimits, ConfigError> {
+    let defaults = crate::api::HttpLimits::default();
+    for (key, value) in [
+        ("http.max_concurrent_requests", h.max_concurrent_requests),
+        ("http.max_blocking_queries", h.max_blocking_queries),
+    ] {
+        if value == Some(0) {
+            return invalid(key, "must be at least 1".into());
+        }
+    }
+    if h.max_header_bytes.is_some_and(|n| n < 1024) {
+        return invalid("http.max_header_bytes", "must be at least 1024".into());
+    }
+    Ok(crate::api::HttpLimits {
+        max_concurrent_requests: h.max_concurrent_requests.unwrap_or(defaults.max_concurrent_requests),
+        max_blocking_queries: h.max_blocking_queries.unwrap_or(defaults.max_blocking_queries),
+        max_header_bytes: h.max_header_bytes.unwrap_or(defaults.max_header_bytes),
+    })
 }
 
 fn dns_limits(d: &RawDns) -> Result<crate::dns::Limits, ConfigError> {

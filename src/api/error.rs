@@ -22,6 +22,12 @@ pub enum ApiError {
     /// The body is over the limit: 413.
     #[error("request body is larger than {limit} bytes")]
     TooLarge { limit: usize },
+    /// Request line and headers over the limit: 431.
+    #[error("request headers are larger than {limit} bytes")]
+    HeadersTooLarge { limit: usize },
+    /// A bound on work in progress was hit (`HttpLimits`): 429.
+    #[error("{0}")]
+    Busy(&'static str),
     /// What the registry refused.
     #[error("{0}")]
     Registry(#[from] RegistryError),
@@ -38,6 +44,8 @@ impl ApiError {
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ApiError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Registry(e) => match e {
                 RegistryError::ZoneOwned { .. } => StatusCode::CONFLICT,
                 // A check id another instance already uses: the client asked for something

@@ -48,6 +48,25 @@ pub struct ApiConfig {
     pub domain: String,
     /// `[http] reads_need_token`: reads (the API's and `/ui`) need the token too.
     pub reads_need_token: bool,
+    /// `[http] max_concurrent_requests`, `max_blocking_queries`, `max_header_bytes`.
+    pub limits: HttpLimits,
+}
+
+/// Bounds on what HTTP clients may ask of the server at once (see README, Limits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Requests in progress at once (the ops endpoints not counted); more get 429.
+    pub max_concurrent_requests: usize,
+    /// Blocking queries (`?index=`) waiting at once; more get 429.
+    pub max_blocking_queries: usize,
+    /// Request line and headers together; more get 431.
+    pub max_header_bytes: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> HttpLimits {
+        HttpLimits { max_concurrent_requests: 1024, max_blocking_queries: 512, max_header_bytes: 16 * 1024 }
+    }
 }
 
 impl ApiConfig {
@@ -68,6 +87,7 @@ impl ApiConfig {
             datacenter: config.raw.dns.region.clone().unwrap_or_else(|| "dc1".into()),
             domain: config.dns.domain.to_ascii().trim_end_matches('.').to_string(),
             reads_need_token: config.raw.http.reads_need_token.unwrap_or(false),
+            limits: config.http_limits,
         }
     }
 }
@@ -81,6 +101,9 @@ pub(crate) struct Api {
     /// True once the app has started; `/readyz` also turns 503 once `shutdown` is cancelled.
     ready: Arc<AtomicBool>,
     shutdown: CancellationToken,
+    /// Slots for requests in progress and for blocking queries (`HttpLimits`).
+    requests: Arc<tokio::sync::Semaphore>,
+    watchers: Arc<tokio::sync::Semaphore>,
 }
 
 type Shared = Arc<Api>;
@@ -107,7 +130,9 @@ pub async fn serve(
         Ok(a) => a.to_string(),
         Err(_) => String::new(),
     };
-    let api = Arc::new(Api { registry, config, leader, ready, shutdown });
+    let requests = Arc::new(tokio::sync::Semaphore::new(config.limits.max_concurrent_requests));
+    let watchers = Arc::new(tokio::sync::Semaphore::new(config.limits.max_blocking_queries));
+    let api = Arc::new(Api { registry, config, leader, ready, shutdown, requests, watchers });
     let app = router(api).into_make_service_with_connect_info::<SocketAddr>();
     if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await {
         warn!(error = %e, "HTTP server stopped with an error");
@@ -144,6 +169,7 @@ fn router(api: Shared) -> Router {
     writes
         .merge(reads)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(api.clone(), ops::limit))
         .layer(axum::middleware::from_fn(ops::track))
         .with_state(api)
 }

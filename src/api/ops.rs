@@ -17,6 +17,30 @@ pub async fn metrics() -> Response {
     ([(CONTENT_TYPE, PROMETHEUS_TEXT)], crate::metrics::render()).into_response()
 }
 
+/// Turns away requests over the bounds of `HttpLimits`: headers over `max_header_bytes` (431),
+/// and beyond `max_concurrent_requests` in progress (429). `/healthz`, `/readyz` and `/metrics`
+/// are never turned away, so that an overloaded server can still be watched.
+pub async fn limit(
+    axum::extract::State(api): axum::extract::State<super::Shared>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let head =
+        req.uri().to_string().len() + req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum::<usize>();
+    if head > api.config.limits.max_header_bytes {
+        crate::metrics::limit_hit("http_header_bytes");
+        return super::ApiError::HeadersTooLarge { limit: api.config.limits.max_header_bytes }.into_response();
+    }
+    if matches!(req.uri().path(), "/healthz" | "/readyz" | "/metrics") {
+        return next.run(req).await;
+    }
+    let Ok(_slot) = api.requests.clone().try_acquire_owned() else {
+        crate::metrics::limit_hit("http_requests");
+        return super::ApiError::Busy("too many requests in progress; try again shortly").into_response();
+    };
+    next.run(req).await
+}
+
 /// Counts and times one request. Paths that match no route count as `unmatched`, so that a
 /// scanner cannot grow the label set.
 pub async fn track(req: Request, next: Next) -> Response {

@@ -33,6 +33,10 @@ async fn snapshot(api: &Shared, params: &Params) -> Result<Arc<Snapshot>, ApiErr
         None | Some("") => DEFAULT_WAIT,
         Some(w) => crate::duration::parse(w).map_err(|e| ApiError::bad_request(format!("wait: {e}")))?,
     };
+    let Ok(_watching) = api.watchers.clone().try_acquire_owned() else {
+        crate::metrics::limit_hit("http_blocking_queries");
+        return Err(ApiError::Busy("too many blocking queries waiting; try again shortly"));
+    };
     let deadline = tokio::time::sleep(wait.min(MAX_WAIT));
     tokio::pin!(deadline);
     let mut version = api.registry.subscribe();

@@ -133,3 +133,71 @@ async fn slow_path_udp_work_beyond_the_bound_is_dropped() {
     // The fast path does not need a slot.
     assert_eq!(addresses(&s.udp("web.service.local.", RecordType::A).await), ["10.0.0.1"]);
 }
+
+/// `GET path` on the API; the status code.
+async fn get_status(s: &TestServer, path: &str) -> u16 {
+    http_client().get(s.url(path)).send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn a_10_mib_body_is_refused_without_being_read_whole() {
+    let s = server().start().await;
+    let addr = s.api.strip_prefix("http://").unwrap().to_string();
+    let mut c = TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "PUT /v1/agent/service/register HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        10 << 20
+    );
+    c.write_all(head.as_bytes()).await.unwrap();
+    // A first MiB of the ten; the answer comes without the rest.
+    c.write_all(&vec![b' '; 1 << 20]).await.unwrap();
+    let mut buf = vec![0; 4096];
+    let n = tokio::time::timeout(DEADLINE, c.read(&mut buf)).await.expect("an answer before the body ends").unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+}
+
+#[tokio::test]
+async fn headers_over_the_limit_are_431() {
+    let s = server().start().await;
+    let big = "x".repeat(20 * 1024);
+    let r = http_client().get(s.url("/v1/catalog/services")).header("x-padding", big).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 431);
+    assert_eq!(get_status(&s, "/v1/catalog/services").await, 200);
+    assert!(limit_hits(&s, "http_header_bytes").await >= 1);
+}
+
+/// Starts two blocking queries that wait 20 s; returns once both are waiting, which shows as a
+/// request that cannot start (429).
+async fn two_waiting(s: &TestServer, probe: &str) -> Vec<tokio::task::JoinHandle<()>> {
+    let blocked = (0..2)
+        .map(|_| {
+            let url = s.url("/v1/catalog/services?index=1000000&wait=20s");
+            tokio::spawn(async move {
+                let _ = http_client().get(url).send().await;
+            })
+        })
+        .collect();
+    wait_for("two blocking queries waiting", || async { get_status(s, probe).await == 429 }).await;
+    blocked
+}
+
+#[tokio::test]
+async fn blocking_queries_beyond_their_bound_are_429_and_others_are_served() {
+    let s = server().zone("z.toml", ZONE).config("[http]\nmax_blocking_queries = 2\n").start().await;
+    let blocked = two_waiting(&s, "/v1/catalog/services?index=1000000&wait=1ms").await;
+    assert_eq!(get_status(&s, "/v1/catalog/services").await, 200, "plain reads are not watchers");
+    assert!(limit_hits(&s, "http_blocking_queries").await >= 1);
+    blocked.into_iter().for_each(|b| b.abort());
+}
+
+#[tokio::test]
+async fn requests_beyond_the_concurrency_bound_are_429_but_ops_endpoints_answer() {
+    let s = server().zone("z.toml", ZONE).config("[http]\nmax_concurrent_requests = 2\n").start().await;
+    let blocked = two_waiting(&s, "/v1/catalog/services").await;
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        assert_eq!(get_status(&s, path).await, 200, "{path}");
+    }
+    assert!(limit_hits(&s, "http_requests").await >= 1);
+    blocked.into_iter().for_each(|b| b.abort());
+}
