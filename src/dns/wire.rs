@@ -23,6 +23,9 @@ pub async fn answer(handler: &Handler, query: Vec<u8>, src: SocketAddr, protocol
     if header.metadata.message_type == MessageType::Response {
         return None; // Never answer answers: that is how reflection loops start.
     }
+    if question_points_into_header(&query) {
+        return Some(formerr(&header.metadata));
+    }
     let request = match Request::from_bytes(query, src, protocol) {
         Ok(r) => r,
         Err(_) => return Some(formerr(&header.metadata)),
@@ -30,6 +33,45 @@ pub async fn answer(handler: &Handler, query: Vec<u8>, src: SocketAddr, protocol
     let capture = Capture { out: Arc::new(Mutex::new(None)), udp: protocol == Protocol::Udp };
     handler.handle_request::<_, TokioTime>(&request, capture.clone()).await;
     capture.out.lock().unwrap_or_else(|e| e.into_inner()).take()
+}
+
+/// Returns true if a question name reaches, through compression pointers, into the header.
+/// hickory-proto reads such a name (header bytes as labels), and hickory-server echoes the
+/// question's original bytes in the answer, where the pointer then lands on the answer's header:
+/// an answer no client can parse (found by fuzz/dns). No real name lives in a header.
+fn question_points_into_header(query: &[u8]) -> bool {
+    let count = u16::from_be_bytes([query[4], query[5]]);
+    let mut pos = 12;
+    for _ in 0..count {
+        let (mut at, mut hops) = (pos, 0);
+        let mut end = None;
+        loop {
+            let Some(&len) = query.get(at) else { return false };
+            match len & 0xC0 {
+                0xC0 => {
+                    let Some(&low) = query.get(at + 1) else { return false };
+                    let target = usize::from(u16::from_be_bytes([len & 0x3F, low]));
+                    if target < 12 {
+                        return true;
+                    }
+                    end.get_or_insert(at + 2);
+                    hops += 1;
+                    if hops > 64 || target >= at {
+                        return false; // A loop or a forward pointer: the parser refuses those.
+                    }
+                    at = target;
+                }
+                0x00 if len == 0 => {
+                    end.get_or_insert(at + 1);
+                    break;
+                }
+                0x00 => at += 1 + usize::from(len),
+                _ => return false, // Label types the parser refuses.
+            }
+        }
+        pos = end.unwrap_or(at) + 4;
+    }
+    false
 }
 
 /// A header alone, FORMERR, for a query whose header was readable but nothing after it.

@@ -208,3 +208,27 @@ async fn tcp_framing_errors_close_the_connection_only() {
         assert_eq!(addresses(&m), ["10.0.0.1"], "{t:?}");
     }
 }
+
+/// Found by fuzz/dns: a question name that points back into the header (a label holding a zero
+/// byte) came back in an answer that did not parse.
+#[tokio::test]
+async fn a_name_pointing_into_the_header_is_answered_with_a_parseable_message() {
+    let s = server().zone("z.toml", ZONE).start().await;
+    let bytes = [
+        &[0x12, 0xE0, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0][..],
+        &[3, b'w', b'e', b'b', 7, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 0x34, 0x12, 0x34, 1, b'e', 0xC0, 2],
+        &[0x65, 0x75, 0x01, 0x00, 0x00, 0x23, 0x12, 0x00, 0x01, 0x00, 0x73],
+    ]
+    .concat();
+    for t in [Transport::Udp, Transport::Tcp] {
+        let reply = match t {
+            Transport::Udp => exchange_udp(s.dns, &bytes).await,
+            Transport::Tcp => exchange_tcp(s.dns, &bytes).await,
+        };
+        if let Some(reply) = &reply {
+            let m = Message::from_vec(reply).unwrap_or_else(|e| panic!("{t:?}: the answer does not parse: {e}"));
+            assert_eq!(m.metadata.id, 0x12E0);
+            assert_eq!(m.metadata.response_code, ResponseCode::FormErr, "{t:?}");
+        }
+    }
+}
