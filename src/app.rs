@@ -167,7 +167,10 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
 
     // Watch before the first load, so a file written in between is not missed.
     let watcher = if dir.is_dir() {
-        Some(Watcher::start(dir).map_err(|source| AppError::Watch { dir: dir_name.clone(), source })?)
+        Some(
+            Watcher::start(dir, config.zone_limits)
+                .map_err(|source| AppError::Watch { dir: dir_name.clone(), source })?,
+        )
     } else {
         warn!(dir = %dir_name, "zone folder does not exist; no zone files are served");
         None
@@ -178,8 +181,8 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
     info!(dir = %config.data_dir.display(), instances = loaded.records.len(), version = loaded.version, "store opened");
     state.restore(loaded.version, loaded.records);
     if watcher.is_some() {
-        let errors =
-            zones::load_dir(&mut state, dir).map_err(|source| AppError::Zones { dir: dir_name.clone(), source })?;
+        let errors = zones::load_dir(&mut state, dir, config.zone_limits)
+            .map_err(|source| AppError::Zones { dir: dir_name.clone(), source })?;
         for e in &errors {
             warn!(error = %e, "zone file invalid; it is not served until fixed");
         }

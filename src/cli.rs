@@ -224,7 +224,7 @@ pub fn healthcheck(api: &str, ready: bool) -> anyhow::Result<()> {
 /// `signpost check-zones`: prints every error and a summary; returns true if all files are valid.
 pub fn check_zones(dir: &std::path::Path) -> anyhow::Result<bool> {
     let mut state = crate::registry::State::new();
-    let errors = crate::zones::load_dir(&mut state, dir)
+    let errors = crate::zones::load_dir(&mut state, dir, crate::zones::Limits::default())
         .map_err(|e| anyhow::anyhow!("cannot read zone folder {}: {e}", dir.display()))?;
     for e in &errors {
         println!("{e}");

@@ -31,6 +31,8 @@ pub enum ConfigError {
 pub struct Config {
     pub dns: DnsConfig,
     pub zones_dir: PathBuf,
+    /// `[zones] max_file_bytes`, `max_instances_per_file`.
+    pub zone_limits: crate::zones::Limits,
     pub data_dir: PathBuf,
     pub http_listen: SocketAddr,
     /// `[http] max_concurrent_requests`, `max_blocking_queries`, `max_header_bytes`.
@@ -194,6 +196,8 @@ pub struct RawStore {
 #[serde(deny_unknown_fields)]
 pub struct RawZones {
     pub dir: Option<PathBuf>,
+    pub max_file_bytes: Option<usize>,
+    pub max_instances_per_file: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -382,6 +386,19 @@ impl RawConfig {
         };
         let forward = forward_config(d)?;
         let http_limits = http_limits(&self.http)?;
+        let zone_defaults = crate::zones::Limits::default();
+        let zone_limits = crate::zones::Limits {
+            max_file_bytes: self.zones.max_file_bytes.unwrap_or(zone_defaults.max_file_bytes),
+            max_instances_per_file: self.zones.max_instances_per_file.unwrap_or(zone_defaults.max_instances_per_file),
+        };
+        for (key, value) in [
+            ("zones.max_file_bytes", zone_limits.max_file_bytes),
+            ("zones.max_instances_per_file", zone_limits.max_instances_per_file),
+        ] {
+            if value == 0 {
+                return invalid(key, "must be at least 1".into());
+            }
+        }
         let limits = dns_limits(d)?;
         let shutdown = shutdown_config(&self.shutdown)?;
         let h = &self.health;
@@ -417,6 +434,7 @@ impl RawConfig {
                 limits,
             },
             zones_dir: self.zones.dir.clone().unwrap_or_else(|| "zones".into()),
+            zone_limits,
             data_dir: self.store.data_dir.clone().unwrap_or_else(|| "data".into()),
             http_listen,
             http_limits,

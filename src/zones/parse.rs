@@ -140,6 +140,10 @@ struct RawCheck {
 }
 
 const MAX_META_KEYS: usize = 64;
+/// Bounds on one meta key (the API's) and value (above the API's 512: zone files carry long
+/// TXT values, split into 255-byte strings).
+const MAX_META_KEY: usize = 128;
+const MAX_META_VALUE: usize = 4096;
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -410,6 +414,10 @@ impl Cx<'_> {
         for (key, value) in meta.into_inner() {
             if key.get_ref().is_empty() {
                 self.err(key.span().start, "meta keys must not be empty");
+            } else if key.get_ref().len() > MAX_META_KEY {
+                self.err(key.span().start, format!("meta keys must be at most {MAX_META_KEY} bytes"));
+            } else if value.len() > MAX_META_VALUE {
+                self.err(key.span().start, format!("meta values must be at most {MAX_META_VALUE} bytes"));
             }
             out.insert(key.into_inner(), value);
         }
@@ -785,6 +793,8 @@ check = { tcp = "192.168.1.21:8002", interval = "5s" }   # instance check replac
             (inst7("region = \"us east\""), 7, 10, "region \"us east\" is not a valid DNS label"),
             (inst7(&format!("meta = {{ {meta_65}}}")), 7, 8, "meta has 65 keys; at most 64 are allowed"),
             (inst7("meta = { \"\" = \"x\" }"), 7, 10, "meta keys must not be empty"),
+            (inst7(&format!("meta = {{ {} = \"x\" }}", "k".repeat(129))), 7, 10, "meta keys must be at most 128 bytes"),
+            (inst7(&format!("meta = {{ k = \"{}\" }}", "v".repeat(4097))), 7, 10, "meta values must be at most 4096 bytes"),
             (inst7("meta = { k = 1 }"), 7, 14, "invalid type: integer `1`, expected a string"),
             (svc("ttl = \"10\""), 3, 7, "ttl: invalid duration \"10\": missing unit"),
             (svc("ttl = \"500ms\""), 3, 7, "ttl must be 0 or at least 1s"),

@@ -26,16 +26,17 @@ pub struct Watcher {
     dir: PathBuf,
     _watcher: notify::RecommendedWatcher,
     events: mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
+    limits: super::Limits,
 }
 
 impl Watcher {
-    pub fn start(dir: &Path) -> notify::Result<Watcher> {
+    pub fn start(dir: &Path, limits: super::Limits) -> notify::Result<Watcher> {
         let (tx, events) = mpsc::unbounded_channel();
         let mut watcher = notify::recommended_watcher(move |event| {
             let _ = tx.send(event);
         })?;
         watcher.watch(dir, RecursiveMode::NonRecursive)?;
-        Ok(Watcher { dir: dir.to_path_buf(), _watcher: watcher, events })
+        Ok(Watcher { dir: dir.to_path_buf(), _watcher: watcher, events, limits })
     }
 
     /// Applies changed files to the registry until `token` is cancelled.
@@ -62,7 +63,7 @@ impl Watcher {
             }
             paths.extend(refused.iter().cloned());
             for path in paths {
-                let change = super::read(&path);
+                let change = super::read(&path, self.limits);
                 report(&change);
                 match registry.apply(change).await {
                     Ok(_) => {

@@ -201,3 +201,28 @@ async fn requests_beyond_the_concurrency_bound_are_429_but_ops_endpoints_answer(
     assert!(limit_hits(&s, "http_requests").await >= 1);
     blocked.into_iter().for_each(|b| b.abort());
 }
+
+fn zone_with(instances: usize, pad: usize) -> String {
+    let mut text = format!("# {}\n[[service]]\nname = \"web\"\n", "x".repeat(pad));
+    for i in 1..=instances {
+        text.push_str(&format!("\n[[service.instance]]\nid = \"web-{i}\"\naddress = \"10.0.0.{i}\"\nport = 80\n"));
+    }
+    text
+}
+
+#[tokio::test]
+async fn zone_files_over_their_bounds_are_refused_and_the_last_good_version_serves() {
+    let config = "[zones]\nmax_file_bytes = 4096\nmax_instances_per_file = 2\n";
+    let s = server().zone("web.toml", &zone_with(1, 0)).config(config).start().await;
+    assert_eq!(addresses(&s.udp("web.service.local.", RecordType::A).await), ["10.0.0.1"]);
+    for (what, text) in [("three instances", zone_with(3, 0)), ("5000 bytes", zone_with(2, 5000))] {
+        let before = limit_hits(&s, "zone_file").await;
+        s.write_zone("web.toml", &text);
+        wait_for(what, || async { limit_hits(&s, "zone_file").await > before }).await;
+        assert_eq!(addresses(&s.udp("web.service.local.", RecordType::A).await), ["10.0.0.1"], "{what}");
+    }
+    // Within the bounds again: served.
+    s.write_zone("web.toml", &zone_with(2, 100));
+    wait_for("two instances", || async { addresses(&s.udp("web.service.local.", RecordType::A).await).len() == 2 })
+        .await;
+}
