@@ -4,19 +4,24 @@
 #   docker build -t signpost .
 #   docker run -p 53:53/udp -p 53:53/tcp -p 8500:8500 -v $PWD/zones:/etc/signpost/zones:ro signpost
 #
+# The image has cluster mode: `-e SIGNPOST_STORE=etcd://etcd-1:2379,etcd-2:2379,etcd-3:2379`.
+#
 # `--target examples` builds the runnable examples (order_service, srv_client, gateway) into an
 # image of their own, used by examples/compose.yaml.
 
 FROM rust:1-bookworm AS builder
 WORKDIR /src
+# protoc: etcd-client (cluster mode, Cargo feature `cluster`) compiles etcd's protobuf files.
+RUN apt-get update && apt-get install -y --no-install-recommends protobuf-compiler \
+    && rm -rf /var/lib/apt/lists/*
 # Dependencies first, so that a source change does not rebuild them.
 COPY Cargo.toml Cargo.lock ./
 # (The manifest names tests/it/main.rs, so a stand-in must exist for cargo to read it.)
 RUN mkdir -p src tests/it && echo 'fn main() {}' > src/main.rs && touch src/lib.rs tests/it/main.rs \
-    && cargo build --release --locked --bin signpost \
+    && cargo build --release --locked --bin signpost --features cluster \
     && rm -rf src
 COPY src ./src
-RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin signpost
+RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin signpost --features cluster
 
 FROM builder AS examples-builder
 COPY examples ./examples

@@ -11,6 +11,8 @@ needs+=([unshare]=util-linux [mount]=mount [getent]=libc-bin [python3]=python3)
 needs+=([node]=nodejs [npm]=npm)
 # The status page's browser test (tests/it/ui_browser.rs): headless Chromium via chromedriver.
 needs+=([chromium]=chromium [chromedriver]=chromium-driver)
+# Cluster mode: etcd-client's build needs protoc; tests/it/cluster.rs runs a real 3-member etcd.
+needs+=([protoc]=protobuf-compiler [etcd]=etcd-server)
 missing=()
 for cmd in "${!needs[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${needs[$cmd]}")
@@ -42,4 +44,7 @@ if ! grep -qs "\"version\": \"$NODE_CONSUL\"" "$clients/node/node_modules/consul
   npm install --silent --no-audit --no-fund --prefix "$clients/node" "consul@$NODE_CONSUL"
 fi
 
-cargo test --all-targets "$@"
+# Everything, cluster mode included (the feature only adds code; every other test runs the same).
+cargo test --all-targets --features cluster "$@"
+# The default build (no protoc needed) has its own refusal of --store; its unit tests check it.
+cargo test --lib "$@"

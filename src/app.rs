@@ -24,8 +24,8 @@ use crate::api;
 use crate::config::{Config, ShutdownConfig};
 use crate::dns::{self, Handler, Zone};
 use crate::health;
-use crate::registry::{OnPublish, Registry, State};
-use crate::store::Journal;
+use crate::registry::{OnPublish, Ownership, Registry, State};
+use crate::store::{Journal, Store};
 use crate::zones::{self, Watcher};
 
 /// Why the app could not start.
@@ -177,9 +177,7 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
     };
     let mut state = State::new();
     // Stored registrations first: a zone file that claims one of their ids is the one refused.
-    let (journal, loaded) = Journal::open(&config.data_dir)?;
-    info!(dir = %config.data_dir.display(), instances = loaded.records.len(), version = loaded.version, "store opened");
-    state.restore(loaded.version, loaded.records);
+    let opened = open_store(&config, &mut state).await?;
     if watcher.is_some() {
         let errors = zones::load_dir(&mut state, dir, config.zone_limits)
             .map_err(|source| AppError::Zones { dir: dir_name.clone(), source })?;
@@ -215,7 +213,7 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
         Box::new(move |snap| fast.store(Some(Arc::new(dns::FastTable::build(snap.clone(), &zone, regional, max)))))
     };
     let (registry, writer) =
-        Registry::start(state, config.dns.defaults, Box::new(journal), on_publish, stages.flush.clone());
+        Registry::start(state, config.dns.defaults, opened.store, on_publish, stages.flush.clone());
     tracker.spawn(async move {
         let _ = writer.await;
     });
@@ -223,7 +221,7 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
         tracker.spawn(watcher.run(registry.clone(), token.clone()));
     }
     let probe_stats = Arc::new(health::Stats::default());
-    tracker.spawn(health::run(registry.clone(), config.health, probe_stats.clone(), token.clone()));
+    tracker.spawn(health::run(registry.clone(), config.health, probe_stats.clone(), opened.ownership, token.clone()));
 
     // After binding: the loop guard needs our own addresses, with the ports port 0 picked.
     let forwarder = Arc::new(dns::Forwarder::new(&config.forward, &dns_addrs));
@@ -250,11 +248,48 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
         front.spawn(bounded("HTTP", api, stages.abort.clone()));
     }
     front.close();
+    #[cfg(feature = "cluster")]
+    if let Some(cluster) = opened.cluster {
+        let about =
+            serde_json::json!({ "dns": dns_addrs, "http": http_addr, "started_ms": crate::registry::model::now_ms() });
+        tracker.spawn(cluster.run(registry.clone(), about, token.clone()));
+    }
     tracker.spawn(shutdown(token, config.shutdown, front, stages));
 
     ready.store(true, Ordering::Release);
     info!("ready");
     Ok(Running { registry, probe_stats, dns_addrs, http_addr, tracker })
+}
+
+/// The store the registry writes through, and what comes with it.
+struct Opened {
+    store: Box<dyn Store>,
+    /// Which API checks this server probes, expires and reaps.
+    ownership: Ownership,
+    /// Cluster mode: the watch and lease, started once the registry runs.
+    #[cfg(feature = "cluster")]
+    cluster: Option<crate::store::etcd::Cluster>,
+}
+
+/// Opens the store named by the configuration and restores what it holds into `state`.
+async fn open_store(config: &Config, state: &mut State) -> Result<Opened, AppError> {
+    #[cfg(feature = "cluster")]
+    if let Some(c) = &config.cluster {
+        let (store, loaded, cluster) = crate::store::etcd::open(c).await?;
+        state.restore_shared(loaded.version, loaded.records.into_iter().zip(loaded.modified).collect());
+        let ownership = cluster.ownership();
+        state.set_ownership(ownership.clone());
+        return Ok(Opened { store: Box::new(store), ownership, cluster: Some(cluster) });
+    }
+    let (journal, loaded) = Journal::open(&config.data_dir)?;
+    info!(dir = %config.data_dir.display(), instances = loaded.records.len(), version = loaded.version, "store opened");
+    state.restore(loaded.version, loaded.records);
+    Ok(Opened {
+        store: Box::new(journal),
+        ownership: Ownership::solo(),
+        #[cfg(feature = "cluster")]
+        cluster: None,
+    })
 }
 
 /// The tokens of shutdown's later stages; the first is the caller's `token`.

@@ -34,6 +34,8 @@ pub struct Config {
     /// `[zones] max_file_bytes`, `max_instances_per_file`.
     pub zone_limits: crate::zones::Limits,
     pub data_dir: PathBuf,
+    /// `--store etcd://...`: cluster mode instead of the embedded store in `data_dir`.
+    pub cluster: Option<ClusterConfig>,
     pub http_listen: SocketAddr,
     /// `[http] max_concurrent_requests`, `max_blocking_queries`, `max_header_bytes`.
     pub http_limits: crate::api::HttpLimits,
@@ -63,6 +65,20 @@ pub struct DnsConfig {
     pub client_regions: Vec<(IpNet, String)>,
     /// `max_slow_queries` and `tcp_*`: how much work clients may give the DNS servers.
     pub limits: crate::dns::Limits,
+}
+
+/// Cluster mode: the registry lives in etcd, shared by every replica pointed at the same prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// gRPC endpoints, `http://host:port`.
+    pub endpoints: Vec<String>,
+    /// Key prefix, ending in `/` (default `/signpost/`).
+    pub prefix: String,
+    /// How long a write may wait for etcd, retries included, before it answers 503 (default 5 s).
+    pub timeout: Duration,
+    /// TTL of the lease that keeps this replica listed as live (default 5 s): its checks are
+    /// taken over within two of these after it dies.
+    pub lease: Duration,
 }
 
 /// Forwarding of names outside the domain (`[dns] upstreams`, `upstream_timeout`,
@@ -190,6 +206,8 @@ pub struct RawStore {
     pub data_dir: Option<PathBuf>,
     pub url: Option<String>,
     pub prefix: Option<String>,
+    pub timeout: Option<String>,
+    pub lease: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -363,14 +381,7 @@ impl RawConfig {
             }
             client_regions.push((net.trunc(), c.region.clone()));
         }
-        if let Some(url) = &self.store.url {
-            return invalid(
-                "store.url",
-                format!(
-                    "{url:?}: cluster mode (etcd) is not available in this build yet; remove --store / [store] url to use the embedded store in --data-dir"
-                ),
-            );
-        }
+        let cluster = cluster_config(&self.store)?;
         let http_listen = socket_addr("http.listen", self.http.listen.as_deref().unwrap_or("127.0.0.1:8500"))?;
         let token = self.http.token.clone();
         if token.as_deref().is_some_and(|t| t.trim().is_empty()) {
@@ -436,6 +447,7 @@ impl RawConfig {
             zones_dir: self.zones.dir.clone().unwrap_or_else(|| "zones".into()),
             zone_limits,
             data_dir: self.store.data_dir.clone().unwrap_or_else(|| "data".into()),
+            cluster,
             http_listen,
             http_limits,
             token,
@@ -552,6 +564,50 @@ fn rrl_config(r: &RawRrl) -> Result<crate::dns::RrlConfig, ConfigError> {
     })
 }
 
+fn cluster_config(s: &RawStore) -> Result<Option<ClusterConfig>, ConfigError> {
+    let Some(url) = &s.url else { return Ok(None) };
+    if !cfg!(feature = "cluster") {
+        return invalid(
+            "store.url",
+            format!(
+                "{url:?}: this build has no cluster mode; build with `cargo build --release --features cluster` (needs protoc: Debian's protobuf-compiler), or remove --store / [store] url to use the embedded store in --data-dir"
+            ),
+        );
+    }
+    let bad = |why: &str| ConfigError::Invalid {
+        key: "store.url",
+        message: format!("{url:?}: {why} (write e.g. \"etcd://10.0.0.1:2379,10.0.0.2:2379,10.0.0.3:2379\")"),
+    };
+    let hosts = url.strip_prefix("etcd://").ok_or_else(|| bad("only etcd:// is supported"))?;
+    let mut endpoints = Vec::new();
+    for host in hosts.split(',').map(str::trim) {
+        let valid = match host.rsplit_once(':') {
+            Some((name, port)) => !name.is_empty() && !name.contains('/') && port.parse::<u16>().is_ok_and(|p| p > 0),
+            None => false,
+        };
+        if !valid {
+            return Err(bad(&format!("{host:?} is not host:port")));
+        }
+        endpoints.push(format!("http://{host}"));
+    }
+    let mut prefix = s.prefix.clone().unwrap_or_else(|| "/signpost/".into());
+    if prefix.trim().is_empty() {
+        return invalid("store.prefix", "must not be empty (default \"/signpost/\")".into());
+    }
+    if !prefix.ends_with('/') {
+        prefix.push('/');
+    }
+    let timeout = duration("store.timeout", s.timeout.as_deref(), Duration::from_secs(5))?;
+    let lease = duration("store.lease", s.lease.as_deref(), Duration::from_secs(5))?;
+    if timeout < Duration::from_millis(100) {
+        return invalid("store.timeout", format!("must be at least 100ms, got {timeout:?}"));
+    }
+    if lease < Duration::from_secs(2) || lease.subsec_nanos() != 0 {
+        return invalid("store.lease", format!("must be whole seconds, at least 2s, got {lease:?}"));
+    }
+    Ok(Some(ClusterConfig { endpoints, prefix, timeout, lease }))
+}
+
 fn shutdown_config(s: &RawShutdown) -> Result<ShutdownConfig, ConfigError> {
     let grace = duration("shutdown.grace", s.grace.as_deref(), Duration::from_secs(5))?;
     if grace > Duration::from_secs(3600) {
@@ -627,7 +683,7 @@ token = "..."
 
 [store]
 data_dir = "./data"
-# url = "etcd://10.0.0.1:2379,10.0.0.2:2379,10.0.0.3:2379"   (cluster mode: not in this build yet)
+# url = "etcd://10.0.0.1:2379,10.0.0.2:2379,10.0.0.3:2379"   (cluster mode: store_url_* below)
 prefix = "/signpost/"
 
 [zones]
@@ -650,6 +706,33 @@ drain = "1s"
         assert_eq!(c.dns.listen.len(), 2);
         assert_eq!(c.dns.domain.to_string(), "local");
         assert_eq!(c.dns.defaults.ttl, Duration::from_secs(5));
+    }
+
+    #[test]
+    #[cfg(feature = "cluster")]
+    fn store_url_turns_on_cluster_mode() {
+        let text = "[store]\nurl = \"etcd://10.0.0.1:2379, 10.0.0.2:2379\"\nprefix = \"/sd\"\n";
+        let c = RawConfig::from_toml(Path::new("s.toml"), text).unwrap().validate().unwrap();
+        let cluster = c.cluster.unwrap();
+        assert_eq!(cluster.endpoints, ["http://10.0.0.1:2379", "http://10.0.0.2:2379"]);
+        assert_eq!(cluster.prefix, "/sd/");
+        assert_eq!((cluster.timeout, cluster.lease), (Duration::from_secs(5), Duration::from_secs(5)));
+        assert!(RawConfig::default().validate().unwrap().cluster.is_none());
+        for (text, key) in [
+            ("[store]\nurl = \"etcd://h:1\"\nlease = \"1500ms\"\n", "store.lease"),
+            ("[store]\nurl = \"etcd://h:1\"\ntimeout = \"1ms\"\n", "store.timeout"),
+        ] {
+            let err = RawConfig::from_toml(Path::new("s.toml"), text).unwrap().validate().unwrap_err();
+            assert!(err.to_string().contains(key), "{err}");
+        }
+    }
+
+    #[test]
+    #[cfg(not(feature = "cluster"))]
+    fn store_url_without_the_cluster_feature_says_how_to_get_it() {
+        let text = "[store]\nurl = \"etcd://127.0.0.1:2379\"\n";
+        let err = RawConfig::from_toml(Path::new("s.toml"), text).unwrap().validate().unwrap_err().to_string();
+        assert!(err.contains("store.url") && err.contains("--features cluster"), "{err}");
     }
 
     #[test]
@@ -701,7 +784,8 @@ drain = "1s"
             ("[dns]\ndomain = \"bad domain\"\n", "dns.domain"),
             ("[dns]\nwhen_none_healthy = \"some\"\n", "dns.when_none_healthy"),
             ("[log]\nformat = \"xml\"\n", "log.format"),
-            ("[store]\nurl = \"etcd://127.0.0.1:2379\"\n", "store.url"),
+            ("[store]\nurl = \"consul://127.0.0.1:8500\"\n", "store.url"),
+            ("[store]\nurl = \"etcd://127.0.0.1\"\n", "store.url"),
             ("[dns]\nupstreams = [\"resolver.example\"]\n", "dns.upstreams"),
             ("[dns]\nupstreams = [\"192.0.2.53:0\"]\n", "dns.upstreams"),
             ("[dns]\nupstreams = [\"2001:db8::1:53:x\"]\n", "dns.upstreams"),

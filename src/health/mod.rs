@@ -4,6 +4,8 @@
 //! lockstep), runs probes as separate tasks behind a semaphore so that a slow or hanging target
 //! delays nobody else, feeds results through each check's rise/fall machine, and sends the
 //! registry only what changed. TTL expiry and `deregister_after` are the registry's own timers.
+//! In cluster mode each API check is probed by one replica: the prober skips the checks that
+//! `Ownership` gives to another, and looks again whenever the live replicas change.
 
 mod machine;
 mod probe;
@@ -22,8 +24,8 @@ use tracing::{debug, info};
 pub use machine::Machine;
 pub use probe::Probers;
 
-use crate::registry::model::{CheckKind, CheckSpec, Status};
-use crate::registry::{Change, Registry, Snapshot};
+use crate::registry::model::{CheckKind, CheckSpec, Source, Status};
+use crate::registry::{Change, Ownership, Registry, Snapshot};
 
 /// The `[health]` settings.
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +45,8 @@ impl Default for Settings {
 #[derive(Debug, Default)]
 pub struct Stats {
     pub probes: AtomicU64,
+    /// Checks this server probes now (in cluster mode, its share).
+    pub probed: AtomicU64,
     pub transitions: AtomicU64,
     /// Probe start lateness against its schedule: buckets by upper bound in ms
     /// (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, more).
@@ -92,9 +96,17 @@ struct Outcome {
     output: String,
 }
 
-/// Runs the prober until `token` is cancelled.
-pub async fn run(registry: Registry, settings: Settings, stats: Arc<Stats>, token: CancellationToken) {
+/// Runs the prober until `token` is cancelled, probing the checks `ownership` gives this server.
+pub async fn run(
+    registry: Registry,
+    settings: Settings,
+    stats: Arc<Stats>,
+    ownership: Ownership,
+    token: CancellationToken,
+) {
+    let mut owners = ownership.subscribe();
     let mut scheduler = Scheduler {
+        ownership,
         registry: registry.clone(),
         settings,
         stats,
@@ -119,11 +131,15 @@ pub async fn run(registry: Registry, settings: Settings, stats: Arc<Stats>, toke
                 scheduler.launch(expired.into_inner());
             }
             Some(outcome) = scheduler.results.1.recv() => scheduler.settle(outcome),
+            Some(Ok(())) = async { match owners.as_mut() { Some(o) => Some(o.changed().await), None => None } } => {
+                scheduler.reconcile(&registry.snapshot());
+            }
         }
     }
 }
 
 struct Scheduler {
+    ownership: Ownership,
     registry: Registry,
     settings: Settings,
     stats: Arc<Stats>,
@@ -144,6 +160,9 @@ impl Scheduler {
                 if matches!(spec.kind, CheckKind::Ttl { .. }) {
                     continue;
                 }
+                if view.instance.source == Source::Api && !self.ownership.owns(&spec.id) {
+                    continue; // Another replica's.
+                }
                 seen.insert(spec.id.as_str());
                 match self.checks.get_mut(&spec.id) {
                     Some(t) if *t.spec == *spec => {
@@ -163,6 +182,8 @@ impl Scheduler {
                 self.queue.try_remove(&t.key);
             }
         }
+        self.stats.probed.store(self.checks.len() as u64, Ordering::Relaxed);
+        metrics::gauge!("signpost_checks_probed").set(self.checks.len() as f64);
     }
 
     fn track(&mut self, spec: &CheckSpec, status: Status, output: &str) {

@@ -5,8 +5,11 @@
 //! and only then answers the senders.
 
 pub mod model;
+mod ownership;
 mod snapshot;
 mod state;
+#[cfg(test)]
+mod tests;
 mod timers;
 
 use std::sync::Arc;
@@ -15,10 +18,11 @@ use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
+pub use ownership::Ownership;
 pub use snapshot::{AnswerSet, Defaults, InstanceView, NameEntry, NameForm, Snapshot};
 pub use state::{Change, Effect, Entry, RegistryError, State, Stored, id_key};
 
-use crate::store::{Batch, Store};
+use crate::store::{Batch, Committed, Store, StoreError};
 
 /// Most changes applied before a snapshot is published, so that a burst cannot starve readers
 /// of fresh snapshots forever.
@@ -102,9 +106,13 @@ struct Writer {
     rx: mpsc::UnboundedReceiver<Request>,
 }
 
+/// How often a batch is retried when another replica changed one of its keys first.
+const CONFLICT_ATTEMPTS: usize = 5;
+
 impl Writer {
     async fn run(mut self, token: CancellationToken) {
         let mut batch = Vec::new();
+        let max_batch = self.store.as_ref().map_or(MAX_BATCH, |s| s.max_batch()).clamp(1, MAX_BATCH);
         loop {
             let deadline = self.state.next_deadline();
             let timer = async move {
@@ -121,40 +129,25 @@ impl Writer {
                     None => return,
                 },
             }
-            while batch.len() < MAX_BATCH {
+            while batch.len() < max_batch {
                 match self.rx.try_recv() {
                     Ok(r) => batch.push(r),
                     Err(_) => break,
                 }
             }
-            self.state.begin();
-            let mut effect = self.state.expire(tokio::time::Instant::now());
-            let mut results = Vec::with_capacity(batch.len());
-            for (change, ack) in batch.drain(..) {
-                let r = self.state.apply(change);
-                if let Ok(e) = r {
-                    effect = effect.max(e);
-                }
-                results.push((r, ack));
-            }
-            if self.state.take_errors_changed() {
-                effect = effect.max(Effect::Detail);
-            }
-            if effect == Effect::Changed {
-                let version = self.state.version + 1;
-                let ops = self.state.take_dirty();
-                if let Err(e) = self.persist(Batch { version, ops }).await {
-                    tracing::error!(error = %e, "store write failed; the batch is rolled back");
-                    self.state.rollback();
-                    let err = RegistryError::Store(e.to_string());
-                    for (r, ack) in results {
-                        let _ = ack.send(r.and(Err(err.clone())));
-                    }
-                    continue;
-                }
-                self.state.version = version;
-            }
-            self.state.commit();
+            let (remote, local): (Vec<Request>, Vec<Request>) = batch.drain(..).partition(|(c, _)| c.is_remote());
+            let mut acks = Vec::with_capacity(remote.len() + local.len());
+            let mut effect = self.apply_remote(remote.into_iter().map(|(c, ack)| {
+                acks.push(ack);
+                c
+            }));
+            let (local, local_acks): (Vec<Change>, Vec<_>) = local.into_iter().unzip();
+            let (e, mut results) = self.apply_local(local).await;
+            effect = effect.max(e);
+            let mut results_remote: Vec<Result<Effect, RegistryError>> =
+                acks.iter().map(|_| Ok(Effect::None)).collect();
+            results_remote.append(&mut results);
+            acks.extend(local_acks);
             if effect != Effect::None {
                 let previous = self.current.load();
                 let next = Snapshot::build(&self.state, &self.defaults, Some(&previous));
@@ -163,23 +156,114 @@ impl Writer {
                 (self.on_publish)(&next);
                 self.current.store(next);
             }
-            if effect == Effect::Changed {
+            // Also after a failed write: a source that assumed its change would land (a probe
+            // result) looks at the catalog again and sees it did not.
+            if effect == Effect::Changed || results_remote.iter().any(|r| matches!(r, Err(RegistryError::Store(_)))) {
                 self.version.send_replace(self.state.version);
             }
-            for (r, ack) in results {
+            for (r, ack) in results_remote.into_iter().zip(acks) {
                 let _ = ack.send(r.map(|_| self.state.version));
             }
             self.maybe_compact().await;
         }
     }
 
+    /// Applies changes that come from the shared store: already durable, never written back.
+    fn apply_remote(&mut self, changes: impl Iterator<Item = Change>) -> Effect {
+        let mut effect = Effect::None;
+        self.state.begin();
+        for change in changes {
+            if let Ok(e) = self.state.apply(change) {
+                effect = effect.max(e);
+            }
+        }
+        self.state.commit();
+        if effect == Effect::Changed {
+            // A version at least the store revision of everything applied, and never back.
+            self.state.version = (self.state.version + 1).max(self.state.store_revision);
+        }
+        effect
+    }
+
+    /// Applies this replica's own changes and the timers due, makes them durable, and returns
+    /// the effect and each change's result. All or nothing: if the store refuses, nothing
+    /// changes; if another replica got to a key first, its value is applied and the changes are
+    /// tried again on top of it.
+    async fn apply_local(&mut self, mut changes: Vec<Change>) -> (Effect, Vec<Result<Effect, RegistryError>>) {
+        let mut seen = Effect::None;
+        let shared = self.store.as_ref().is_some_and(|s| s.is_shared());
+        for attempt in 1.. {
+            self.state.begin();
+            let mut effect = self.state.expire(tokio::time::Instant::now());
+            // Only a shared store can ask for a second attempt; others take the changes as they are.
+            let attempt_changes: Vec<Change> = if shared { changes.clone() } else { std::mem::take(&mut changes) };
+            let results: Vec<_> = attempt_changes
+                .into_iter()
+                .map(|c| {
+                    let r = self.state.apply(c);
+                    if let Ok(e) = r {
+                        effect = effect.max(e);
+                    }
+                    r
+                })
+                .collect();
+            if self.state.take_errors_changed() {
+                effect = effect.max(Effect::Detail);
+            }
+            let beats = if shared { self.state.take_beats() } else { Vec::new() };
+            if effect != Effect::Changed && beats.is_empty() {
+                self.state.commit();
+                return (seen.max(effect), results);
+            }
+            let version = self.state.version + 1;
+            let ops = if effect == Effect::Changed { self.state.take_dirty() } else { Vec::new() };
+            let expect = if shared { self.state.expectations(&ops) } else { Vec::new() };
+            let batch = Batch { version, ops, expect, beats };
+            let (batch, result) = self.persist(batch).await;
+            match result {
+                Ok(Committed { version: stored_at, revisions }) => {
+                    if shared {
+                        self.state.committed(&batch.ops, &revisions, stored_at);
+                    }
+                    if effect == Effect::Changed {
+                        self.state.version = version.max(stored_at);
+                    }
+                    self.state.commit();
+                    return (seen.max(effect), results);
+                }
+                Err(StoreError::Conflict(fresh)) if shared && attempt < CONFLICT_ATTEMPTS => {
+                    tracing::debug!(
+                        keys = fresh.len(),
+                        attempt,
+                        "another replica changed the same keys first; applying theirs and trying again"
+                    );
+                    self.state.rollback();
+                    seen = seen.max(self.apply_remote(fresh.into_iter().map(|f| Change::Remote {
+                        key: f.key,
+                        stored: f.stored,
+                        modified: f.modified,
+                        revision: f.revision,
+                    })));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "store write failed; the batch is rolled back");
+                    self.state.rollback();
+                    let err = RegistryError::Store(e.to_string());
+                    return (seen, results.into_iter().map(|r| r.and(Err(err.clone()))).collect());
+                }
+            }
+        }
+        unreachable!("the last attempt returns")
+    }
+
     /// Writes a batch durably, off the async threads.
-    async fn persist(&mut self, batch: Batch) -> Result<(), crate::store::StoreError> {
+    /// Gives the batch back with the result.
+    async fn persist(&mut self, batch: Batch) -> (Batch, Result<Committed, StoreError>) {
         let mut store = self.store.take().expect("the store is home between commits");
         let started = std::time::Instant::now();
-        let (store, result) = tokio::task::spawn_blocking(move || {
+        let (store, batch, result) = tokio::task::spawn_blocking(move || {
             let r = store.commit(&batch);
-            (store, r)
+            (store, batch, r)
         })
         .await
         .expect("store commit does not panic");
@@ -187,7 +271,7 @@ impl Writer {
         metrics::histogram!("signpost_store_write_duration_seconds").record(started.elapsed());
         metrics::counter!("signpost_store_writes_total", "result" => if result.is_ok() { "ok" } else { "error" })
             .increment(1);
-        result
+        (batch, result)
     }
 
     async fn maybe_compact(&mut self) {

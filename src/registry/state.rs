@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::model::{CheckKind, Health, Instance, Source, Status, now_ms};
+use super::ownership::Ownership;
 use super::timers::{Kind, Timers};
 use crate::zones::{ZoneError, ZoneFile};
 
@@ -53,6 +54,35 @@ pub enum Change {
         host: String,
         addrs: Vec<IpAddr>,
     },
+    /// A registration as the shared store holds it (cluster mode: another replica wrote it, or
+    /// this one did and the watch reports it back). Applied without writing back. `revision` is
+    /// the store revision this is known at; anything older than what this replica already knows
+    /// of the key is ignored, so its own writes never flap back. `modified` is the key's
+    /// modification revision (0 = absent), which the next write of the key must expect.
+    Remote {
+        key: String,
+        stored: Option<Stored>,
+        modified: u64,
+        revision: u64,
+    },
+    /// A TTL heartbeat another replica received.
+    RemoteBeat {
+        check_id: String,
+    },
+    /// Everything the shared store holds at `revision` (after a gap in watching it that the store
+    /// can no longer replay): replaces every API registration. Each record with its `modified`.
+    Reload {
+        records: Vec<(Stored, u64)>,
+        revision: u64,
+    },
+}
+
+impl Change {
+    /// Returns true if the change comes from the shared store: it is already durable there, so
+    /// it is never written back nor rolled back.
+    pub fn is_remote(&self) -> bool {
+        matches!(self, Change::Remote { .. } | Change::RemoteBeat { .. } | Change::Reload { .. })
+    }
 }
 
 /// Why a change was refused. A refused change alters nothing.
@@ -140,7 +170,28 @@ pub struct State {
     timers: Timers,
     /// Lowercase host name → its addresses as last resolved, for instances registered by name.
     pub(crate) resolved: HashMap<String, Arc<[IpAddr]>>,
+    /// Shared store only: what this replica knows of each API key's store revisions.
+    revisions: HashMap<String, Revisions>,
+    /// Shared store only: TTL heartbeats received since the last `take_beats`.
+    beats: Vec<(String, String)>,
+    /// Which API checks this replica expires and reaps.
+    ownership: Ownership,
+    /// Timers acted on in the current batch, re-armed if the batch is rolled back.
+    expired: Vec<(Kind, String)>,
+    /// The highest shared-store revision applied so far.
+    pub(crate) store_revision: u64,
 }
+
+#[derive(Debug, Clone, Copy)]
+struct Revisions {
+    /// The newest revision at which this replica knows the key's value; older news is stale.
+    known: u64,
+    /// The key's modification revision at `known` (0 = absent): what a write must expect.
+    modified: u64,
+}
+
+/// How soon a timer is looked at again when it cannot be acted on now.
+const RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(Debug)]
 enum Undo {
@@ -165,6 +216,21 @@ impl State {
         self.dirty.clear();
     }
 
+    /// Restores what a shared store held at `revision`, each record with the revision it was
+    /// last modified at.
+    pub fn restore_shared(&mut self, revision: u64, records: Vec<(Stored, u64)>) {
+        for (s, modified) in &records {
+            self.revisions.insert(id_key(&s.instance.id), Revisions { known: revision, modified: *modified });
+        }
+        self.store_revision = revision;
+        self.restore(revision, records.into_iter().map(|(s, _)| s));
+    }
+
+    /// Shares out the API checks whose TTL expiry and reaping this replica does.
+    pub fn set_ownership(&mut self, ownership: Ownership) {
+        self.ownership = ownership;
+    }
+
     /// Number of registered instances.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -183,6 +249,8 @@ impl State {
     /// Starts recording an undo log for a batch.
     pub fn begin(&mut self) {
         self.undo = Some(Vec::new());
+        self.expired.clear();
+        self.beats.clear();
     }
 
     /// Ends the batch: its changes stay.
@@ -201,6 +269,33 @@ impl State {
             }
         }
         self.dirty.clear();
+        self.beats.clear();
+        // What time did in this batch is not lost: it is tried again shortly.
+        let at = tokio::time::Instant::now() + RETRY;
+        for (kind, check_id) in std::mem::take(&mut self.expired) {
+            self.timers.defer(kind, &check_id, at);
+        }
+    }
+
+    /// For a shared store: the modification revision each key of `ops` is expected to have.
+    pub fn expectations(&self, ops: &[(String, Option<Stored>)]) -> Vec<u64> {
+        ops.iter().map(|(key, _)| self.revisions.get(key).map_or(0, |r| r.modified)).collect()
+    }
+
+    /// A shared store accepted `ops`, each at its revision in `revisions` (empty: all at
+    /// `revision`).
+    pub fn committed(&mut self, ops: &[(String, Option<Stored>)], revisions: &[u64], revision: u64) {
+        for (i, (key, stored)) in ops.iter().enumerate() {
+            let at = revisions.get(i).copied().unwrap_or(revision);
+            let modified = if stored.is_some() { at } else { 0 };
+            self.revisions.insert(key.clone(), Revisions { known: at, modified });
+        }
+        self.store_revision = self.store_revision.max(revision);
+    }
+
+    /// TTL heartbeats received in this batch, as (instance key, check id).
+    pub fn take_beats(&mut self) -> Vec<(String, String)> {
+        std::mem::take(&mut self.beats)
     }
 
     /// API registrations changed since the last call: the record to store, or `None` to delete.
@@ -227,10 +322,27 @@ impl State {
     /// critical, API instances critical past their `deregister_after` are removed.
     pub fn expire(&mut self, now: tokio::time::Instant) -> Effect {
         let mut effect = Effect::None;
+        let mut acted = Vec::new();
         for (kind, check_id) in self.timers.due(now) {
             let Some((entry, i)) = self.check(&check_id) else { continue };
             let spec = entry.instance.checks[i].clone();
             let status = entry.health.checks[i].status;
+            let source = entry.instance.source.clone();
+            if source == Source::Api && !self.ownership.owns(&check_id) {
+                // Another replica acts on it; look again later in case this one takes it over.
+                let pending = match (kind, &spec.kind) {
+                    (Kind::TtlExpiry, CheckKind::Ttl { ttl }) => {
+                        status != Status::Critical && self.timers.ttl_expired(&check_id, *ttl, now)
+                    }
+                    (Kind::Reap, _) => status == Status::Critical,
+                    _ => false,
+                };
+                if pending {
+                    self.timers.defer(kind, &check_id, now + RETRY);
+                }
+                continue;
+            }
+            acted.push((kind, check_id.clone()));
             match (kind, &spec.kind) {
                 (Kind::TtlExpiry, CheckKind::Ttl { ttl })
                     if status != Status::Critical && self.timers.ttl_expired(&check_id, *ttl, now) =>
@@ -255,6 +367,7 @@ impl State {
                 _ => {}
             }
         }
+        self.expired.extend(acted);
         effect
     }
 
@@ -313,7 +426,69 @@ impl State {
             }
             Change::CheckUpdate { check_id, status, output } => self.check_update(&check_id, status, output),
             Change::Resolved { host, addrs } => Ok(self.set_resolved(host, addrs)),
+            Change::Remote { key, stored, modified, revision } => Ok(self.remote(key, stored, modified, revision)),
+            Change::RemoteBeat { check_id } => {
+                if let Some((entry, i)) = self.check(&check_id)
+                    && let CheckKind::Ttl { ttl } = entry.instance.checks[i].kind
+                {
+                    self.timers.beat(&check_id, ttl, tokio::time::Instant::now());
+                }
+                Ok(Effect::None)
+            }
+            Change::Reload { records, revision } => Ok(self.reload(records, revision)),
         }
+    }
+
+    /// Applies a registration as the shared store holds it, unless this replica already knows
+    /// a newer state of the key.
+    fn remote(&mut self, key: String, stored: Option<Stored>, modified: u64, revision: u64) -> Effect {
+        self.store_revision = self.store_revision.max(revision);
+        if self.revisions.get(&key).is_some_and(|r| r.known >= revision) {
+            return Effect::None;
+        }
+        self.revisions.insert(key.clone(), Revisions { known: revision, modified });
+        let current = self.entries.get(&key);
+        if let Some(Source::Zone(path)) = current.map(|e| &e.instance.source) {
+            tracing::warn!(id = %key, file = %path.display(), "another replica registered an id that a zone file here declares; the zone file wins on this replica (ids must be unique across replicas)");
+            return Effect::None;
+        }
+        let effect = match stored {
+            None if current.is_none() => return Effect::None,
+            None => {
+                self.set_entry(key.clone(), None);
+                Effect::Changed
+            }
+            Some(s) => {
+                if current.is_some_and(|e| *e.instance == s.instance && *e.health == s.health) {
+                    return Effect::None;
+                }
+                let entry = Entry { instance: Arc::new(s.instance), health: Arc::new(s.health) };
+                self.set_entry(key.clone(), Some(entry));
+                Effect::Changed
+            }
+        };
+        // It is the store's own value: nothing to write back.
+        self.dirty.remove(&key);
+        effect
+    }
+
+    /// Replaces every API registration with what the shared store holds at `revision`.
+    fn reload(&mut self, records: Vec<(Stored, u64)>, revision: u64) -> Effect {
+        let keep: BTreeSet<String> = records.iter().map(|(s, _)| id_key(&s.instance.id)).collect();
+        let gone: Vec<String> = self
+            .entries
+            .iter()
+            .filter(|(k, e)| e.instance.source == Source::Api && !keep.contains(*k))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut effect = Effect::None;
+        for key in gone {
+            effect = effect.max(self.remote(key, None, 0, revision));
+        }
+        for (s, modified) in records {
+            effect = effect.max(self.remote(id_key(&s.instance.id), Some(s), modified, revision));
+        }
+        effect
     }
 
     fn register(&mut self, mut instance: Instance, replace_existing_checks: bool) -> Result<Effect, RegistryError> {
@@ -367,6 +542,7 @@ impl State {
         if let CheckKind::Ttl { ttl } = entry.instance.checks[i].kind {
             // Any update of a TTL check is a sign of life, whatever status it reports.
             self.timers.beat(check_id, ttl, tokio::time::Instant::now());
+            self.beats.push((key.clone(), check_id.to_string()));
         }
         Ok(self.set_check(&key, i, status, output))
     }

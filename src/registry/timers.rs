@@ -52,6 +52,12 @@ impl Timers {
         self.heap.push(Reverse((now + ttl, Kind::TtlExpiry, check_id.to_string())));
     }
 
+    /// Looks at `check_id` again at `at` for `kind` (its owner is another replica for now, or
+    /// the change it made could not be stored).
+    pub fn defer(&mut self, kind: Kind, check_id: &str, at: Instant) {
+        self.heap.push(Reverse((at, kind, check_id.to_string())));
+    }
+
     pub fn forget(&mut self, check_id: &str) {
         self.heartbeat.remove(check_id);
         self.critical_since.remove(check_id);

@@ -19,7 +19,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufReader, ErrorKind, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use super::{Batch, Loaded, Store, StoreError};
+use super::{Batch, Committed, Loaded, Store, StoreError};
 use crate::registry::Stored;
 
 /// Journal size past which the writer is asked to compact.
@@ -74,7 +74,7 @@ impl Journal {
             file.sync_all().map_err(io)?;
         }
         file.seek(SeekFrom::End(0)).map_err(io)?;
-        let loaded = Loaded { version, records: records.into_values().collect() };
+        let loaded = Loaded { version, records: records.into_values().collect(), modified: Vec::new() };
         Ok((Journal { dir: dir.to_path_buf(), file, len: good }, loaded))
     }
 
@@ -84,7 +84,7 @@ impl Journal {
 }
 
 impl Store for Journal {
-    fn commit(&mut self, batch: &Batch) -> Result<(), StoreError> {
+    fn commit(&mut self, batch: &Batch) -> Result<Committed, StoreError> {
         let body = serde_json::to_vec(batch).expect("records serialize");
         let mut frame = Vec::with_capacity(body.len() + 8);
         frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
@@ -93,7 +93,7 @@ impl Store for Journal {
         self.file.write_all(&frame).map_err(|e| self.io(e))?;
         self.file.sync_data().map_err(|e| self.io(e))?;
         self.len += frame.len() as u64;
-        Ok(())
+        Ok(Committed::at(batch.version))
     }
 
     fn wants_compaction(&self) -> bool {
@@ -183,9 +183,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut j, loaded) = Journal::open(dir.path()).unwrap();
         assert_eq!(loaded.records.len(), 0);
-        j.commit(&Batch { version: 2, ops: vec![("a".into(), Some(stored("a"))), ("b".into(), Some(stored("b")))] })
-            .unwrap();
-        j.commit(&Batch { version: 3, ops: vec![("a".into(), None)] }).unwrap();
+        j.commit(&Batch {
+            version: 2,
+            ops: vec![("a".into(), Some(stored("a"))), ("b".into(), Some(stored("b")))],
+            ..Batch::default()
+        })
+        .unwrap();
+        j.commit(&Batch { version: 3, ops: vec![("a".into(), None)], ..Batch::default() }).unwrap();
         drop(j);
         let (_, loaded) = Journal::open(dir.path()).unwrap();
         assert_eq!(ids(&loaded), ["b"]);
@@ -196,7 +200,7 @@ mod tests {
     fn a_torn_tail_is_cut_and_what_came_before_kept() {
         let dir = tempfile::tempdir().unwrap();
         let (mut j, _) = Journal::open(dir.path()).unwrap();
-        j.commit(&Batch { version: 2, ops: vec![("a".into(), Some(stored("a")))] }).unwrap();
+        j.commit(&Batch { version: 2, ops: vec![("a".into(), Some(stored("a")))], ..Batch::default() }).unwrap();
         drop(j);
         // A crash in the middle of the next frame: a header and half a body.
         let mut f = OpenOptions::new().append(true).open(dir.path().join(JOURNAL)).unwrap();
@@ -205,7 +209,7 @@ mod tests {
         let (mut j, loaded) = Journal::open(dir.path()).unwrap();
         assert_eq!(ids(&loaded), ["a"]);
         // The journal stays usable after the cut.
-        j.commit(&Batch { version: 3, ops: vec![("c".into(), Some(stored("c")))] }).unwrap();
+        j.commit(&Batch { version: 3, ops: vec![("c".into(), Some(stored("c")))], ..Batch::default() }).unwrap();
         drop(j);
         let (_, loaded) = Journal::open(dir.path()).unwrap();
         assert_eq!(ids(&loaded), ["a", "c"]);
@@ -215,10 +219,10 @@ mod tests {
     fn compaction_keeps_everything_and_old_frames_are_not_replayed() {
         let dir = tempfile::tempdir().unwrap();
         let (mut j, _) = Journal::open(dir.path()).unwrap();
-        j.commit(&Batch { version: 2, ops: vec![("a".into(), Some(stored("a")))] }).unwrap();
-        j.commit(&Batch { version: 3, ops: vec![("b".into(), Some(stored("b")))] }).unwrap();
+        j.commit(&Batch { version: 2, ops: vec![("a".into(), Some(stored("a")))], ..Batch::default() }).unwrap();
+        j.commit(&Batch { version: 3, ops: vec![("b".into(), Some(stored("b")))], ..Batch::default() }).unwrap();
         j.compact(3, vec![stored("a"), stored("b")]).unwrap();
-        j.commit(&Batch { version: 4, ops: vec![("a".into(), None)] }).unwrap();
+        j.commit(&Batch { version: 4, ops: vec![("a".into(), None)], ..Batch::default() }).unwrap();
         drop(j);
         let (_, loaded) = Journal::open(dir.path()).unwrap();
         assert_eq!(ids(&loaded), ["b"]);

@@ -3,8 +3,13 @@
 //! 200 is on disk. Zone-file instances are never stored; their files are the source.
 //!
 //! The embedded store is a journal of our own (see `journal.rs` for why); cluster mode puts etcd
-//! behind the same trait.
+//! behind the same trait (`etcd/`, Cargo feature `cluster`). A shared store differs in three ways
+//! the writer knows about: it decides the version (etcd's revision), it may refuse a batch because
+//! another replica changed one of its keys first (`StoreError::Conflict`, with what is there now),
+//! and it wants TTL heartbeats written too, so that a heartbeat sent to any replica counts on all.
 
+#[cfg(feature = "cluster")]
+pub mod etcd;
 mod journal;
 
 use std::path::PathBuf;
@@ -20,6 +25,14 @@ pub struct Batch {
     pub version: u64,
     /// Registrations to write (by id key), or to delete (`None`).
     pub ops: Vec<(String, Option<Stored>)>,
+    /// For a shared store, parallel to `ops`: the store revision at which each key was last
+    /// modified as far as this replica knows (0 = absent). The write happens only if they all
+    /// still hold (compare-and-swap), so that no replica overwrites a change it has not seen.
+    #[serde(skip)]
+    pub expect: Vec<u64>,
+    /// TTL heartbeats received here, as (instance key, check id), for a shared store.
+    #[serde(skip)]
+    pub beats: Vec<(String, String)>,
 }
 
 /// Everything a store held when it was opened.
@@ -27,6 +40,35 @@ pub struct Batch {
 pub struct Loaded {
     pub version: u64,
     pub records: Vec<Stored>,
+    /// For a shared store, parallel to `records`: the revision each was last modified at.
+    pub modified: Vec<u64>,
+}
+
+/// Where a batch landed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Committed {
+    /// The version the batch was stored at: `Batch::version`, or a shared store's own revision.
+    pub version: u64,
+    /// A shared store, parallel to `Batch::ops`: the revision each key was written at (a big
+    /// batch may take several transactions). Empty: all at `version`.
+    pub revisions: Vec<u64>,
+}
+
+impl Committed {
+    pub fn at(version: u64) -> Committed {
+        Committed { version, revisions: Vec::new() }
+    }
+}
+
+/// What a shared store holds now under one key of a refused batch.
+#[derive(Debug, Clone)]
+pub struct Fresh {
+    pub key: String,
+    pub stored: Option<Stored>,
+    /// The key's modification revision (0 = absent).
+    pub modified: u64,
+    /// The store revision this was read at.
+    pub revision: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -35,12 +77,30 @@ pub enum StoreError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("data dir {}: {message}", path.display())]
     Corrupt { path: PathBuf, message: String },
+    /// The shared store could not be reached or refused the write.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Another replica changed a key of the batch first; nothing was written.
+    #[error("another replica changed the same registration at the same time")]
+    Conflict(Vec<Fresh>),
 }
 
 /// A durable home for registrations.
 pub trait Store: Send + 'static {
     /// Makes `batch` durable: once this returns Ok, it survives `kill -9` and power loss.
-    fn commit(&mut self, batch: &Batch) -> Result<(), StoreError>;
+    fn commit(&mut self, batch: &Batch) -> Result<Committed, StoreError>;
+
+    /// Returns true if other replicas share this store (cluster mode): heartbeats are written,
+    /// and `Batch::expect` is honoured.
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// At most this many changes are applied per batch (a shared store's transactions have a
+    /// size limit).
+    fn max_batch(&self) -> usize {
+        1024
+    }
 
     /// Returns true if the store would like a full rewrite (`compact`) to bound its size.
     fn wants_compaction(&self) -> bool {
@@ -57,7 +117,7 @@ pub trait Store: Send + 'static {
 pub struct NoStore;
 
 impl Store for NoStore {
-    fn commit(&mut self, _batch: &Batch) -> Result<(), StoreError> {
-        Ok(())
+    fn commit(&mut self, batch: &Batch) -> Result<Committed, StoreError> {
+        Ok(Committed::at(batch.version))
     }
 }

@@ -17,14 +17,14 @@ use crate::support::*;
 
 /// An HTTP target whose /health answers with a settable status (0 = hang forever), counting requests.
 #[derive(Clone)]
-struct Target {
-    addr: SocketAddr,
+pub struct Target {
+    pub addr: SocketAddr,
     status: Arc<AtomicU16>,
     hits: Arc<AtomicUsize>,
 }
 
 impl Target {
-    async fn start(status: u16) -> Target {
+    pub async fn start(status: u16) -> Target {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let t = Target { addr, status: Arc::new(AtomicU16::new(status)), hits: Arc::new(AtomicUsize::new(0)) };
@@ -46,11 +46,11 @@ impl Target {
         t
     }
 
-    fn set(&self, status: u16) {
+    pub fn set(&self, status: u16) {
         self.status.store(status, Ordering::SeqCst);
     }
 
-    fn hits(&self) -> usize {
+    pub fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
     }
 }

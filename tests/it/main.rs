@@ -6,10 +6,14 @@ mod api;
 mod binary;
 mod cli;
 mod clients;
+#[cfg(feature = "cluster")]
+mod cluster;
 mod crash;
 mod dig;
 mod dns_names;
 mod docker;
+#[cfg(feature = "cluster")]
+mod etcd;
 mod examples;
 mod flood;
 mod forward;

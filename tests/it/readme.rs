@@ -35,7 +35,12 @@ fn toml_examples_are_valid_zone_files_or_configs() {
             let file = signpost::zones::parse(Path::new("README.md"), &body).unwrap_or_else(|e| panic!("{e:?}"));
             assert!(!file.instances.is_empty());
         } else {
-            RawConfig::from_toml(Path::new("README.md"), &body).unwrap().validate().unwrap();
+            let config = RawConfig::from_toml(Path::new("README.md"), &body).unwrap().validate();
+            if body.lines().any(|l| l.starts_with("url = \"etcd://")) && !cfg!(feature = "cluster") {
+                assert!(config.unwrap_err().to_string().contains("--features cluster"));
+            } else {
+                config.unwrap();
+            }
         }
     }
 }

@@ -25,6 +25,7 @@ pub struct TestServer {
     /// The HTTP API's base URL, `http://127.0.0.1:PORT`.
     pub api: String,
     pub registry: Registry,
+    pub probe_stats: std::sync::Arc<signpost::health::Stats>,
     pub zones: tempfile::TempDir,
     token: CancellationToken,
     stopped: Option<tokio::task::JoinHandle<()>>,
@@ -104,9 +105,9 @@ impl Builder {
         let running = app::start(config, listeners, token.clone()).await.unwrap();
         let dns = running.dns_addrs[0];
         let api = format!("http://{}", running.http_addr.expect("the harness binds HTTP"));
-        let registry = running.registry.clone();
+        let (registry, probe_stats) = (running.registry.clone(), running.probe_stats.clone());
         let stopped = Some(tokio::spawn(running.wait()));
-        TestServer { dns, api, registry, zones, token, stopped }
+        TestServer { dns, api, registry, probe_stats, zones, token, stopped }
     }
 }
 

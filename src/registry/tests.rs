@@ -1,0 +1,162 @@
+//! The registry with a shared store: remote changes, our own writes echoed back by the watch,
+//! compare-and-swap conflicts, and timers that belong to another replica.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::model::{Address, CheckKind, CheckSpec, Health, Instance, ServicePolicy, Source, Status};
+use super::*;
+use crate::store::{Committed, Fresh, StoreError};
+
+fn instance(id: &str, checks: Vec<CheckSpec>) -> Instance {
+    Instance {
+        id: id.into(),
+        service: "web".into(),
+        address: Address::Ip("10.0.0.1".parse().unwrap()),
+        port: 80,
+        tags: vec![],
+        weight: 1,
+        region: None,
+        meta: Default::default(),
+        checks,
+        policy: ServicePolicy::default(),
+        source: Source::Api,
+    }
+}
+
+fn stored(instance: Instance) -> Stored {
+    let health = Health::initial(&instance, 0);
+    Stored { instance, health }
+}
+
+fn ttl_check(id: &str, ttl: Duration) -> CheckSpec {
+    CheckSpec {
+        id: id.into(),
+        name: id.into(),
+        kind: CheckKind::Ttl { ttl },
+        interval: ttl,
+        timeout: ttl,
+        rise: None,
+        fall: None,
+        deregister_after: None,
+        initial: Some(Status::Passing),
+    }
+}
+
+fn remote(s: &Stored, modified: u64, revision: u64) -> Change {
+    Change::Remote { key: id_key(&s.instance.id), stored: Some(s.clone()), modified, revision }
+}
+
+#[test]
+fn a_late_echo_of_our_own_older_write_does_not_flap_back() {
+    let mut state = State::new();
+    let v1 = stored(instance("web-1", vec![]));
+    let mut v2 = v1.clone();
+    v2.instance.port = 81;
+    assert_eq!(state.apply(remote(&v1, 5, 5)).unwrap(), Effect::Changed);
+    // We write v2 at revision 7 ...
+    state.apply(Change::Register { instance: v2.instance.clone(), replace_existing_checks: false }).unwrap();
+    let ops = state.take_dirty();
+    assert_eq!(state.expectations(&ops), [5]);
+    state.committed(&ops, &[], 7);
+    // ... and the watch still delivers an older write of the key, then our own.
+    let mut v_other = v1.clone();
+    v_other.instance.port = 99;
+    assert_eq!(state.apply(remote(&v_other, 6, 6)).unwrap(), Effect::None);
+    assert_eq!(state.apply(remote(&v2, 7, 7)).unwrap(), Effect::None);
+    assert_eq!(state.entries["web-1"].instance.port, 81);
+    // A newer write by another replica wins, and is not written back.
+    assert_eq!(state.apply(remote(&v_other, 8, 8)).unwrap(), Effect::Changed);
+    assert_eq!(state.entries["web-1"].instance.port, 99);
+    assert!(state.take_dirty().is_empty());
+    assert_eq!(state.expectations(&[("web-1".into(), None)]), [8]);
+}
+
+#[test]
+fn a_reload_replaces_every_api_registration() {
+    let mut state = State::new();
+    let (a, b) = (stored(instance("a", vec![])), stored(instance("b", vec![])));
+    state.restore_shared(3, vec![(a.clone(), 2), (b.clone(), 3)]);
+    let c = stored(instance("c", vec![]));
+    let effect = state.apply(Change::Reload { records: vec![(b.clone(), 3), (c.clone(), 9)], revision: 10 }).unwrap();
+    assert_eq!(effect, Effect::Changed);
+    assert_eq!(state.entries.keys().collect::<Vec<_>>(), ["b", "c"]);
+    assert!(state.take_dirty().is_empty());
+}
+
+/// A shared store that refuses the first batch: another replica changed the key first.
+struct Contested {
+    batches: Arc<Mutex<Vec<Batch>>>,
+    theirs: Stored,
+}
+
+impl Store for Contested {
+    fn commit(&mut self, batch: &Batch) -> Result<Committed, StoreError> {
+        let mut batches = self.batches.lock().unwrap();
+        batches.push(batch.clone());
+        if batches.len() == 1 {
+            let key = id_key(&self.theirs.instance.id);
+            return Err(StoreError::Conflict(vec![Fresh {
+                key,
+                stored: Some(self.theirs.clone()),
+                modified: 7,
+                revision: 8,
+            }]));
+        }
+        Ok(Committed::at(20))
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test]
+async fn a_conflicting_write_is_applied_again_on_top_of_the_other_replicas() {
+    let mine = stored(instance("web-1", vec![]));
+    let mut theirs = mine.clone();
+    theirs.instance.meta.insert("by".into(), "the other replica".into());
+    let mut state = State::new();
+    state.restore_shared(5, vec![(mine.clone(), 5)]);
+    let batches = Arc::new(Mutex::new(Vec::new()));
+    let store = Contested { batches: batches.clone(), theirs };
+    let token = CancellationToken::new();
+    let (registry, _) = Registry::start(state, Defaults::default(), Box::new(store), Box::new(|_| {}), token.clone());
+    let version =
+        registry.apply(Change::Maintenance { id: "web-1".into(), reason: Some("upgrade".into()) }).await.unwrap();
+    assert!(version >= 20, "the version follows the store's revision: {version}");
+    let batches = batches.lock().unwrap();
+    assert_eq!(batches.len(), 2);
+    assert_eq!((batches[0].expect.as_slice(), batches[1].expect.as_slice()), (&[5][..], &[7][..]));
+    let written = batches[1].ops[0].1.as_ref().unwrap();
+    assert_eq!(written.instance.meta["by"], "the other replica", "their change is kept");
+    assert_eq!(written.health.maintenance.as_deref(), Some("upgrade"), "ours is on top");
+    let snap = registry.snapshot();
+    assert_eq!(snap.instance("web-1").unwrap().status, Status::Maintenance);
+    token.cancel();
+}
+
+#[test]
+fn a_ttl_check_of_another_replica_expires_here_only_once_it_is_ours() {
+    let (me, other) = ("a", "b");
+    let ownership = Ownership::replica(me);
+    ownership.set_live([me, other].map(String::from));
+    let check = (0..).map(|i| format!("service:t-{i}")).find(|c| !ownership.owns(c)).unwrap();
+    let mut state = State::new();
+    state.set_ownership(ownership.clone());
+    let t0 = tokio::time::Instant::now();
+    let s = stored(instance("t", vec![ttl_check(&check, Duration::from_secs(1))]));
+    state.apply(remote(&s, 1, 1)).unwrap();
+    let status = |state: &State| state.check(&check).map(|(e, i)| e.health.checks[i].status).unwrap();
+    // Past its TTL, but b owns it: b expires it, not us.
+    assert_eq!(state.expire(t0 + Duration::from_secs(2)), Effect::None);
+    assert_eq!(status(&state), Status::Passing);
+    // b dies: the check is ours, and its overdue expiry comes round again.
+    ownership.set_live([me.to_string()]);
+    let next = state.next_deadline().expect("the expiry is looked at again");
+    assert!(next <= t0 + Duration::from_secs(3));
+    assert_eq!(state.expire(next), Effect::Changed);
+    assert_eq!(status(&state), Status::Critical);
+}

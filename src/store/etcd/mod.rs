@@ -1,0 +1,460 @@
+//! Cluster mode's store: the registry in etcd, shared by every replica pointed at the same prefix.
+//!
+//! Keys under the prefix (default `/signpost/`):
+//! - `instances/<id key>`: one API registration, its checks, TTL state and health, as the JSON
+//!   `Stored` the embedded store writes.
+//! - `beats/<id key>/<check id>`: the time of the last TTL heartbeat, rewritten by each heartbeat
+//!   whichever replica received it, so that every replica's TTL timer hears it.
+//! - `replicas/<replica id>`: one per live replica, attached to its lease (`members.rs`).
+//!
+//! Writes: the registry writer hands each batch to `commit` as before. It becomes etcd
+//! transactions that compare each key's modification revision with the one this replica last
+//! saw (so that no replica overwrites a change it has not seen; on a mismatch the writer applies
+//! etcd's value and tries again), retried through leader elections and lost connections until
+//! `[store] timeout`, then refused with a message naming etcd. The version (X-Consul-Index, SOA
+//! serial) follows etcd's revision: global across replicas, and it never goes back.
+//!
+//! Reads: `open` loads everything before the replica is `ready`; then `follow.rs` watches the
+//! prefix from the loaded revision and feeds every change to the registry as a remote change.
+
+mod follow;
+mod members;
+mod pool;
+
+use std::time::Duration;
+
+use etcd_client::{Compare, CompareOp, DeleteOptions, GetOptions, KeyValue, Txn, TxnOp, TxnOpResponse};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use self::pool::Pool;
+use super::{Batch, Committed, Fresh, Loaded, Store, StoreError};
+use crate::config::ClusterConfig;
+use crate::registry::{Ownership, Registry, Stored, id_key};
+
+/// Keys per transaction: a deletion takes two operations (the instance and its heartbeats), and
+/// etcd refuses more than 128 operations per transaction branch by default (`--max-txn-ops`).
+const CHUNK: usize = 64;
+/// How long the initial load may keep trying before the replica gives up starting.
+const OPEN_PATIENCE: Duration = Duration::from_secs(30);
+/// Keys read per request while loading.
+const PAGE: i64 = 500;
+
+/// The store half: what the registry writer commits through.
+pub struct Etcd {
+    pool: Pool,
+    keys: Keys,
+    timeout: Duration,
+    endpoints: String,
+    handle: tokio::runtime::Handle,
+}
+
+/// The other half, started once the registry runs: the watch that follows etcd and the lease
+/// that keeps this replica listed as live.
+pub struct Cluster {
+    pool: Pool,
+    keys: Keys,
+    config: ClusterConfig,
+    ownership: Ownership,
+    /// The revision the load read at; the watch starts after it.
+    revision: i64,
+    replicas: Vec<String>,
+}
+
+/// Opens cluster mode: connects, and reads everything under the prefix (retrying while etcd
+/// does not answer, for up to 30 s).
+pub async fn open(config: &ClusterConfig) -> Result<(Etcd, Loaded, Cluster), StoreError> {
+    let endpoints = config.endpoints.iter().map(|e| e.trim_start_matches("http://")).collect::<Vec<_>>().join(",");
+    let pool = Pool::connect(&config.endpoints)
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("etcd at {endpoints}: {e}")))?;
+    let keys = Keys { prefix: config.prefix.clone() };
+    let started = Instant::now();
+    let (revision, kvs) = loop {
+        let (i, client) = pool.client();
+        let result = tokio::time::timeout(config.timeout, load(&client, &keys.prefix)).await;
+        if !matches!(result, Ok(Ok(_))) {
+            pool.failed(i);
+        }
+        match result {
+            Ok(Ok(r)) => break r,
+            Ok(Err(e)) if started.elapsed() < OPEN_PATIENCE => {
+                warn!(endpoints = %endpoints, error = %e, "etcd did not answer the initial load; trying again")
+            }
+            Err(_) if started.elapsed() < OPEN_PATIENCE => {
+                warn!(endpoints = %endpoints, "etcd did not answer the initial load in time; trying again")
+            }
+            Ok(Err(e)) => return Err(StoreError::Unavailable(format!("etcd at {endpoints}: {e}"))),
+            Err(_) => {
+                return Err(StoreError::Unavailable(format!(
+                    "etcd at {endpoints} did not answer within {OPEN_PATIENCE:?}"
+                )));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let (records, replicas) = keys.parse_all(&kvs);
+    let me = replica_id();
+    let ownership = Ownership::replica(&me);
+    ownership.set_live(replicas.iter().cloned());
+    info!(endpoints = %endpoints, prefix = %keys.prefix, revision, instances = records.len(), replicas = replicas.len(), replica = %me, "cluster store loaded");
+    let loaded = Loaded {
+        version: revision as u64,
+        modified: records.iter().map(|(_, m)| *m).collect(),
+        records: records.into_iter().map(|(s, _)| s).collect(),
+    };
+    let store = Etcd {
+        pool: pool.clone(),
+        keys: keys.clone(),
+        timeout: config.timeout,
+        endpoints,
+        handle: tokio::runtime::Handle::current(),
+    };
+    let cluster = Cluster { pool, keys, config: config.clone(), ownership, revision, replicas };
+    Ok((store, loaded, cluster))
+}
+
+impl Cluster {
+    /// Which API checks this replica probes, expires and reaps.
+    pub fn ownership(&self) -> Ownership {
+        self.ownership.clone()
+    }
+
+    /// Follows etcd into `registry` and holds this replica's lease until `token` is cancelled;
+    /// then gives the lease back, so that the others take its checks over at once. `about` is
+    /// what the replica key says of this replica (its addresses), for people reading etcd.
+    pub async fn run(self, registry: Registry, about: serde_json::Value, token: CancellationToken) {
+        let me = self.ownership.me().expect("a cluster replica has an id").to_string();
+        let hold = members::hold(
+            self.pool.clone(),
+            self.keys.replica(&me),
+            about.to_string(),
+            self.config.lease,
+            token.clone(),
+        );
+        let follow = follow::Follower {
+            pool: self.pool,
+            keys: self.keys,
+            next: self.revision + 1,
+            registry,
+            ownership: self.ownership,
+            replicas: self.replicas.into_iter().collect(),
+        }
+        .run(token);
+        tokio::join!(hold, follow);
+    }
+}
+
+impl Store for Etcd {
+    fn commit(&mut self, batch: &Batch) -> Result<Committed, StoreError> {
+        // The writer calls this on a blocking thread; the etcd calls run as a task on the runtime.
+        let (tx, rx) = oneshot::channel();
+        let (pool, keys, batch) = (self.pool.clone(), self.keys.clone(), batch.clone());
+        let deadline = Instant::now() + self.timeout;
+        self.handle.spawn(async move {
+            let _ = tx.send(commit(pool, keys, batch, deadline).await);
+        });
+        let result = rx.blocking_recv().unwrap_or_else(|_| Err(StoreError::Unavailable("the runtime stopped".into())));
+        result.map_err(|e| match e {
+            StoreError::Unavailable(why) => StoreError::Unavailable(format!(
+                "etcd at {} did not accept the write within {}: {why}",
+                self.endpoints,
+                crate::duration::format(self.timeout)
+            )),
+            e => e,
+        })
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    fn max_batch(&self) -> usize {
+        CHUNK
+    }
+}
+
+/// Writes a batch: registrations in compare-and-swap transactions of `CHUNK` keys, then the
+/// heartbeats.
+async fn commit(pool: Pool, keys: Keys, batch: Batch, deadline: Instant) -> Result<Committed, StoreError> {
+    let mut revision = 0;
+    let mut revisions = Vec::with_capacity(batch.ops.len());
+    for (i, ops) in batch.ops.chunks(CHUNK).enumerate() {
+        let expect = batch.expect.get(i * CHUNK..).unwrap_or_default();
+        let mut compares = Vec::with_capacity(ops.len());
+        let mut writes = Vec::with_capacity(ops.len() * 2);
+        let mut reads = Vec::with_capacity(ops.len());
+        for (j, (key, stored)) in ops.iter().enumerate() {
+            let k = keys.instance(key);
+            compares.push(Compare::mod_revision(
+                k.clone(),
+                CompareOp::Equal,
+                expect.get(j).copied().unwrap_or(0) as i64,
+            ));
+            match stored {
+                Some(s) => writes.push(TxnOp::put(k.clone(), serde_json::to_vec(s).expect("records serialize"), None)),
+                None => {
+                    writes.push(TxnOp::delete(k.clone(), None));
+                    writes.push(TxnOp::delete(keys.beats_of(key), Some(DeleteOptions::new().with_prefix())));
+                }
+            }
+            reads.push(TxnOp::get(k, None));
+        }
+        let txn = Txn::new().when(compares).and_then(writes).or_else(reads);
+        let resp = run_txn(&pool, txn, deadline).await?;
+        let at = resp.header().map_or(0, |h| h.revision());
+        if !resp.succeeded() {
+            let fresh = resp
+                .op_responses()
+                .into_iter()
+                .zip(ops)
+                .map(|(r, (key, _))| {
+                    let kv = match r {
+                        TxnOpResponse::Get(g) => g.kvs().first().cloned(),
+                        _ => None,
+                    };
+                    let stored = kv.as_ref().and_then(|kv| decode(kv.value(), key));
+                    let modified = kv.as_ref().map_or(0, |kv| kv.mod_revision()) as u64;
+                    Fresh { key: key.clone(), stored, modified, revision: at as u64 }
+                })
+                .collect();
+            return Err(StoreError::Conflict(fresh));
+        }
+        revision = at;
+        revisions.extend(ops.iter().map(|_| at as u64));
+    }
+    let now = crate::registry::model::now_ms().to_string();
+    for beats in batch.beats.chunks(2 * CHUNK) {
+        let puts: Vec<TxnOp> =
+            beats.iter().map(|(key, check)| TxnOp::put(keys.beat(key, check), now.clone(), None)).collect();
+        let resp = run_txn(&pool, Txn::new().and_then(puts), deadline).await?;
+        revision = resp.header().map_or(revision, |h| h.revision());
+    }
+    Ok(Committed { version: revision as u64, revisions })
+}
+
+/// Runs a transaction, retrying what etcd may answer differently a moment later (no leader
+/// during an election, a member gone, a connection lost) on the next member, until `deadline`.
+/// Each attempt gets a share of the time left, so that a member that hangs cannot eat it all.
+async fn run_txn(pool: &Pool, txn: Txn, deadline: Instant) -> Result<etcd_client::TxnResponse, StoreError> {
+    let mut pause = Duration::from_millis(20);
+    let mut last: String;
+    let mut tried = 0;
+    loop {
+        let (i, client) = pool.client();
+        let left = deadline.saturating_duration_since(Instant::now());
+        let attempt = Instant::now() + Duration::from_secs(1).max(left / 3);
+        match tokio::time::timeout_at(attempt.min(deadline), client.kv_client().txn(txn.clone())).await {
+            Ok(Ok(resp)) => return Ok(resp),
+            Ok(Err(e)) if !retryable(&e) => {
+                return Err(StoreError::Unavailable(format!("etcd refused the write: {}", short(&e))));
+            }
+            Ok(Err(e)) => last = format!("{}: {}", pool.endpoint(i), short(&e)),
+            Err(_) => last = format!("{}: no answer", pool.endpoint(i)),
+        }
+        pool.failed(i);
+        tried += 1;
+        if Instant::now() >= deadline {
+            return Err(StoreError::Unavailable(last));
+        }
+        // Straight on to the next member; pause once every member has failed.
+        if tried % pool.len() == 0 {
+            if Instant::now() + pause >= deadline {
+                return Err(StoreError::Unavailable(last));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(250));
+        }
+    }
+}
+
+/// An etcd error in a few words: tonic's nest several levels deep; the innermost says most.
+fn short(e: &etcd_client::Error) -> String {
+    let etcd_client::Error::GRpcStatus(status) = e else { return e.to_string() };
+    let mut text = status.message().to_string();
+    let mut source = std::error::Error::source(status);
+    while let Some(inner) = source {
+        text = inner.to_string();
+        source = inner.source();
+    }
+    text
+}
+
+/// Returns true if the error may go away by itself (and the request is safe to send again: a
+/// transaction that did apply fails its compare the second time, and the writer sorts it out).
+fn retryable(e: &etcd_client::Error) -> bool {
+    use etcd_client::Error;
+    use tonic::Code;
+    match e {
+        Error::GRpcStatus(s) => matches!(
+            s.code(),
+            Code::Unavailable
+                | Code::DeadlineExceeded
+                | Code::Unknown
+                | Code::Aborted
+                | Code::Internal
+                | Code::Cancelled
+        ),
+        Error::TransportError(_) | Error::IoError(_) => true,
+        _ => false,
+    }
+}
+
+/// Everything under `prefix` at one revision, read in pages.
+async fn load(client: &etcd_client::Client, prefix: &str) -> Result<(i64, Vec<KeyValue>), etcd_client::Error> {
+    let mut kv = client.kv_client();
+    let end = prefix_end(prefix.as_bytes());
+    let mut from = prefix.as_bytes().to_vec();
+    let mut revision = 0;
+    let mut out = Vec::new();
+    loop {
+        let mut options = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
+        if revision > 0 {
+            options = options.with_revision(revision);
+        }
+        let mut resp = kv.get(from.clone(), Some(options)).await?;
+        if revision == 0 {
+            revision = resp.header().map_or(0, |h| h.revision());
+        }
+        let more = resp.more();
+        let kvs = resp.take_kvs();
+        if let Some(last) = kvs.last() {
+            from = last.key().to_vec();
+            from.push(0);
+        }
+        out.extend(kvs);
+        if !more {
+            return Ok((revision, out));
+        }
+    }
+}
+
+/// The first key after every key starting with `prefix`.
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+fn decode(value: &[u8], key: &str) -> Option<Stored> {
+    match serde_json::from_slice::<Stored>(value) {
+        Ok(s) if id_key(&s.instance.id) == key => Some(s),
+        Ok(s) => {
+            warn!(key, id = %s.instance.id, "etcd record under the wrong key; ignored");
+            None
+        }
+        Err(e) => {
+            warn!(key, error = %e, "etcd record does not parse; ignored");
+            None
+        }
+    }
+}
+
+/// A random id for this run of this replica: hostname, pid and a random part, so that a
+/// restarted replica never inherits the lease of its previous life.
+fn replica_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let host = std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string()).unwrap_or_default();
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    let host: String = host.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(40).collect();
+    let host = if host.is_empty() { "signpost".to_string() } else { host };
+    format!("{host}-{}-{:08x}", std::process::id(), h.finish() as u32)
+}
+
+/// What a key under the prefix is.
+#[derive(Debug, PartialEq, Eq)]
+enum Key<'a> {
+    Instance(&'a str),
+    Beat { instance: &'a str, check: &'a str },
+    Replica(&'a str),
+    Other,
+}
+
+#[derive(Debug, Clone)]
+struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    fn instance(&self, key: &str) -> String {
+        format!("{}instances/{key}", self.prefix)
+    }
+
+    fn beats_of(&self, key: &str) -> String {
+        format!("{}beats/{key}/", self.prefix)
+    }
+
+    fn beat(&self, key: &str, check: &str) -> String {
+        format!("{}beats/{key}/{check}", self.prefix)
+    }
+
+    fn replica(&self, id: &str) -> String {
+        format!("{}replicas/{id}", self.prefix)
+    }
+
+    fn parse<'a>(&self, key: &'a [u8]) -> Key<'a> {
+        let Some(rest) = std::str::from_utf8(key).ok().and_then(|k| k.strip_prefix(self.prefix.as_str())) else {
+            return Key::Other;
+        };
+        if let Some(id) = rest.strip_prefix("instances/") {
+            return Key::Instance(id);
+        }
+        if let Some((instance, check)) = rest.strip_prefix("beats/").and_then(|r| r.split_once('/')) {
+            return Key::Beat { instance, check };
+        }
+        if let Some(id) = rest.strip_prefix("replicas/") {
+            return Key::Replica(id);
+        }
+        Key::Other
+    }
+
+    /// The registrations (each with its modification revision) and live replicas among `kvs`.
+    fn parse_all(&self, kvs: &[KeyValue]) -> (Vec<(Stored, u64)>, Vec<String>) {
+        let (mut records, mut replicas) = (Vec::new(), Vec::new());
+        for kv in kvs {
+            match self.parse(kv.key()) {
+                Key::Instance(key) => {
+                    if let Some(s) = decode(kv.value(), key) {
+                        records.push((s, kv.mod_revision() as u64));
+                    }
+                }
+                Key::Replica(id) => replicas.push(id.to_string()),
+                Key::Beat { .. } | Key::Other => {}
+            }
+        }
+        (records, replicas)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip() {
+        let keys = Keys { prefix: "/sp/".into() };
+        assert_eq!(keys.parse(keys.instance("web-1").as_bytes()), Key::Instance("web-1"));
+        assert_eq!(
+            keys.parse(keys.beat("web-1", "service:web-1").as_bytes()),
+            Key::Beat { instance: "web-1", check: "service:web-1" }
+        );
+        assert_eq!(keys.parse(keys.replica("h-1-ab").as_bytes()), Key::Replica("h-1-ab"));
+        assert_eq!(keys.parse(b"/sp/other"), Key::Other);
+        assert_eq!(keys.parse(b"/elsewhere/instances/x"), Key::Other);
+        assert!(keys.beat("web-1", "c").starts_with(&keys.beats_of("web-1")));
+    }
+
+    #[test]
+    fn prefix_end_is_the_next_key() {
+        assert_eq!(prefix_end(b"/sp/"), b"/sp0");
+        assert_eq!(prefix_end(b"a\xff"), b"b");
+    }
+}
