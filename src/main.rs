@@ -19,16 +19,30 @@ fn main() -> ExitCode {
         Command::Healthcheck { api, ready } => match healthcheck(&api, ready) {
             Ok(()) => Ok(ExitCode::SUCCESS),
             Err(e) => {
-                eprintln!("signpost: unhealthy: {e:#}");
+                eprintln!("signpost: unhealthy: {}", describe(&e));
                 Ok(ExitCode::from(1))
             }
         },
         client => Ok(signpost::client::run(client)),
     };
     result.unwrap_or_else(|e| {
-        eprintln!("signpost: {e:#}");
+        eprintln!("signpost: {}", describe(&e));
         ExitCode::from(2)
     })
+}
+
+/// An error and its causes on one line, each cause once: typed errors already quote their
+/// source in their own message, and anyhow's `{:#}` would repeat it.
+fn describe(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+    }
+    out
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
