@@ -44,6 +44,9 @@ if ! grep -qs "\"version\": \"$NODE_CONSUL\"" "$clients/node/node_modules/consul
   npm install --silent --no-audit --no-fund --prefix "$clients/node" "consul@$NODE_CONSUL"
 fi
 
+# The example binaries that tests/it/examples.rs runs (`--all-targets` builds examples as tests,
+# not as the runnable binaries in target/debug/examples/).
+cargo build --examples --features cluster
 # Everything, cluster mode included (the feature only adds code; every other test runs the same).
 cargo test --all-targets --features cluster "$@"
 # The default build (no protoc needed) has its own refusal of --store; its unit tests check it.
