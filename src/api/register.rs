@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::registry::model::{Address, CheckKind, CheckSpec, Instance, ServicePolicy, Source, Status, is_dns_label};
+use crate::registry::model::{
+    Address, CheckKind, CheckSpec, Instance, ServicePolicy, Source, Status, is_dns_label, is_header_name_byte,
+    is_http_url, is_tcp_target,
+};
 
 /// Most `Meta` pairs per instance (Consul's limit too).
 const MAX_META: usize = 64;
@@ -384,7 +387,7 @@ fn http_check(f: &Fields) -> Result<CheckKind, FieldError> {
         let Value::Object(obj) = v else { return Err(f.error("Header", "must be an object of string arrays")) };
         for (name, values) in obj {
             let field = format!("Header.{name}");
-            if name.is_empty() || !name.bytes().all(is_token_byte) {
+            if name.is_empty() || !name.bytes().all(is_header_name_byte) {
                 return Err(f.error(&field, "is not a valid HTTP header name"));
             }
             // Consul wants arrays; a lone string is what people write by hand, so take it too.
@@ -409,32 +412,6 @@ fn check_status(f: &Fields, key: &str, s: &str) -> Result<Status, FieldError> {
         Ok(status) if status != Status::Maintenance => Ok(status),
         _ => Err(f.error(key, format!("{s:?} is not one of passing, warning, critical"))),
     }
-}
-
-fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-fn is_http_url(url: &str) -> bool {
-    let Some(rest) = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")) else {
-        return false;
-    };
-    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    !host.is_empty() && !host.contains(char::is_whitespace)
-}
-
-fn is_tcp_target(target: &str) -> bool {
-    let (host, port) = match target.strip_prefix('[') {
-        Some(rest) => match rest.split_once("]:") {
-            Some(pair) => pair,
-            None => return false,
-        },
-        None => match target.rsplit_once(':') {
-            Some((host, port)) if !host.contains(':') => (host, port),
-            _ => return false,
-        },
-    };
-    !host.is_empty() && !host.contains(char::is_whitespace) && port.parse::<u16>().is_ok()
 }
 
 #[cfg(test)]

@@ -16,7 +16,8 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use crate::duration;
 use crate::registry::model::{
-    Address, CheckKind, CheckSpec, Instance, ServicePolicy, Source, WhenNoneHealthy, is_dns_label,
+    Address, CheckKind, CheckSpec, Instance, ServicePolicy, Source, WhenNoneHealthy, is_dns_label, is_header_name_byte,
+    is_http_url, is_tcp_target,
 };
 
 /// One error, pointing at the offending key or value. Display: "{path}:{line}:{col}: {message}"
@@ -476,7 +477,7 @@ impl Cx<'_> {
         );
         let mut headers = BTreeMap::new();
         for (name, values) in raw.header.map(Spanned::into_inner).unwrap_or_default() {
-            if name.get_ref().is_empty() || !name.get_ref().bytes().all(is_token_byte) {
+            if name.get_ref().is_empty() || !name.get_ref().bytes().all(is_header_name_byte) {
                 self.err(
                     name.span().start,
                     format!("header name {:?} is not a valid HTTP header name", name.get_ref()),
@@ -519,12 +520,12 @@ impl Cx<'_> {
                 self.err(self.offset_in(value, open), msg);
                 None
             }
-            Ok(sample) if is_url && !valid_url(&sample) => {
+            Ok(sample) if is_url && !is_http_url(&sample) => {
                 let msg = format!("check http {s:?} is not an http:// or https:// URL with a host");
                 self.err(value.span().start, msg);
                 None
             }
-            Ok(sample) if !is_url && !valid_tcp_target(&sample) => {
+            Ok(sample) if !is_url && !is_tcp_target(&sample) => {
                 let msg = format!("check tcp {s:?} is not host:port (IPv6 as [addr]:port)");
                 self.err(value.span().start, msg);
                 None
@@ -532,32 +533,6 @@ impl Cx<'_> {
             Ok(_) => Some(()),
         }
     }
-}
-
-fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-fn valid_url(url: &str) -> bool {
-    let Some(rest) = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")) else {
-        return false;
-    };
-    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    !host.is_empty() && !host.contains(char::is_whitespace)
-}
-
-fn valid_tcp_target(target: &str) -> bool {
-    let (host, port) = match target.strip_prefix('[') {
-        Some(rest) => match rest.split_once("]:") {
-            Some((host, port)) => (host, port),
-            None => return false,
-        },
-        None => match target.rsplit_once(':') {
-            Some((host, port)) if !host.contains(':') => (host, port),
-            _ => return false,
-        },
-    };
-    !host.is_empty() && !host.contains(char::is_whitespace) && port.parse::<u16>().is_ok()
 }
 
 fn parse_address(s: &str) -> Result<Address, String> {
