@@ -153,8 +153,10 @@ impl Writer {
                 let next = Snapshot::build(&self.state, &self.defaults, Some(&previous));
                 record_gauges(&next);
                 let next = Arc::new(next);
+                // Readers of the snapshot first, then derived views (the DNS fast path); both
+                // before anyone is acknowledged.
+                self.current.store(next.clone());
                 (self.on_publish)(&next);
-                self.current.store(next);
             }
             // Also after a failed write: a source that assumed its change would land (a probe
             // result) looks at the catalog again and sees it did not.
