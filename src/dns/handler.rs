@@ -158,10 +158,13 @@ impl Handler {
         let query = request.queries.queries()[0].original();
         let lower = request.queries.queries()[0].name();
         let snapshot = inner.registry.snapshot();
-        let mine = reverse_ip(lower).and_then(|ip| reverse(&inner.zone, &snapshot, &query.name, ip, query.query_type));
         let (mut ans, recursive) = if inner.zone.lower.zone_of(lower) {
             (answer(&inner.zone, &snapshot, &query.name, query.query_type, transport, client.region), false)
-        } else if let Some(ans) = mine {
+        } else if let Some(ans) =
+            // Only names outside the domain can be reverse names of registered addresses.
+            reverse_ip(lower)
+                .and_then(|ip| reverse(&inner.zone, &snapshot, &query.name, ip, query.query_type))
+        {
             (ans, false)
         } else {
             // Awaits the upstream; the server runs every request as its own task, so this holds
