@@ -267,25 +267,36 @@ fn service_records(
 
 /// A/AAAA: one record per distinct address, in rotated order, at most `answer_limit`.
 fn addresses(snap: &Snapshot, qname: &Name, entry: &NameEntry, set: &AnswerSet, qtype: RecordType, out: &mut Answer) {
+    for ip in distinct_addresses(snap, entry, set.rotate(), qtype == RecordType::A) {
+        out.answers.extend(address_record(qname, ip, qtype, entry.ttl));
+    }
+}
+
+/// The addresses an A (`v4`) or AAAA answer carries for members in `order`: each address once,
+/// at most the entry's `answer_limit`. Shared with the status page, which shows the next answer.
+pub fn distinct_addresses(
+    snap: &Snapshot,
+    entry: &NameEntry,
+    order: impl Iterator<Item = u32>,
+    v4: bool,
+) -> Vec<IpAddr> {
     let limit = match entry.answer_limit {
         0 => usize::MAX,
         n => n as usize,
     };
     let mut seen: Vec<IpAddr> = Vec::new();
-    for i in set.rotate() {
+    for i in order {
         // A host name may resolve to both families; only this question's family counts.
         for ip in snap.addresses(&snap.instances[i as usize].instance.address) {
             if seen.len() == limit {
-                return;
+                return seen;
             }
-            if let Some(record) = address_record(qname, ip, qtype, entry.ttl)
-                && !seen.contains(&ip)
-            {
+            if ip.is_ipv4() == v4 && !seen.contains(&ip) {
                 seen.push(ip);
-                out.answers.push(record);
             }
         }
     }
+    seen
 }
 
 /// SRV: every answerable instance with its weight and port. With the client's region known,

@@ -206,24 +206,11 @@ fn instance(v: &InstanceView) -> Instance {
 }
 
 /// What `dig` gets for a client whose region is unknown, read with `peek` so that showing it
-/// does not move the rotation. Mirrors `dns::answer::addresses`: distinct addresses of the
-/// question's family (host names as last resolved), at most `answer_limit`.
+/// does not move the rotation; the addresses come from the same function DNS answers use.
 fn dig(snap: &Snapshot, entry: &NameEntry, name: &str, domain: &str) -> Answers {
     let domain = domain.trim_end_matches('.');
     let addresses = |set: &AnswerSet, v4: bool| -> Vec<String> {
-        let limit = if entry.answer_limit == 0 { usize::MAX } else { entry.answer_limit as usize };
-        let mut seen: Vec<IpAddr> = Vec::new();
-        for i in set.peek() {
-            for ip in snap.addresses(&snap.instances[i as usize].instance.address) {
-                if seen.len() == limit {
-                    return seen.iter().map(IpAddr::to_string).collect();
-                }
-                if ip.is_ipv4() == v4 && !seen.contains(&ip) {
-                    seen.push(ip);
-                }
-            }
-        }
-        seen.iter().map(IpAddr::to_string).collect()
+        crate::dns::answer::distinct_addresses(snap, entry, set.peek(), v4).iter().map(IpAddr::to_string).collect()
     };
     let srv = entry
         .srv
