@@ -206,11 +206,19 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
     );
     let regions = dns::Regions::new(config.dns.client_regions.clone(), config.dns.region.clone());
     // The fast path's pre-encoded answers follow every snapshot, built before the registry tells
-    // anyone of the change, so an acknowledged write is in the very next UDP answer too.
+    // anyone of the change, so an acknowledged write is in the very next UDP answer too. Only
+    // the writer calls this, one snapshot after another: each table is the previous one with
+    // the services that changed encoded again.
     let fast = Arc::new(ArcSwapOption::<dns::FastTable>::empty());
     let on_publish: OnPublish = {
         let (fast, zone, regional, max) = (fast.clone(), zone.clone(), !regions.is_empty(), config.dns.udp_max_payload);
-        Box::new(move |snap| fast.store(Some(Arc::new(dns::FastTable::build(snap.clone(), &zone, regional, max)))))
+        Box::new(move |snap| {
+            let next = match fast.load().as_deref() {
+                Some(previous) => previous.update(snap.clone()),
+                None => dns::FastTable::build(snap.clone(), &zone, regional, max),
+            };
+            fast.store(Some(Arc::new(next)));
+        })
     };
     let (registry, writer) =
         Registry::start(state, config.dns.defaults, opened.store, on_publish, stages.flush.clone());

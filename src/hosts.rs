@@ -21,7 +21,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::dns::{Forwarder, Transport};
-use crate::registry::model::Address;
 use crate::registry::{Change, Registry};
 
 /// Bounds on how long a resolution is kept before asking again.
@@ -109,14 +108,7 @@ fn far_future() -> Instant {
 
 /// Every host name some instance is registered with, lowercase.
 fn hosts(registry: &Registry) -> BTreeSet<String> {
-    let snap = registry.snapshot();
-    snap.instances
-        .iter()
-        .filter_map(|v| match &v.instance.address {
-            Address::Host(h) => Some(h.to_ascii_lowercase()),
-            Address::Ip(_) => None,
-        })
-        .collect()
+    registry.snapshot().hosts().map(str::to_string).collect()
 }
 
 /// Asks for A and AAAA. The TTL is the smallest of the address records' (of a CNAME chain's

@@ -307,8 +307,7 @@ fn has_tags(v: &InstanceView, wanted: &[&str]) -> bool {
 pub async fn agent_services(State(api): State<Shared>, Query(p): Query<Params>) -> Result<Response, ApiError> {
     let snap = snapshot(&api, &p).await?;
     let r = Render::new(&api);
-    let body: BTreeMap<&str, ServiceJson> =
-        snap.instances.iter().map(|v| (v.instance.id.as_str(), r.service(v))).collect();
+    let body: BTreeMap<&str, ServiceJson> = snap.instances().map(|v| (v.instance.id.as_str(), r.service(v))).collect();
     Ok(answer(&snap, StatusCode::OK, body))
 }
 
@@ -316,7 +315,7 @@ pub async fn agent_checks(State(api): State<Shared>, Query(p): Query<Params>) ->
     let snap = snapshot(&api, &p).await?;
     let r = Render::new(&api);
     let body: BTreeMap<String, CheckJson> =
-        snap.instances.iter().flat_map(|v| r.checks(v)).map(|c| (c.check_id.clone(), c)).collect();
+        snap.instances().flat_map(|v| r.checks(v)).map(|c| (c.check_id.clone(), c)).collect();
     Ok(answer(&snap, StatusCode::OK, body))
 }
 

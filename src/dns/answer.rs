@@ -10,7 +10,7 @@ use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
 use super::parse::{Target, classify};
 use crate::registry::model::Instance;
-use crate::registry::{AnswerSet, InstanceView, NameEntry, Snapshot};
+use crate::registry::{AnswerSet, InstanceView, NameEntry, ServiceView, Snapshot};
 
 /// The zone signpost is authoritative for, and how its apex looks.
 #[derive(Debug, Clone)]
@@ -122,13 +122,13 @@ pub fn answer(
             true
         }
         Target::Service { service, tag, region, rfc2782 } => match snap.name(service, tag, region) {
-            Some(entry) => {
+            Some((view, entry)) => {
                 // A name that names no region prefers the client's region.
                 let local = match (region, client_region) {
-                    (None, Some(r)) => snap.name(service, tag, Some(r)),
+                    (None, Some(r)) => view.name(tag, Some(r)),
                     _ => None,
                 };
-                let choice = Choice { entry, local, rfc2782 };
+                let choice = Choice { view, entry, local, rfc2782 };
                 service_records(zone, snap, qname, qtype, transport, &choice, &mut out);
                 true
             }
@@ -216,6 +216,8 @@ fn rfc8482(qname: &Name, ttl: u32) -> Record {
 /// What a service name answers one client: the name's instances, and the part of them in the
 /// client's region when that is known.
 struct Choice<'a> {
+    /// The service whose instances the entries' members index.
+    view: &'a ServiceView,
     entry: &'a NameEntry,
     local: Option<&'a NameEntry>,
     /// The RFC 2782 name is another name for the same instances, with its own SRV rotation.
@@ -245,29 +247,37 @@ fn service_records(
     choice: &Choice,
     out: &mut Answer,
 ) {
-    let entry = choice.entry;
+    let (view, entry) = (choice.view, choice.entry);
     match qtype {
-        RecordType::A => addresses(snap, qname, entry, choice.pick(|e| &e.v4), RecordType::A, out),
-        RecordType::AAAA => addresses(snap, qname, entry, choice.pick(|e| &e.v6), RecordType::AAAA, out),
+        RecordType::A => addresses(snap, qname, view, entry, choice.pick(|e| &e.v4), RecordType::A, out),
+        RecordType::AAAA => addresses(snap, qname, view, entry, choice.pick(|e| &e.v6), RecordType::AAAA, out),
         RecordType::SRV => srv(zone, snap, qname, choice, out),
-        RecordType::TXT => txt(snap, qname, entry, choice.pick(|e| &e.txt), out),
+        RecordType::TXT => txt(qname, view, entry, choice.pick(|e| &e.txt), out),
         RecordType::ANY if transport == Transport::Udp && !choice.srv_of(entry).is_empty() => {
             out.answers.push(rfc8482(qname, entry.ttl));
         }
         RecordType::ANY if transport == Transport::Udp => {}
         RecordType::ANY => {
-            addresses(snap, qname, entry, choice.pick(|e| &e.v4), RecordType::A, out);
-            addresses(snap, qname, entry, choice.pick(|e| &e.v6), RecordType::AAAA, out);
+            addresses(snap, qname, view, entry, choice.pick(|e| &e.v4), RecordType::A, out);
+            addresses(snap, qname, view, entry, choice.pick(|e| &e.v6), RecordType::AAAA, out);
             srv(zone, snap, qname, choice, out);
-            txt(snap, qname, entry, choice.pick(|e| &e.txt), out);
+            txt(qname, view, entry, choice.pick(|e| &e.txt), out);
         }
         _ => {}
     }
 }
 
 /// A/AAAA: one record per distinct address, in rotated order, at most `answer_limit`.
-fn addresses(snap: &Snapshot, qname: &Name, entry: &NameEntry, set: &AnswerSet, qtype: RecordType, out: &mut Answer) {
-    for ip in distinct_addresses(snap, entry, set.rotate(), qtype == RecordType::A) {
+fn addresses(
+    snap: &Snapshot,
+    qname: &Name,
+    view: &ServiceView,
+    entry: &NameEntry,
+    set: &AnswerSet,
+    qtype: RecordType,
+    out: &mut Answer,
+) {
+    for ip in distinct_addresses(snap, view, entry, set.rotate(), qtype == RecordType::A) {
         out.answers.extend(address_record(qname, ip, qtype, entry.ttl));
     }
 }
@@ -276,6 +286,7 @@ fn addresses(snap: &Snapshot, qname: &Name, entry: &NameEntry, set: &AnswerSet, 
 /// at most the entry's `answer_limit`. Shared with the status page, which shows the next answer.
 pub fn distinct_addresses(
     snap: &Snapshot,
+    view: &ServiceView,
     entry: &NameEntry,
     order: impl Iterator<Item = u32>,
     v4: bool,
@@ -287,7 +298,7 @@ pub fn distinct_addresses(
     let mut seen: Vec<IpAddr> = Vec::new();
     for i in order {
         // A host name may resolve to both families; only this question's family counts.
-        for ip in snap.addresses(&snap.instances[i as usize].instance.address) {
+        for ip in snap.addresses(&view.instance(i).instance.address) {
             if seen.len() == limit {
                 return seen;
             }
@@ -305,7 +316,7 @@ pub fn distinct_addresses(
 fn srv(zone: &Zone, snap: &Snapshot, qname: &Name, choice: &Choice, out: &mut Answer) {
     let entry = choice.entry;
     let mut emit = |i: u32, priority: u16| {
-        let view = &snap.instances[i as usize];
+        let view = choice.view.instance(i);
         let Some((record, target)) = srv_record(zone, qname, &view.instance, entry.ttl, priority) else { return };
         out.answers.push(record);
         for ip in snap.addresses(&view.instance.address) {
@@ -345,9 +356,9 @@ pub(crate) fn srv_record(
     Some((Record::from_rdata(owner.clone(), ttl, RData::SRV(data)), target))
 }
 
-fn txt(snap: &Snapshot, qname: &Name, entry: &NameEntry, set: &AnswerSet, out: &mut Answer) {
+fn txt(qname: &Name, view: &ServiceView, entry: &NameEntry, set: &AnswerSet, out: &mut Answer) {
     for i in set.rotate() {
-        out.answers.push(txt_record(qname, &snap.instances[i as usize].instance, entry.ttl));
+        out.answers.push(txt_record(qname, &view.instance(i).instance, entry.ttl));
     }
 }
 
@@ -371,5 +382,5 @@ pub(crate) fn address_record(owner: &Name, ip: IpAddr, qtype: RecordType, ttl: u
 
 /// An instance's own name answers with its service's TTL.
 pub(crate) fn instance_ttl(snap: &Snapshot, view: &InstanceView) -> u32 {
-    snap.name(&view.instance.service.to_ascii_lowercase(), None, None).map(|e| e.ttl).unwrap_or(5)
+    snap.service_view(&view.service).map_or(5, |s| s.main().ttl)
 }

@@ -1,28 +1,29 @@
 //! The UDP fast path: answers for the common questions assembled from bytes encoded once per
-//! snapshot, with no per-query parsing into objects, record building or allocation.
+//! service version, with no per-query parsing into objects, record building or allocation.
 //!
-//! For every snapshot the registry publishes, `FastTable::build` encodes each instance's A,
-//! AAAA, SRV (+ glue) and TXT record once (from the same record builders as `answer.rs`, so the
-//! two paths cannot drift apart) and indexes every DNS name of the domain by its lowercase wire
-//! form. A query is then: check the header, copy the question, look the name up, advance the
-//! name's rotation (the snapshot's own counter, shared with the slow path) and copy the
-//! instances' record bytes in rotated order. Everything unusual — other opcodes or classes,
-//! several questions, EDNS options or versions, names outside the domain, ANY, the apex,
-//! answers that would not fit, names whose answer depends on the client's region — returns
-//! `None` and goes to the full handler (hickory-proto parsing, `answer.rs`), which is the
-//! reference behaviour.
+//! For every snapshot the registry publishes, `FastTable::update` re-encodes the services that
+//! changed since the previous one — each instance's A, AAAA, SRV (+ glue) and TXT record, from
+//! the same record builders as `answer.rs`, so the two paths cannot drift apart — and indexes
+//! every DNS name of the domain by its lowercase wire form in a persistent map that shares all
+//! untouched names with the previous table. A change thus costs in proportion to what it
+//! changes, not to the size of the registry. A query is then: check the header, copy the
+//! question, look the name up, advance the name's rotation (the snapshot's own counter, shared
+//! with the slow path) and copy the instances' record bytes in rotated order. Everything
+//! unusual — other opcodes or classes, several questions, EDNS options or versions, names
+//! outside the domain, ANY, the apex, answers that would not fit, names whose answer depends on
+//! the client's region — returns `None` and goes to the full handler (hickory-proto parsing,
+//! `answer.rs`), which is the reference behaviour.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use hickory_proto::rr::{Name, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
-use super::answer::{Zone, address_record, instance_ttl, srv_record, txt_record};
+use super::answer::{Zone, address_record, srv_record, txt_record};
 use super::parse::{Target, classify_labels};
 use crate::registry::model::Address;
-use crate::registry::{AnswerSet, NameEntry, Snapshot};
+use crate::registry::{AnswerSet, NameEntry, ServiceView, Snapshot};
 
 const TYPE_A: u16 = 1;
 const TYPE_AAAA: u16 = 28;
@@ -39,29 +40,54 @@ const QNAME_POINTER: [u8; 2] = [0xC0, 0x0C];
 pub struct FastTable {
     snap: Arc<Snapshot>,
     /// Lowercase wire name (with its final zero byte) → what it is.
-    names: HashMap<Box<[u8]>, FastName>,
-    /// The domain's lowercase wire form, to tell names inside it from names outside.
-    domain: Box<[u8]>,
-    /// Per instance of `snap.instances`.
-    instances: Vec<InstanceWire>,
-    /// Per entry of the snapshot (`Snapshot::entry`), what its answers need.
-    entries: Vec<EntryWire>,
+    names: imbl::HashMap<Box<[u8]>, FastName>,
+    /// Lowercase service name → its encoding.
+    wires: imbl::HashMap<Arc<str>, Arc<ServiceWire>>,
+    shape: Arc<Shape>,
     /// The SOA for negative answers, without its owner (which points into the question).
     soa: Box<[u8]>,
+}
+
+/// What every version of the table shares.
+struct Shape {
+    zone: Zone,
+    /// The domain's lowercase labels, and its wire form, to tell names inside it from others.
+    labels: Vec<Vec<u8>>,
+    domain: Box<[u8]>,
+    /// Client regions are configured: names that do not name a region answer differently per
+    /// client and are left to the full handler.
+    regional: bool,
     udp_max_payload: u16,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 enum FastName {
-    Service {
-        entry: u32,
-        rfc2782: bool,
-    },
-    Instance(u32),
+    /// A name of a service; `slow`: answered by the full handler (it depends on the client).
+    Service { wire: Arc<ServiceWire>, entry: u32, rfc2782: bool, slow: bool },
+    /// `<id>.instance.D`.
+    Instance { wire: Arc<ServiceWire>, index: u32 },
     /// Exists but holds no records here (an empty non-terminal): NODATA.
     Exists,
-    /// Exists, but the full handler answers it (the apex, `ns.D`, region-dependent names).
+    /// Exists, but the full handler answers it (the apex, `ns.D`).
     Slow,
+}
+
+impl FastName {
+    fn owner(&self) -> Option<&Arc<ServiceWire>> {
+        match self {
+            FastName::Service { wire, .. } | FastName::Instance { wire, .. } => Some(wire),
+            FastName::Exists | FastName::Slow => None,
+        }
+    }
+}
+
+/// One service version, encoded.
+struct ServiceWire {
+    view: Arc<ServiceView>,
+    /// Per instance of `view.instances`.
+    instances: Vec<InstanceWire>,
+    /// Per entry of the view (`ServiceView::entry`), what its answers need.
+    entries: Vec<EntryWire>,
 }
 
 /// One instance's records, each without its owner name: TYPE CLASS TTL RDLENGTH RDATA.
@@ -73,17 +99,26 @@ struct InstanceWire {
     /// The SRV target's address record (owner: a pointer to the target in the SRV's RDATA).
     glue: Option<Box<[u8]>>,
     txt: Box<[u8]>,
+    /// Registered with a host name, resolved elsewhere: the full handler answers for it.
+    host: bool,
 }
 
-/// Per name entry: the bytes each answer takes, or `None` where the fast path must step aside
-/// (an address shared by several instances, which A/AAAA de-duplicate).
+/// Per name entry: the bytes each answer takes, or `None` where the fast path must step aside.
 #[derive(Debug, Default, Clone, Copy)]
 struct EntryWire {
-    a: Option<usize>,
-    aaaa: Option<usize>,
+    a: Option<Family>,
+    aaaa: Option<Family>,
     /// `None` when a member has a host-name address (its glue is resolved elsewhere).
     srv: Option<usize>,
     txt: usize,
+}
+
+/// An A or AAAA answer's size, and whether members share addresses (then each address is
+/// answered once, as the full handler does).
+#[derive(Debug, Clone, Copy)]
+struct Family {
+    size: usize,
+    dedup: bool,
 }
 
 /// How the question is laid out in a query that passed the checks.
@@ -99,104 +134,113 @@ struct Question {
     limit: u16,
 }
 
+/// How the fast path answers a name of a service.
+#[derive(Clone, Copy)]
+enum Kind {
+    Service { entry: u32, rfc2782: bool, slow: bool },
+    Instance(u32),
+}
+
 impl FastTable {
     /// Encodes `snap` for `zone`. `regional`: client regions are configured, so names that do
     /// not name a region answer differently per client and are left to the full handler.
     pub fn build(snap: Arc<Snapshot>, zone: &Zone, regional: bool, udp_max_payload: u16) -> FastTable {
-        let root = Name::root();
-        let instances: Vec<InstanceWire> = snap
-            .instances
-            .iter()
-            .map(|view| {
-                let ttl = instance_ttl(&snap, view);
-                let mut w = InstanceWire::default();
-                if let Address::Ip(ip) = view.instance.address {
-                    let rec = address_record(&root, ip, RecordType::ANY, ttl).map(|r| tail(&r));
-                    match ip {
-                        IpAddr::V4(_) => w.a = rec,
-                        IpAddr::V6(_) => w.aaaa = rec,
-                    }
-                    w.glue = address_record(&root, ip, RecordType::ANY, ttl).map(|r| tail(&r));
-                }
-                if let Some((srv, _)) = srv_record(zone, &root, &view.instance, ttl, 1) {
-                    w.srv = tail(&srv);
-                }
-                w.txt = tail(&txt_record(&root, &view.instance, ttl));
-                w
-            })
-            .collect();
-
-        let mut names = HashMap::new();
-        let domain_labels: Vec<Vec<u8>> = zone.lower.iter().map(<[u8]>::to_vec).collect();
-        // Only names the full handler reads the same way are indexed: with tags or regions
-        // spelled like `_tcp` or `service`, a generated name can mean something else.
-        let mut add = |relative: &[&str], what: FastName, meant: Target| {
-            if classify_labels(relative) == meant {
-                names.entry(wire(relative, &domain_labels)).or_insert(what);
-            }
+        let labels: Vec<Vec<u8>> = zone.lower.iter().map(<[u8]>::to_vec).collect();
+        let shape = Shape { zone: zone.clone(), domain: wire_name(&[], &labels), labels, regional, udp_max_payload };
+        let mut empty = FastTable {
+            snap: Arc::new(Snapshot::default()),
+            names: imbl::HashMap::new(),
+            wires: imbl::HashMap::new(),
+            shape: Arc::new(shape),
+            soa: Box::default(),
         };
-        add(&[], FastName::Slow, Target::Apex);
-        add(&["ns"], FastName::Slow, Target::Nameserver);
+        empty.add(&[], FastName::Slow, Target::Apex);
+        empty.add(&["ns"], FastName::Slow, Target::Nameserver);
         for ent in [&["service"][..], &["instance"], &["_tcp", "service"]] {
-            add(ent, FastName::Exists, Target::EmptyNonTerminal);
+            empty.add(ent, FastName::Exists, Target::EmptyNonTerminal);
         }
-        let (regions, tags) = snap.regions_and_tags();
-        for r in regions {
-            for ent in [&[r][..], &["service", r], &["_tcp", "service", r]] {
-                add(ent, FastName::Exists, Target::RegionNonTerminal(r));
+        empty.update(snap)
+    }
+
+    /// The table for `snap`, a later snapshot than this table's: only the services that differ
+    /// between the two are encoded again; everything else is shared with this table.
+    pub fn update(&self, snap: Arc<Snapshot>) -> FastTable {
+        let mut next = FastTable {
+            snap: snap.clone(),
+            names: self.names.clone(),
+            wires: self.wires.clone(),
+            shape: self.shape.clone(),
+            soa: Box::default(),
+        };
+        let changed: Vec<_> = snap.changed_services(&self.snap).collect();
+        // Every name of the old versions goes before any of the new ones arrives: an instance
+        // may move from one service to another.
+        for (old, _) in &changed {
+            if let Some(old) = old
+                && let Some(wire) = next.wires.remove(&old.key)
+            {
+                let shape = next.shape.clone();
+                service_names(&wire.view, shape.regional, |relative, _, _| {
+                    let key = wire_name(relative, &shape.labels);
+                    if next.names.get(&key).and_then(FastName::owner).is_some_and(|w| Arc::ptr_eq(w, &wire)) {
+                        next.names.remove(&key);
+                    }
+                });
             }
         }
-        for t in tags {
-            add(&[&format!("_{t}"), "service"], FastName::Exists, Target::TagNonTerminal(t));
+        for (_, new) in &changed {
+            if let Some(view) = new {
+                let wire = Arc::new(ServiceWire::build(view, &next.shape.zone));
+                let regional = next.shape.regional;
+                service_names(view, regional, |relative, meant, kind| {
+                    let what = match kind {
+                        Kind::Service { entry, rfc2782, slow } => {
+                            FastName::Service { wire: wire.clone(), entry, rfc2782, slow }
+                        }
+                        Kind::Instance(index) => FastName::Instance { wire: wire.clone(), index },
+                    };
+                    next.add(relative, what, meant);
+                });
+                next.wires.insert(view.key.clone(), wire);
+            }
         }
-        for form in snap.name_forms() {
-            let slow = regional && form.region.is_none();
-            let service =
-                |rfc2782| if slow { FastName::Slow } else { FastName::Service { entry: form.index, rfc2782 } };
-            let meant =
-                |rfc2782| Target::Service { service: form.service, tag: form.tag, region: form.region, rfc2782 };
-            let mut plain: Vec<&str> = form.tag.into_iter().collect();
-            plain.extend([form.service, "service"]);
-            plain.extend(form.region);
-            add(&plain, service(false), meant(false));
-            let (under_name, under_tag) = (format!("_{}", form.service), format!("_{}", form.tag.unwrap_or("tcp")));
-            let mut rfc = vec![under_name.as_str(), under_tag.as_str(), "service"];
-            rfc.extend(form.region);
-            add(&rfc, service(true), meant(true));
+        // Regions and tags that appeared or went with these services: their empty non-terminals.
+        for view in changed.iter().flat_map(|(old, new)| old.iter().chain(new)) {
+            let (regions, tags) = view.regions_and_tags();
+            for r in regions {
+                let present = snap.has_region(r);
+                for ent in [&[r][..], &["service", r], &["_tcp", "service", r]] {
+                    next.exists(ent, present, Target::RegionNonTerminal(r));
+                }
+            }
+            for t in tags {
+                next.exists(&[&format!("_{t}"), "service"], snap.has_tag(t), Target::TagNonTerminal(t));
+            }
         }
-        for (i, view) in snap.instances.iter().enumerate() {
-            // A host-name address is resolved elsewhere; the full handler answers for it.
-            let what = match view.instance.address {
-                Address::Ip(_) => FastName::Instance(i as u32),
-                Address::Host(_) => FastName::Slow,
-            };
-            let id = view.instance.id.to_ascii_lowercase();
-            add(&[&id, "instance"], what, Target::Instance { id: &id });
-        }
+        let mut soa = next.shape.zone.soa(snap.version, next.shape.zone.negative_ttl);
+        soa.name = Name::root();
+        next.soa = tail(&soa);
+        next
+    }
 
-        let entries = snap
-            .entries()
-            .iter()
-            .map(|e| EntryWire {
-                a: sized(e, &e.v4, &snap, &instances, |w| w.a.as_deref()),
-                aaaa: sized(e, &e.v6, &snap, &instances, |w| w.aaaa.as_deref()),
-                srv: e
-                    .srv
-                    .members
-                    .iter()
-                    .map(|&i| match snap.instances[i as usize].instance.address {
-                        Address::Ip(_) => Some(srv_len(&instances[i as usize])),
-                        Address::Host(_) => None,
-                    })
-                    .sum(),
-                txt: e.txt.members.iter().map(|&i| 2 + instances[i as usize].txt.len()).sum(),
-            })
-            .collect();
-        let mut soa = zone.soa(snap.version, zone.negative_ttl);
-        soa.name = root;
-        let soa = tail(&soa);
-        let domain = wire(&[], &domain_labels);
-        FastTable { snap, names, domain, instances, entries, soa, udp_max_payload }
+    /// Indexes a name, if the full handler reads it the same way: with tags or regions spelled
+    /// like `_tcp` or `service`, a generated name can mean something else.
+    fn add(&mut self, relative: &[&str], what: FastName, meant: Target) {
+        if classify_labels(relative) == meant {
+            self.names.insert(wire_name(relative, &self.shape.labels), what);
+        }
+    }
+
+    /// Indexes an empty non-terminal while it exists, and takes it out when it no longer does.
+    fn exists(&mut self, relative: &[&str], present: bool, meant: Target) {
+        if present {
+            self.add(relative, FastName::Exists, meant);
+        } else {
+            let key = wire_name(relative, &self.shape.labels);
+            if matches!(self.names.get(&key), Some(FastName::Exists)) {
+                self.names.remove(&key);
+            }
+        }
     }
 
     /// The snapshot this table encodes.
@@ -215,7 +259,7 @@ impl FastTable {
         }
         let key = &key[..q.name_len];
         q.limit = match q.edns {
-            Some((payload, _)) => payload.clamp(512, self.udp_max_payload),
+            Some((payload, _)) => payload.clamp(512, self.shape.udp_max_payload),
             None => 512,
         };
         let limit = usize::from(q.limit);
@@ -227,15 +271,18 @@ impl FastTable {
         out.clear();
         out.extend_from_slice(&query[..q.end]);
         let what = match self.names.get(key) {
-            Some(what) => *what,
-            None if key.ends_with(&self.domain) => return Some(self.negative(&q, out, RCODE_NXDOMAIN)),
+            Some(what) => what,
+            None if key.ends_with(&self.shape.domain) => return Some(self.negative(&q, out, RCODE_NXDOMAIN)),
             None => return None,
         };
         let (answers, additionals) = match what {
-            FastName::Slow => return None,
+            FastName::Slow | FastName::Service { slow: true, .. } => return None,
             FastName::Exists => return Some(self.negative(&q, out, 0)),
-            FastName::Instance(i) => {
-                let w = &self.instances[i as usize];
+            FastName::Instance { wire, index } => {
+                let w = &wire.instances[*index as usize];
+                if w.host {
+                    return None;
+                }
                 let rec = match q.qtype {
                     TYPE_A => w.a.as_deref(),
                     TYPE_AAAA => w.aaaa.as_deref(),
@@ -251,14 +298,14 @@ impl FastTable {
                     None => return Some(self.negative(&q, out, 0)),
                 }
             }
-            FastName::Service { entry, rfc2782 } => {
-                let e = self.snap.entry(entry);
-                let sizes = self.entries[entry as usize];
-                let (set, size) = match q.qtype {
-                    TYPE_A => (&e.v4, sizes.a?),
-                    TYPE_AAAA => (&e.v6, sizes.aaaa?),
-                    TYPE_SRV => (if rfc2782 { &e.srv_rfc2782 } else { &e.srv }, sizes.srv?),
-                    TYPE_TXT => (&e.txt, sizes.txt),
+            FastName::Service { wire, entry, rfc2782, .. } => {
+                let e = wire.view.entry(*entry);
+                let sizes = wire.entries[*entry as usize];
+                let (set, size, dedup) = match q.qtype {
+                    TYPE_A => (&e.v4, sizes.a?.size, sizes.a?.dedup),
+                    TYPE_AAAA => (&e.v6, sizes.aaaa?.size, sizes.aaaa?.dedup),
+                    TYPE_SRV => (if *rfc2782 { &e.srv_rfc2782 } else { &e.srv }, sizes.srv?, false),
+                    TYPE_TXT => (&e.txt, sizes.txt, false),
                     _ => return Some(self.negative(&q, out, 0)),
                 };
                 if set.is_empty() {
@@ -267,16 +314,63 @@ impl FastTable {
                 if q.end + size + opt_len > limit {
                     return None; // The full handler truncates properly.
                 }
-                self.records(q.qtype, e, set, out)
+                wire.records(q.qtype, e, set, dedup, out)
             }
         };
         finish(out, &q, 0, answers, 0, additionals);
         Some(out.len())
     }
+}
+
+impl ServiceWire {
+    fn build(view: &Arc<ServiceView>, zone: &Zone) -> ServiceWire {
+        let root = Name::root();
+        // An instance's own name answers with its service's TTL.
+        let ttl = view.main().ttl;
+        let instances: Vec<InstanceWire> = view
+            .instances
+            .iter()
+            .map(|v| {
+                let mut w = InstanceWire::default();
+                match v.instance.address {
+                    Address::Ip(ip) => {
+                        let rec = address_record(&root, ip, RecordType::ANY, ttl).map(|r| tail(&r));
+                        w.glue = rec.clone();
+                        match ip {
+                            IpAddr::V4(_) => w.a = rec,
+                            IpAddr::V6(_) => w.aaaa = rec,
+                        }
+                    }
+                    Address::Host(_) => w.host = true,
+                }
+                if let Some((srv, _)) = srv_record(zone, &root, &v.instance, ttl, 1) {
+                    w.srv = tail(&srv);
+                }
+                w.txt = tail(&txt_record(&root, &v.instance, ttl));
+                w
+            })
+            .collect();
+        let entries = view
+            .entries()
+            .iter()
+            .map(|e| EntryWire {
+                a: sized(e, &e.v4, view, &instances, |w| w.a.as_deref()),
+                aaaa: sized(e, &e.v6, view, &instances, |w| w.aaaa.as_deref()),
+                srv: e
+                    .srv
+                    .members
+                    .iter()
+                    .map(|&i| (!instances[i as usize].host).then(|| srv_len(&instances[i as usize])))
+                    .sum(),
+                txt: e.txt.members.iter().map(|&i| 2 + instances[i as usize].txt.len()).sum(),
+            })
+            .collect();
+        ServiceWire { view: view.clone(), instances, entries }
+    }
 
     /// Appends the records of one name and type in this query's rotated order; returns the
     /// answer and additional counts.
-    fn records(&self, qtype: u16, e: &NameEntry, set: &AnswerSet, out: &mut Vec<u8>) -> (u16, u16) {
+    fn records(&self, qtype: u16, e: &NameEntry, set: &AnswerSet, dedup: bool, out: &mut Vec<u8>) -> (u16, u16) {
         let limit = if e.answer_limit == 0 { usize::MAX } else { e.answer_limit as usize };
         let mut answers = 0u16;
         match qtype {
@@ -308,6 +402,7 @@ impl FastTable {
                 return (answers, glue);
             }
             _ => {
+                let start = out.len();
                 for i in set.rotate() {
                     if answers as usize == limit && qtype != TYPE_TXT {
                         break;
@@ -318,21 +413,49 @@ impl FastTable {
                         TYPE_AAAA => w.aaaa.as_deref(),
                         _ => Some(&*w.txt),
                     };
-                    if let Some(rec) = rec {
-                        out.extend_from_slice(&QNAME_POINTER);
-                        out.extend_from_slice(rec);
-                        answers += 1;
+                    let Some(rec) = rec else { continue };
+                    // Records of one family have one length: the answers so far sit at a
+                    // fixed stride, each after its two-byte owner pointer.
+                    let stride = 2 + rec.len();
+                    if dedup && out[start..].chunks_exact(stride).any(|r| &r[2..] == rec) {
+                        continue;
                     }
+                    out.extend_from_slice(&QNAME_POINTER);
+                    out.extend_from_slice(rec);
+                    answers += 1;
                 }
             }
         }
         (answers, 0)
     }
+}
 
+/// Calls `f` with every name of a service: its labels below the domain, what the full handler
+/// reads the name as, and how the fast path answers it.
+fn service_names(view: &ServiceView, regional: bool, mut f: impl FnMut(&[&str], Target<'_>, Kind)) {
+    for form in view.name_forms() {
+        let slow = regional && form.region.is_none();
+        let kind = |rfc2782| Kind::Service { entry: form.index, rfc2782, slow };
+        let meant = |rfc2782| Target::Service { service: form.service, tag: form.tag, region: form.region, rfc2782 };
+        let mut plain: Vec<&str> = form.tag.into_iter().collect();
+        plain.extend([form.service, "service"]);
+        plain.extend(form.region);
+        f(&plain, meant(false), kind(false));
+        let (under_name, under_tag) = (format!("_{}", form.service), format!("_{}", form.tag.unwrap_or("tcp")));
+        let mut rfc = vec![under_name.as_str(), under_tag.as_str(), "service"];
+        rfc.extend(form.region);
+        f(&rfc, meant(true), kind(true));
+    }
+    for (i, v) in view.instances.iter().enumerate() {
+        f(&[&v.key, "instance"], Target::Instance { id: &v.key }, Kind::Instance(i as u32));
+    }
+}
+
+impl FastTable {
     /// NXDOMAIN (`rcode` 3) or NODATA (0): no answers, the domain's SOA in authority.
     fn negative(&self, q: &Question, out: &mut Vec<u8>, rcode: u8) -> usize {
         // The domain is the question's last labels: point the SOA's owner at them.
-        let owner = 12 + q.name_len - self.domain.len();
+        let owner = 12 + q.name_len - self.shape.domain.len();
         out.extend_from_slice(&(0xC000 | owner as u16).to_be_bytes());
         out.extend_from_slice(&self.soa);
         finish(out, q, rcode, 0, 1, 0);
@@ -415,7 +538,7 @@ fn tail(record: &Record) -> Box<[u8]> {
 }
 
 /// The lowercase wire form of `relative` labels followed by the domain's.
-fn wire(relative: &[&str], domain: &[Vec<u8>]) -> Box<[u8]> {
+fn wire_name(relative: &[&str], domain: &[Vec<u8>]) -> Box<[u8]> {
     let mut out = Vec::with_capacity(64);
     for label in relative.iter().map(|l| l.as_bytes()).chain(domain.iter().map(Vec::as_slice)) {
         out.push(label.len() as u8);
@@ -425,26 +548,23 @@ fn wire(relative: &[&str], domain: &[Vec<u8>]) -> Box<[u8]> {
     out.into()
 }
 
-/// The size of an A or AAAA answer for `set`, or `None` when instances share an address or
-/// have none of this family (then the full handler de-duplicates).
+/// The size of an A or AAAA answer for `set`, or `None` when a member has no address of this
+/// family here (a host name: the full handler answers with what it resolved to).
 fn sized(
     e: &NameEntry,
     set: &AnswerSet,
-    snap: &Snapshot,
+    view: &ServiceView,
     instances: &[InstanceWire],
     rec: impl Fn(&InstanceWire) -> Option<&[u8]>,
-) -> Option<usize> {
-    let mut seen = std::collections::HashSet::new();
-    let mut size = 0;
+) -> Option<Family> {
+    let mut distinct = std::collections::HashSet::new();
+    let mut per = 0;
     for &i in &set.members {
-        if !seen.insert(&snap.instances[i as usize].instance.address) {
-            return None;
-        }
-        size += 2 + rec(&instances[i as usize])?.len();
+        per = 2 + rec(&instances[i as usize])?.len();
+        distinct.insert(&view.instance(i).instance.address);
     }
     let limit = if e.answer_limit == 0 { usize::MAX } else { e.answer_limit as usize };
-    let per = if set.members.is_empty() { 0 } else { size / set.members.len() };
-    Some(if set.members.len() > limit { per * limit } else { size })
+    Some(Family { size: per * distinct.len().min(limit), dedup: distinct.len() < set.members.len() })
 }
 
 fn srv_len(w: &InstanceWire) -> usize {
@@ -500,6 +620,48 @@ address = "10.1.0.2"
 port = 5432
 
 [[service]]
+name = "shared"
+
+[[service.instance]]
+id = "shared-1"
+address = "10.3.0.1"
+port = 80
+
+[[service.instance]]
+id = "shared-2"
+address = "10.3.0.1"
+port = 81
+
+[[service.instance]]
+id = "shared-3"
+address = "10.3.0.2"
+port = 80
+
+[[service]]
+name = "limited"
+answer_limit = 2
+
+[[service.instance]]
+id = "limited-1"
+address = "10.4.0.1"
+port = 80
+
+[[service.instance]]
+id = "limited-2"
+address = "10.4.0.1"
+port = 81
+
+[[service.instance]]
+id = "limited-3"
+address = "10.4.0.2"
+port = 80
+
+[[service.instance]]
+id = "limited-4"
+address = "10.4.0.3"
+port = 80
+
+[[service]]
 name = "down"
 check = { tcp = "127.0.0.1:1", interval = "1m" }
 
@@ -513,7 +675,7 @@ port = 1
         let mut state = State::new();
         let file = crate::zones::parse(Path::new("z.toml"), ZONE).unwrap();
         state.apply(Change::ZoneFile(file)).unwrap();
-        Arc::new(Snapshot::build(&state, &Defaults::default(), None))
+        Arc::new(Snapshot::build(&state, &Defaults::default()))
     }
 
     fn zone() -> Zone {
@@ -560,6 +722,10 @@ port = 1
             ("_tcp.service.local.", RecordType::SRV),
             ("eu.local.", RecordType::A),
             ("_v1.service.local.", RecordType::A),
+            ("shared.service.local.", RecordType::A),
+            ("shared.service.local.", RecordType::SRV),
+            ("limited.service.local.", RecordType::A),
+            ("limited.service.local.", RecordType::TXT),
         ];
         let mut out = Vec::new();
         for round in 0..7 {
@@ -622,12 +788,184 @@ port = 1
         }
         let mut state = State::new();
         state.apply(Change::ZoneFile(crate::zones::parse(Path::new("z.toml"), &text).unwrap())).unwrap();
-        let table =
-            FastTable::build(Arc::new(Snapshot::build(&state, &Defaults::default(), None)), &zone(), false, 1232);
+        let table = FastTable::build(Arc::new(Snapshot::build(&state, &Defaults::default())), &zone(), false, 1232);
         let mut out = Vec::new();
         assert!(table.answer(&query("big.service.local.", RecordType::A, None), &mut out).is_none(), "over 512");
         let n = table.answer(&query("big.service.local.", RecordType::A, Some(1232)), &mut out).unwrap();
         assert_eq!(Message::from_vec(&out[..n]).unwrap().answers.len(), 40);
         assert!(table.answer(&query("big.service.local.", RecordType::SRV, Some(1232)), &mut out).is_none());
+    }
+
+    /// Registrations, removals, moves between services, tags, regions, weights, maintenance,
+    /// check results and host-name resolutions in random batches: after each, the snapshot made
+    /// from the previous one and the table updated from the previous one hold exactly what
+    /// ones built from scratch hold, and the fast path answers every name as the full handler.
+    #[test]
+    fn snapshots_and_tables_updated_batch_by_batch_equal_ones_built_from_scratch() {
+        use crate::registry::model::{CheckKind, CheckSpec, Instance, ServicePolicy, Source, Status, WhenNoneHealthy};
+        use std::time::Duration;
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let (defaults, zone) = (Defaults::default(), zone());
+        let mut state = State::new();
+        let mut snap = Arc::new(Snapshot::default());
+        let mut table = FastTable::build(snap.clone(), &zone, false, 1232);
+        let check = |id: u64| CheckSpec {
+            id: format!("c{id}"),
+            name: "ttl".into(),
+            kind: CheckKind::Ttl { ttl: Duration::from_secs(60) },
+            interval: Duration::from_secs(60),
+            timeout: Duration::from_secs(60),
+            rise: None,
+            fall: None,
+            deregister_after: None,
+            initial: Some(Status::Passing),
+        };
+        for round in 0..250 {
+            for _ in 0..1 + next(4) {
+                let id = next(12);
+                let change = match next(10) {
+                    0 => Change::Deregister { id: format!("i{id}") },
+                    1 => Change::Maintenance { id: format!("i{id}"), reason: next(2).eq(&0).then(|| "m".into()) },
+                    2 => Change::CheckUpdate {
+                        check_id: format!("c{id}"),
+                        status: [Status::Passing, Status::Warning, Status::Critical][next(3) as usize],
+                        output: String::new(),
+                    },
+                    3 => Change::Resolved {
+                        host: format!("h{}.example", next(2)),
+                        addrs: (0..next(3)).map(|k| IpAddr::from([192, 0, 2, k as u8 + next(2) as u8])).collect(),
+                    },
+                    _ => Change::Register {
+                        instance: Instance {
+                            id: format!("i{id}"),
+                            service: ["a", "B", "c"][next(3) as usize].into(),
+                            address: match next(6) {
+                                0 => Address::Host(format!("h{}.example", next(2))),
+                                1 => Address::Ip(IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, next(3) as u16])),
+                                _ => Address::Ip(IpAddr::from([10, 0, 0, next(5) as u8])),
+                            },
+                            port: 80 + next(3) as u16,
+                            tags: (0..next(3)).map(|t| format!("t{t}")).collect(),
+                            weight: 1 + next(3) as u32,
+                            region: ["eu", "us"].get(next(3) as usize).map(|r| r.to_string()),
+                            meta: Default::default(),
+                            checks: if next(2) == 0 { vec![check(id)] } else { vec![] },
+                            policy: ServicePolicy {
+                                answer_limit: next(2).eq(&0).then_some(2),
+                                when_none_healthy: next(2).eq(&0).then_some(WhenNoneHealthy::All),
+                                ..ServicePolicy::default()
+                            },
+                            source: Source::Api,
+                        },
+                        replace_existing_checks: next(2) == 0,
+                    },
+                };
+                let _ = state.apply(change);
+            }
+            state.version += 1;
+            let touched = state.take_touched();
+            snap = Arc::new(snap.next(&state, &defaults, &touched));
+            table = table.update(snap.clone());
+            let fresh = Arc::new(Snapshot::build(&state, &defaults));
+            let fresh_table = FastTable::build(fresh.clone(), &zone, false, 1232);
+
+            let what = format!("round {round}");
+            let ids = |s: &Snapshot| s.instances().map(|v| (v.key.to_string(), v.status)).collect::<Vec<_>>();
+            assert_eq!(ids(&snap), ids(&fresh), "{what}");
+            assert_eq!(snap.counts(), fresh.counts(), "{what}");
+            assert_eq!(snap.hosts().collect::<Vec<_>>(), fresh.hosts().collect::<Vec<_>>(), "{what}");
+            let sorted = |i: Box<dyn Iterator<Item = &str> + '_>| {
+                let mut v: Vec<String> = i.map(str::to_string).collect();
+                v.sort();
+                v
+            };
+            let (r1, t1) = snap.regions_and_tags();
+            let (r2, t2) = fresh.regions_and_tags();
+            assert_eq!(sorted(Box::new(r1)), sorted(Box::new(r2)), "{what}");
+            assert_eq!(sorted(Box::new(t1)), sorted(Box::new(t2)), "{what}");
+            for id in 0..12 {
+                let c = format!("c{id}");
+                let at = |s: &Snapshot| s.check(&c).map(|(v, i)| (v.key.to_string(), i));
+                assert_eq!(at(&snap), at(&fresh), "{what} {c}");
+            }
+            for last in 0..5 {
+                let ip = IpAddr::from([10, 0, 0, last]);
+                let at = |s: &Snapshot| s.at_address(ip).map(|v| v.key.to_string()).collect::<Vec<_>>();
+                assert_eq!(at(&snap), at(&fresh), "{what} {ip}");
+            }
+            let mut names: Vec<String> = Vec::new();
+            for service in ["a", "b", "c", "d"] {
+                for tag in ["", "t0.", "t1.", "t2."] {
+                    for region in ["", ".eu", ".us"] {
+                        names.push(format!("{tag}{service}.service{region}.local."));
+                    }
+                    let t = if tag.is_empty() { "tcp" } else { tag.trim_end_matches('.') };
+                    names.push(format!("_{service}._{t}.service.local."));
+                }
+            }
+            names.extend((0..12).map(|i| format!("i{i}.instance.local.")));
+            names.extend(
+                ["eu.local.", "us.local.", "service.eu.local.", "_t0.service.local.", "_t2.service.local."]
+                    .map(String::from),
+            );
+            let mut out = Vec::new();
+            for name in &names {
+                for qtype in [RecordType::A, RecordType::AAAA, RecordType::SRV, RecordType::TXT] {
+                    let q = query(name, qtype, Some(1232));
+                    let updated = table.answer(&q, &mut out).map(|n| records(&out[..n]));
+                    let built = fresh_table.answer(&q, &mut out).map(|n| records(&out[..n]));
+                    let full = answer(&zone, &fresh, &Name::from_ascii(name).unwrap(), qtype, Transport::Udp, None);
+                    let full = (
+                        full.rcode,
+                        sorted_records(&full.answers),
+                        sorted_records(&full.authorities),
+                        sorted_records(&full.additionals),
+                    );
+                    for fast in [updated.as_ref(), built.as_ref()].into_iter().flatten() {
+                        // With an answer limit, which addresses make the cut depends on where
+                        // each table's rotation stands: then only how many.
+                        let limited = matches!(qtype, RecordType::A | RecordType::AAAA) && fast.1.len() == 2;
+                        let unique: std::collections::HashSet<_> = fast.1.iter().collect();
+                        assert_eq!(unique.len(), fast.1.len(), "{what}: {name} {qtype}: an address twice");
+                        if limited {
+                            assert_eq!(
+                                (fast.0, fast.1.len(), &fast.2),
+                                (full.0, full.1.len(), &full.2),
+                                "{what}: {name} {qtype}"
+                            );
+                        } else {
+                            assert_eq!(fast, &full, "{what}: {name} {qtype} (fast vs full)");
+                        }
+                    }
+                    assert_eq!(updated.is_some(), built.is_some(), "{what}: {name} {qtype}: only one table answers");
+                }
+            }
+        }
+    }
+
+    /// An answer's rcode and its records in every section, in a canonical order (rotations of
+    /// two tables need not stand at the same place).
+    type Sections = (hickory_proto::op::ResponseCode, Vec<String>, Vec<String>, Vec<String>);
+
+    fn records(bytes: &[u8]) -> Sections {
+        let m = Message::from_vec(bytes).unwrap();
+        (
+            m.metadata.response_code,
+            sorted_records(&m.answers),
+            sorted_records(&m.authorities),
+            sorted_records(&m.additionals),
+        )
+    }
+
+    fn sorted_records(records: &[Record]) -> Vec<String> {
+        let mut all: Vec<String> = records.iter().map(|r| r.to_string()).collect();
+        all.sort();
+        all
     }
 }

@@ -10,7 +10,7 @@
 mod machine;
 mod probe;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -25,7 +25,7 @@ pub use machine::Machine;
 pub use probe::Probers;
 
 use crate::registry::model::{CheckKind, CheckSpec, Source, Status};
-use crate::registry::{Change, Ownership, Registry, Snapshot};
+use crate::registry::{Change, InstanceView, Ownership, Registry, Snapshot};
 
 /// The `[health]` settings.
 #[derive(Debug, Clone, Copy)]
@@ -113,11 +113,12 @@ pub async fn run(
         probers: Probers::new(),
         permits: Arc::new(Semaphore::new(settings.max_in_flight.max(1))),
         checks: HashMap::new(),
+        last: None,
         queue: DelayQueue::new(),
         results: mpsc::unbounded_channel(),
     };
     let mut versions = registry.subscribe();
-    scheduler.reconcile(&registry.snapshot());
+    scheduler.reconcile(&registry.snapshot(), true);
     loop {
         tokio::select! {
             _ = token.cancelled() => return,
@@ -125,14 +126,14 @@ pub async fn run(
                 if changed.is_err() {
                     return;
                 }
-                scheduler.reconcile(&registry.snapshot());
+                scheduler.reconcile(&registry.snapshot(), false);
             }
             Some(expired) = std::future::poll_fn(|cx| scheduler.queue.poll_expired(cx)) => {
                 scheduler.launch(expired.into_inner());
             }
             Some(outcome) = scheduler.results.1.recv() => scheduler.settle(outcome),
             Some(Ok(())) = async { match owners.as_mut() { Some(o) => Some(o.changed().await), None => None } } => {
-                scheduler.reconcile(&registry.snapshot());
+                scheduler.reconcile(&registry.snapshot(), true);
             }
         }
     }
@@ -146,44 +147,73 @@ struct Scheduler {
     probers: Probers,
     permits: Arc<Semaphore>,
     checks: HashMap<String, Tracked>,
+    /// The snapshot last reconciled with; the next reconciles only what changed since.
+    last: Option<Arc<Snapshot>>,
     queue: DelayQueue<String>,
     results: (mpsc::UnboundedSender<Outcome>, mpsc::UnboundedReceiver<Outcome>),
 }
 
 impl Scheduler {
     /// Brings the tracked checks in line with the snapshot: new checks are probed at once,
-    /// changed ones start afresh, gone ones stop.
-    fn reconcile(&mut self, snap: &Snapshot) {
-        let mut seen = std::collections::HashSet::new();
-        for view in &snap.instances {
-            for (spec, state) in view.instance.checks.iter().zip(&view.health.checks) {
-                if matches!(spec.kind, CheckKind::Ttl { .. }) {
-                    continue;
-                }
-                if view.instance.source == Source::Api && !self.ownership.owns(&spec.id) {
-                    continue; // Another replica's.
-                }
-                seen.insert(spec.id.as_str());
-                match self.checks.get_mut(&spec.id) {
-                    Some(t) if *t.spec == *spec => {
-                        // Someone else (an explicit pass/fail call) set the status: follow it.
-                        if state.status != t.shown.0 && !t.in_flight {
-                            t.machine.reset_to(state.status);
-                            t.shown = (state.status, state.output.clone());
-                        }
+    /// changed ones start afresh, gone ones stop. Only the services that changed since the last
+    /// snapshot reconciled are looked at, unless `full` (ownership moved).
+    fn reconcile(&mut self, snap: &Arc<Snapshot>, full: bool) {
+        let mut present = HashSet::new();
+        match self.last.take().filter(|_| !full) {
+            Some(last) => {
+                let mut before = Vec::new();
+                for (old, new) in snap.changed_services(&last) {
+                    let checks = |v: &InstanceView| v.instance.checks.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
+                    before.extend(old.iter().flat_map(|o| o.instances.iter()).flat_map(checks));
+                    for view in new.iter().flat_map(|n| n.instances.iter()) {
+                        self.follow(view, &mut present);
                     }
-                    _ => self.track(spec, state.status, &state.output),
+                }
+                for id in before.iter().filter(|id| !present.contains(id.as_str())) {
+                    if let Some(t) = self.checks.remove(id) {
+                        self.queue.try_remove(&t.key);
+                    }
+                }
+            }
+            None => {
+                for view in snap.instances() {
+                    self.follow(view, &mut present);
+                }
+                let gone: Vec<String> =
+                    self.checks.keys().filter(|id| !present.contains(id.as_str())).cloned().collect();
+                for id in gone {
+                    if let Some(t) = self.checks.remove(&id) {
+                        self.queue.try_remove(&t.key);
+                    }
                 }
             }
         }
-        let gone: Vec<String> = self.checks.keys().filter(|id| !seen.contains(id.as_str())).cloned().collect();
-        for id in gone {
-            if let Some(t) = self.checks.remove(&id) {
-                self.queue.try_remove(&t.key);
-            }
-        }
+        self.last = Some(snap.clone());
         self.stats.probed.store(self.checks.len() as u64, Ordering::Relaxed);
         metrics::gauge!("signpost_checks_probed").set(self.checks.len() as f64);
+    }
+
+    /// Tracks the checks of one instance that this server probes, adding their ids to `present`.
+    fn follow(&mut self, view: &InstanceView, present: &mut HashSet<String>) {
+        for (spec, state) in view.instance.checks.iter().zip(&view.health.checks) {
+            if matches!(spec.kind, CheckKind::Ttl { .. }) {
+                continue;
+            }
+            if view.instance.source == Source::Api && !self.ownership.owns(&spec.id) {
+                continue; // Another replica's.
+            }
+            present.insert(spec.id.clone());
+            match self.checks.get_mut(&spec.id) {
+                Some(t) if *t.spec == *spec => {
+                    // Someone else (an explicit pass/fail call) set the status: follow it.
+                    if state.status != t.shown.0 && !t.in_flight {
+                        t.machine.reset_to(state.status);
+                        t.shown = (state.status, state.output.clone());
+                    }
+                }
+                _ => self.track(spec, state.status, &state.output),
+            }
+        }
     }
 
     fn track(&mut self, spec: &CheckSpec, status: Status, output: &str) {

@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 pub use ownership::Ownership;
-pub use snapshot::{AnswerSet, Defaults, InstanceView, NameEntry, NameForm, Snapshot};
+pub use snapshot::{AnswerSet, Counts, Defaults, InstanceView, NameEntry, NameForm, ServiceView, Snapshot};
 pub use state::{Change, Effect, Entry, RegistryError, State, Stored, id_key};
 
 use crate::store::{Batch, Committed, Store, StoreError};
@@ -46,13 +46,14 @@ impl Registry {
     /// Publishes the first snapshot of `state` and starts the writer, which runs until `token`
     /// is cancelled.
     pub fn start(
-        state: State,
+        mut state: State,
         defaults: Defaults,
         store: Box<dyn Store>,
         on_publish: OnPublish,
         token: CancellationToken,
     ) -> (Registry, tokio::task::JoinHandle<()>) {
-        let first = Arc::new(Snapshot::build(&state, &defaults, None));
+        let touched = state.take_touched();
+        let first = Arc::new(Snapshot::default().next(&state, &defaults, &touched));
         on_publish(&first);
         let current = Arc::new(ArcSwap::from(first));
         let (version_tx, version) = watch::channel(state.version);
@@ -149,8 +150,8 @@ impl Writer {
             results_remote.append(&mut results);
             acks.extend(local_acks);
             if effect != Effect::None {
-                let previous = self.current.load();
-                let next = Snapshot::build(&self.state, &self.defaults, Some(&previous));
+                let touched = self.state.take_touched();
+                let next = self.current.load().next(&self.state, &self.defaults, &touched);
                 record_gauges(&next);
                 let next = Arc::new(next);
                 // Readers of the snapshot first, then derived views (the DNS fast path); both
@@ -299,14 +300,7 @@ impl Writer {
 fn record_gauges(snap: &Snapshot) {
     use model::Status;
     let all = [Status::Passing, Status::Warning, Status::Critical, Status::Maintenance];
-    let mut instances = [0u64; 4];
-    let mut checks = [0u64; 4];
-    for v in &snap.instances {
-        instances[v.status as usize] += 1;
-        for c in &v.health.checks {
-            checks[c.status as usize] += 1;
-        }
-    }
+    let Counts { instances, checks } = snap.counts();
     for s in all {
         metrics::gauge!("signpost_instances", "status" => s.as_str()).set(instances[s as usize] as f64);
         metrics::gauge!("signpost_checks", "status" => s.as_str()).set(checks[s as usize] as f64);

@@ -2,15 +2,27 @@
 //! DNS and the API without locks. Everything a query needs is precomputed here: which instances
 //! each DNS name covers, which of them are answerable, in what rotation, with what TTL. The only
 //! thing a query changes is a rotation counter, an atomic.
+//!
+//! Each snapshot is made from the previous one by redoing only what the batch touched, so that a
+//! change costs in proportion to the services it touches, not to the size of the registry. The
+//! catalog is kept per service (`ServiceView`: its instances and every DNS name of it, with their
+//! rotations); the indexes across services (ids, checks, addresses, services) are persistent
+//! maps whose versions share everything a batch did not touch. A snapshot is therefore cheap to
+//! make even with 100,000 instances, and consecutive snapshots share their untouched services,
+//! which lets readers that derive their own views (the DNS fast path, the prober) update them
+//! by the same difference.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use imbl::ordmap::DiffItem;
+use imbl::{HashMap as PersistentHashMap, OrdMap};
+
 use super::model::{Address, Health, Instance, ServicePolicy, Status, WhenNoneHealthy};
-use super::state::{Entry, State};
+use super::state::State;
 use crate::zones::ZoneError;
 
 /// Global answer policy, from `[dns]`; services may override it.
@@ -36,51 +48,115 @@ impl Default for Defaults {
 /// One instance as readers see it.
 #[derive(Debug, Clone)]
 pub struct InstanceView {
+    /// The id's key (`id_key`: lowercase).
+    pub key: Arc<str>,
+    /// The service's name, lowercase.
+    pub service: Arc<str>,
     pub instance: Arc<Instance>,
     pub health: Arc<Health>,
     /// The aggregate of `health`, precomputed.
     pub status: Status,
 }
 
-/// The registry at one version.
+/// Instances and checks by status (indexed by `Status as usize`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub instances: [u64; 4],
+    pub checks: [u64; 4],
+}
+
+impl Counts {
+    fn add(&mut self, other: &Counts, sign: i64) {
+        let apply = |a: &mut u64, b: u64| *a = (*a as i64 + sign * b as i64) as u64;
+        for i in 0..4 {
+            apply(&mut self.instances[i], other.instances[i]);
+            apply(&mut self.checks[i], other.checks[i]);
+        }
+    }
+}
+
+/// What changed in the state since the last snapshot was made from it.
 #[derive(Debug, Default)]
+pub struct Touched {
+    /// Entry keys set, replaced or removed (possibly back to what they were).
+    pub keys: BTreeSet<String>,
+    /// Host names (lowercase) whose resolved addresses changed.
+    pub hosts: BTreeSet<String>,
+}
+
+/// A service's view, shared between snapshots until the service changes. Compared by identity:
+/// two snapshots hold the same `ServiceRef` exactly when the service did not change between them.
+#[derive(Debug, Clone)]
+pub struct ServiceRef(pub Arc<ServiceView>);
+
+impl PartialEq for ServiceRef {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl std::ops::Deref for ServiceRef {
+    type Target = ServiceView;
+    fn deref(&self) -> &ServiceView {
+        &self.0
+    }
+}
+
+/// The registry at one version.
+#[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     pub version: u64,
-    /// Sorted by id (case-insensitively); `AnswerSet`s index into this.
-    pub instances: Vec<InstanceView>,
-    by_id: HashMap<String, u32>,
-    /// Check id → (instance index, check index).
-    checks: HashMap<String, (u32, u32)>,
-    /// Lowercase service name → instance indexes, in id order.
-    services: BTreeMap<String, Vec<u32>>,
-    /// Instance address → instance indexes, for reverse (PTR) lookups.
-    by_address: HashMap<IpAddr, Vec<u32>>,
+    /// Lowercase service name → its view.
+    services: OrdMap<Arc<str>, ServiceRef>,
+    /// Id key → instance, in id order.
+    by_id: OrdMap<Arc<str>, InstanceView>,
+    /// Check id → (instance key, check index).
+    checks: PersistentHashMap<Arc<str>, (Arc<str>, u32)>,
+    /// Instance address → the keys of the instances registered at it, in id order, for reverse
+    /// (PTR) lookups.
+    by_address: PersistentHashMap<IpAddr, Arc<[Arc<str>]>>,
     /// Lowercase host name → addresses, for instances registered with a host name.
-    resolved: HashMap<String, Arc<[IpAddr]>>,
-    /// Keyed by lowercase service name; the entries themselves live in `entries`.
-    names: HashMap<String, ServiceNames>,
-    /// Every DNS name's entry; `ServiceNames` and `name_index` refer to them by position.
-    entries: Vec<NameEntry>,
-    /// Lowercase regions and tags that some instance carries: `<region>.D` and `_<tag>.service.D`
-    /// exist as empty non-terminals.
-    regions: HashSet<String>,
-    tags: HashSet<String>,
+    resolved: Arc<HashMap<String, Arc<[IpAddr]>>>,
+    /// How many services carry each lowercase region and tag: `<region>.D` and
+    /// `_<tag>.service.D` exist as empty non-terminals while some instance carries them.
+    regions: PersistentHashMap<Arc<str>, u32>,
+    tags: PersistentHashMap<Arc<str>, u32>,
+    /// How many services have instances registered by each (lowercase) host name.
+    hosts: OrdMap<Arc<str>, u32>,
+    counts: Counts,
     pub zone_errors: Vec<ZoneError>,
     /// When a zone file was last read, in milliseconds since the Unix epoch; 0 = never.
     pub zone_reloaded_ms: u64,
+}
+
+/// One service: its instances and every DNS name it has, with their answers.
+#[derive(Debug)]
+pub struct ServiceView {
+    /// The name, lowercase.
+    pub key: Arc<str>,
+    /// In id order; `AnswerSet` members index into this.
+    pub instances: Vec<InstanceView>,
+    names: ServiceNames,
+    /// Every DNS name's entry; `names` refers to them by position.
+    entries: Vec<NameEntry>,
+    /// Lowercase, distinct.
+    regions: Vec<Arc<str>>,
+    tags: Vec<Arc<str>>,
+    hosts: Vec<Arc<str>>,
+    counts: Counts,
 }
 
 /// The DNS names of one service: `<name>`, `<tag>.<name>`, each with or without a region.
 #[derive(Debug)]
 struct ServiceNames {
     all: RegionSplit,
-    by_tag: HashMap<String, RegionSplit>,
+    by_tag: BTreeMap<String, RegionSplit>,
 }
 
 #[derive(Debug)]
 struct RegionSplit {
     any: u32,
-    by_region: HashMap<String, u32>,
+    by_region: BTreeMap<String, u32>,
 }
 
 /// One DNS name of a service, for those who index every name (the DNS fast path).
@@ -89,7 +165,7 @@ pub struct NameForm<'a> {
     pub service: &'a str,
     pub tag: Option<&'a str>,
     pub region: Option<&'a str>,
-    /// Position for `Snapshot::entry`.
+    /// Position for `ServiceView::entry`.
     pub index: u32,
 }
 
@@ -112,7 +188,7 @@ pub struct NameEntry {
 /// The instances one (name, type) answers, and where its rotation stands.
 #[derive(Debug)]
 pub struct AnswerSet {
-    /// Indexes into `Snapshot::instances`.
+    /// Indexes into `ServiceView::instances`.
     pub members: Vec<u32>,
     schedule: Schedule,
     /// Queries answered so far; carried over from the previous snapshot so that a registry
@@ -259,130 +335,187 @@ fn merge_policies<'a>(policies: impl Iterator<Item = &'a ServicePolicy>, d: &Def
 }
 
 impl Snapshot {
-    /// Builds the view of `state`, carrying rotation positions over from `previous`.
-    pub fn build(state: &State, defaults: &Defaults, previous: Option<&Snapshot>) -> Snapshot {
-        let instances: Vec<InstanceView> = state
-            .entries
-            .values()
-            .map(|Entry { instance, health }| InstanceView {
-                instance: instance.clone(),
-                health: health.clone(),
-                status: health.status(),
-            })
-            .collect();
-        let by_id = state.entries.keys().enumerate().map(|(i, k)| (k.clone(), i as u32)).collect();
+    /// Builds the view of `state` from scratch (tests, tools); the writer uses `next`.
+    pub fn build(state: &State, defaults: &Defaults) -> Snapshot {
+        let touched = Touched { keys: state.entries.keys().cloned().collect(), hosts: BTreeSet::new() };
+        Snapshot::default().next(state, defaults, &touched)
+    }
 
-        // Group instance indexes by service, tag and region (all lowercase).
-        let mut services: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-        let mut regions = HashSet::new();
-        let mut tags = HashSet::new();
-        for (i, v) in instances.iter().enumerate() {
-            services.entry(v.instance.service.to_ascii_lowercase()).or_default().push(i as u32);
-            if let Some(r) = &v.instance.region {
-                regions.insert(r.to_ascii_lowercase());
-            }
-            tags.extend(v.instance.tags.iter().map(|t| t.to_ascii_lowercase()));
-        }
+    /// The view of `state`, which differs from the one this snapshot shows only in `touched`.
+    /// Untouched services are shared with this snapshot; rebuilt ones carry their rotation
+    /// positions over, so that a registry change does not restart everyone's rotation.
+    pub fn next(&self, state: &State, defaults: &Defaults, touched: &Touched) -> Snapshot {
+        let mut next = self.clone();
+        next.version = state.version;
+        next.resolved = state.resolved.clone();
+        next.zone_errors = state.zone_errors().cloned().collect();
+        next.zone_reloaded_ms = state.zone_reloaded_ms;
 
-        let mut by_address: HashMap<IpAddr, Vec<u32>> = HashMap::new();
-        for (i, v) in instances.iter().enumerate() {
-            if let Address::Ip(ip) = v.instance.address {
-                by_address.entry(ip).or_default().push(i as u32);
+        // Services to rebuild, each with the instances entering it.
+        let mut dirty: BTreeMap<Arc<str>, Vec<InstanceView>> = BTreeMap::new();
+        let mut removed: HashSet<&str> = HashSet::new();
+        let mut entering = Vec::new();
+        for key in &touched.keys {
+            let new = state.entries.get(key);
+            if let (Some(old), Some(new)) = (next.by_id.get(key.as_str()), new)
+                && Arc::ptr_eq(&old.instance, &new.instance)
+                && Arc::ptr_eq(&old.health, &new.health)
+            {
+                continue; // Touched and put back (a rolled-back batch).
+            }
+            if let Some(old) = next.by_id.remove(key.as_str()) {
+                removed.insert(key);
+                next.unindex(&old);
+                dirty.entry(old.service.clone()).or_default();
+            }
+            if let Some(entry) = new {
+                entering.push((key, entry));
             }
         }
-        let checks = instances
-            .iter()
-            .enumerate()
-            .flat_map(|(i, v)| {
-                v.instance.checks.iter().enumerate().map(move |(c, spec)| (spec.id.clone(), (i as u32, c as u32)))
-            })
-            .collect();
-        let mut names = HashMap::with_capacity(services.len());
-        let mut entries = Vec::new();
-        for (service, members) in &services {
-            let eff = merge_policies(members.iter().map(|&i| &instances[i as usize].instance.policy), defaults);
-            let old = previous.and_then(|p| Some((p, p.names.get(service)?)));
-            let mut build = |subset: &[u32], tag: Option<&str>, region: Option<&str>| {
-                let carried = old.and_then(|(p, o)| o.lookup(tag, region).map(|i| &p.entries[i as usize]));
-                entries.push(NameEntry::build(&instances, &state.resolved, subset, &eff, carried));
-                (entries.len() - 1) as u32
+        // Only after every removal: a check id may move from one instance to another.
+        for (key, entry) in entering {
+            let service = entry.instance.service.to_ascii_lowercase();
+            let service = match next.services.get_key_value(service.as_str()) {
+                Some((shared, _)) => shared.clone(),
+                None => Arc::from(service),
             };
-            let mut tag_members: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-            for &i in members {
-                for t in &instances[i as usize].instance.tags {
-                    let list = tag_members.entry(t.to_ascii_lowercase()).or_default();
-                    if list.last() != Some(&i) {
-                        list.push(i);
-                    }
+            let view = InstanceView {
+                key: Arc::from(key.as_str()),
+                service: service.clone(),
+                instance: entry.instance.clone(),
+                health: entry.health.clone(),
+                status: entry.health.status(),
+            };
+            next.index(&view);
+            dirty.entry(service).or_default().push(view);
+        }
+        if !touched.hosts.is_empty() {
+            for (name, view) in &self.services {
+                if view.hosts.iter().any(|h| touched.hosts.contains(&**h)) {
+                    dirty.entry(name.clone()).or_default();
                 }
             }
-            let mut split = |subset: &[u32], tag: Option<&str>| RegionSplit {
-                any: build(subset, tag, None),
-                by_region: group_by_region(&instances, subset)
-                    .into_iter()
-                    .map(|(r, sub)| {
-                        let e = build(&sub, tag, Some(&r));
-                        (r, e)
-                    })
-                    .collect(),
-            };
-            let all = split(members, None);
-            let by_tag = tag_members.iter().map(|(t, sub)| (t.clone(), split(sub, Some(t)))).collect();
-            names.insert(service.clone(), ServiceNames { all, by_tag });
         }
 
-        Snapshot {
-            version: state.version,
-            instances,
-            by_id,
-            checks,
-            services,
-            by_address,
-            resolved: state.resolved.clone(),
-            names,
-            entries,
-            regions,
-            tags,
-            zone_errors: state.zone_errors().cloned().collect(),
-            zone_reloaded_ms: state.zone_reloaded_ms,
+        for (name, entering) in dirty {
+            let old = next.services.get(&name).cloned();
+            let mut members: Vec<InstanceView> = old
+                .iter()
+                .flat_map(|o| o.instances.iter())
+                .filter(|v| !removed.contains(&*v.key))
+                .cloned()
+                .chain(entering)
+                .collect();
+            members.sort_by(|a, b| a.key.cmp(&b.key));
+            if let Some(old) = &old {
+                next.count(old, -1);
+            }
+            if members.is_empty() {
+                next.services.remove(&name);
+                continue;
+            }
+            let view = ServiceView::build(name.clone(), members, &next.resolved, defaults, old.as_deref());
+            next.count(&view, 1);
+            next.services.insert(name, ServiceRef(Arc::new(view)));
+        }
+        next
+    }
+
+    /// Adds an instance to the indexes across services.
+    fn index(&mut self, view: &InstanceView) {
+        self.by_id.insert(view.key.clone(), view.clone());
+        for (i, c) in view.instance.checks.iter().enumerate() {
+            self.checks.insert(Arc::from(c.id.as_str()), (view.key.clone(), i as u32));
+        }
+        if let Address::Ip(ip) = view.instance.address {
+            let mut keys: Vec<Arc<str>> = self.by_address.get(&ip).map(|k| k.to_vec()).unwrap_or_default();
+            let at = keys.binary_search(&view.key).unwrap_or_else(|at| at);
+            keys.insert(at, view.key.clone());
+            self.by_address.insert(ip, keys.into());
         }
     }
 
-    /// The entry for `<tag>.<service>.service[.<region>]`; arguments must be lowercase.
-    pub fn name(&self, service: &str, tag: Option<&str>, region: Option<&str>) -> Option<&NameEntry> {
-        self.names.get(service)?.lookup(tag, region).map(|i| &self.entries[i as usize])
+    /// Takes an instance out of the indexes across services.
+    fn unindex(&mut self, view: &InstanceView) {
+        for c in &view.instance.checks {
+            if self.checks.get(c.id.as_str()).is_some_and(|(owner, _)| *owner == view.key) {
+                self.checks.remove(c.id.as_str());
+            }
+        }
+        if let Address::Ip(ip) = view.instance.address
+            && let Some(keys) = self.by_address.get(&ip)
+        {
+            let keys: Vec<Arc<str>> = keys.iter().filter(|k| **k != view.key).cloned().collect();
+            if keys.is_empty() {
+                self.by_address.remove(&ip);
+            } else {
+                self.by_address.insert(ip, keys.into());
+            }
+        }
     }
 
-    /// Every name entry, by position.
-    pub fn entries(&self) -> &[NameEntry] {
-        &self.entries
+    /// Adds (`sign` 1) or takes away (-1) what a service contributes to the counts.
+    fn count(&mut self, view: &ServiceView, sign: i64) {
+        self.counts.add(&view.counts, sign);
+        for (map, keys) in [(&mut self.regions, &view.regions), (&mut self.tags, &view.tags)] {
+            for k in keys {
+                let n = map.get(k).copied().unwrap_or(0) as i64 + sign;
+                if n > 0 {
+                    map.insert(k.clone(), n as u32);
+                } else {
+                    map.remove(k);
+                }
+            }
+        }
+        for k in &view.hosts {
+            let n = self.hosts.get(k).copied().unwrap_or(0) as i64 + sign;
+            if n > 0 {
+                self.hosts.insert(k.clone(), n as u32);
+            } else {
+                self.hosts.remove(k);
+            }
+        }
     }
 
-    /// The entry at a position given by `name_forms`.
-    pub fn entry(&self, index: u32) -> &NameEntry {
-        &self.entries[index as usize]
-    }
-
-    /// Every service name form that exists, with its entry's position.
-    pub fn name_forms(&self) -> impl Iterator<Item = NameForm<'_>> {
-        self.names.iter().flat_map(|(service, names)| {
-            let splits =
-                std::iter::once((None, &names.all)).chain(names.by_tag.iter().map(|(t, s)| (Some(t.as_str()), s)));
-            splits.flat_map(move |(tag, split)| {
-                let any = NameForm { service, tag, region: None, index: split.any };
-                std::iter::once(any).chain(split.by_region.iter().map(move |(r, &index)| NameForm {
-                    service,
-                    tag,
-                    region: Some(r),
-                    index,
-                }))
-            })
+    /// The services that differ between `older` and this snapshot, as (before, after); a
+    /// service that appeared has no before, one that went has no after. Shared structure is
+    /// skipped, so this costs in proportion to what changed.
+    pub fn changed_services<'a>(
+        &'a self,
+        older: &'a Snapshot,
+    ) -> impl Iterator<Item = (Option<&'a Arc<ServiceView>>, Option<&'a Arc<ServiceView>>)> + 'a {
+        older.services.diff(&self.services).map(|d| match d {
+            DiffItem::Add(_, new) => (None, Some(&new.0)),
+            DiffItem::Update { old: (_, old), new: (_, new) } => (Some(&old.0), Some(&new.0)),
+            DiffItem::Remove(_, old) => (Some(&old.0), None),
         })
+    }
+
+    /// A service's view, by lowercase name.
+    pub fn service_view(&self, service: &str) -> Option<&Arc<ServiceView>> {
+        self.services.get(service).map(|s| &s.0)
+    }
+
+    /// Every service's view, in name order.
+    pub fn service_views(&self) -> impl Iterator<Item = &Arc<ServiceView>> {
+        self.services.values().map(|s| &s.0)
+    }
+
+    /// The entry for `<tag>.<service>.service[.<region>]`, with its service (whose instances the
+    /// entry's members index); arguments must be lowercase.
+    pub fn name(&self, service: &str, tag: Option<&str>, region: Option<&str>) -> Option<(&ServiceView, &NameEntry)> {
+        let view = self.service_view(service)?;
+        Some((view, view.name(tag, region)?))
     }
 
     /// Every region and tag some instance carries (lowercase).
     pub fn regions_and_tags(&self) -> (impl Iterator<Item = &str>, impl Iterator<Item = &str>) {
-        (self.regions.iter().map(String::as_str), self.tags.iter().map(String::as_str))
+        (self.regions.keys().map(|k| &**k), self.tags.keys().map(|k| &**k))
+    }
+
+    /// Every host name some instance is registered with (lowercase), in order.
+    pub fn hosts(&self) -> impl Iterator<Item = &str> {
+        self.hosts.keys().map(|k| &**k)
     }
 
     /// The addresses an instance is reachable at: its IP, or its host name's as last resolved
@@ -397,42 +530,172 @@ impl Snapshot {
 
     /// The instances registered at this address, in id order.
     pub fn at_address(&self, ip: IpAddr) -> impl Iterator<Item = &InstanceView> {
-        self.by_address.get(&ip).into_iter().flatten().map(|&i| &self.instances[i as usize])
+        self.by_address.get(&ip).into_iter().flat_map(|keys| keys.iter()).filter_map(|k| self.by_id.get(k))
     }
 
-    /// The instance with this id (lowercase).
-    pub fn instance(&self, id: &str) -> Option<&InstanceView> {
-        self.by_id.get(id).map(|&i| &self.instances[i as usize])
+    /// Every instance, in id order.
+    pub fn instances(&self) -> impl Iterator<Item = &InstanceView> {
+        self.by_id.values()
+    }
+
+    /// The instance with this id key (lowercase).
+    pub fn instance(&self, key: &str) -> Option<&InstanceView> {
+        self.by_id.get(key)
     }
 
     /// The instances of a service (name matched case-insensitively), in id order.
     pub fn service(&self, name: &str) -> impl Iterator<Item = &InstanceView> {
-        self.services.get(&name.to_ascii_lowercase()).into_iter().flatten().map(|&i| &self.instances[i as usize])
+        self.services.get(name.to_ascii_lowercase().as_str()).into_iter().flat_map(|s| s.instances.iter())
     }
 
     /// Every service (lowercase name) with its instances, in name order.
     pub fn services(&self) -> impl Iterator<Item = (&str, impl Iterator<Item = &InstanceView>)> {
-        self.services.iter().map(|(n, idx)| (n.as_str(), idx.iter().map(|&i| &self.instances[i as usize])))
+        self.services.iter().map(|(n, s)| (&**n, s.instances.iter()))
     }
 
     /// A check by id: its instance and its index in `instance.checks` / `health.checks`.
     pub fn check(&self, check_id: &str) -> Option<(&InstanceView, usize)> {
-        self.checks.get(check_id).map(|&(i, c)| (&self.instances[i as usize], c as usize))
+        let (key, i) = self.checks.get(check_id)?;
+        Some((self.by_id.get(key)?, *i as usize))
+    }
+
+    /// Instances and checks by status.
+    pub fn counts(&self) -> Counts {
+        self.counts
     }
 
     /// Returns true if some instance carries this region (lowercase).
     pub fn has_region(&self, region: &str) -> bool {
-        self.regions.contains(region)
+        self.regions.contains_key(region)
     }
 
     /// Returns true if some instance carries this tag (lowercase).
     pub fn has_tag(&self, tag: &str) -> bool {
-        self.tags.contains(tag)
+        self.tags.contains_key(tag)
+    }
+
+    /// Number of registered instances.
+    pub fn len(&self) -> usize {
+        self.by_id.len()
     }
 
     /// Returns true if no instance is registered.
     pub fn is_empty(&self) -> bool {
-        self.instances.is_empty()
+        self.by_id.is_empty()
+    }
+}
+
+impl ServiceView {
+    /// Builds the view of one service from its instances (in id order), carrying rotation
+    /// positions over from its previous view.
+    fn build(
+        key: Arc<str>,
+        instances: Vec<InstanceView>,
+        resolved: &HashMap<String, Arc<[IpAddr]>>,
+        defaults: &Defaults,
+        previous: Option<&ServiceView>,
+    ) -> ServiceView {
+        let eff = merge_policies(instances.iter().map(|v| &v.instance.policy), defaults);
+        let members: Vec<u32> = (0..instances.len() as u32).collect();
+        let mut entries = Vec::new();
+        let mut build = |subset: &[u32], tag: Option<&str>, region: Option<&str>| {
+            let carried = previous.and_then(|p| p.name(tag, region));
+            entries.push(NameEntry::build(&instances, resolved, subset, &eff, carried));
+            (entries.len() - 1) as u32
+        };
+        let mut tag_members: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        for (i, v) in instances.iter().enumerate() {
+            for t in &v.instance.tags {
+                let list = tag_members.entry(t.to_ascii_lowercase()).or_default();
+                if list.last() != Some(&(i as u32)) {
+                    list.push(i as u32);
+                }
+            }
+        }
+        let mut split = |subset: &[u32], tag: Option<&str>| RegionSplit {
+            any: build(subset, tag, None),
+            by_region: group_by_region(&instances, subset)
+                .into_iter()
+                .map(|(r, sub)| {
+                    let e = build(&sub, tag, Some(&r));
+                    (r, e)
+                })
+                .collect(),
+        };
+        let all = split(&members, None);
+        let by_tag = tag_members.iter().map(|(t, sub)| (t.clone(), split(sub, Some(t)))).collect();
+
+        let mut counts = Counts::default();
+        let (mut regions, mut hosts) = (BTreeSet::new(), BTreeSet::new());
+        for v in &instances {
+            counts.instances[v.status as usize] += 1;
+            for c in &v.health.checks {
+                counts.checks[c.status as usize] += 1;
+            }
+            if let Some(r) = &v.instance.region {
+                regions.insert(r.to_ascii_lowercase());
+            }
+            if let Address::Host(h) = &v.instance.address {
+                hosts.insert(h.to_ascii_lowercase());
+            }
+        }
+        let shared = |set: BTreeSet<String>| set.into_iter().map(Arc::from).collect();
+        ServiceView {
+            key,
+            instances,
+            names: ServiceNames { all, by_tag },
+            entries,
+            regions: shared(regions),
+            tags: shared(tag_members.into_keys().collect()),
+            hosts: shared(hosts),
+            counts,
+        }
+    }
+
+    /// The entry for `<tag>.<service>.service[.<region>]`; arguments must be lowercase.
+    pub fn name(&self, tag: Option<&str>, region: Option<&str>) -> Option<&NameEntry> {
+        self.names.lookup(tag, region).map(|i| &self.entries[i as usize])
+    }
+
+    /// The entry at a position given by `name_forms`.
+    pub fn entry(&self, index: u32) -> &NameEntry {
+        &self.entries[index as usize]
+    }
+
+    /// Every name entry, by position.
+    pub fn entries(&self) -> &[NameEntry] {
+        &self.entries
+    }
+
+    /// An instance by its index in `instances` (an `AnswerSet` member).
+    pub fn instance(&self, index: u32) -> &InstanceView {
+        &self.instances[index as usize]
+    }
+
+    /// The service's plain name entry: `<service>.service.D`.
+    pub fn main(&self) -> &NameEntry {
+        &self.entries[self.names.all.any as usize]
+    }
+
+    /// Every name form of the service, with its entry's position.
+    pub fn name_forms(&self) -> impl Iterator<Item = NameForm<'_>> {
+        let service = &*self.key;
+        let splits = std::iter::once((None, &self.names.all))
+            .chain(self.names.by_tag.iter().map(|(t, s)| (Some(t.as_str()), s)));
+        splits.flat_map(move |(tag, split)| {
+            let any = NameForm { service, tag, region: None, index: split.any };
+            std::iter::once(any).chain(split.by_region.iter().map(move |(r, &index)| NameForm {
+                service,
+                tag,
+                region: Some(r),
+                index,
+            }))
+        })
+    }
+
+    /// The regions and tags the service's instances carry (lowercase).
+    pub fn regions_and_tags(&self) -> (impl Iterator<Item = &str>, impl Iterator<Item = &str>) {
+        (self.regions.iter().map(|r| &**r), self.tags.iter().map(|t| &**t))
     }
 }
 

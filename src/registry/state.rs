@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use super::model::{CheckKind, Health, Instance, Source, Status, now_ms};
 use super::ownership::Ownership;
+use super::snapshot::Touched;
 use super::timers::{Kind, Timers};
 use crate::zones::{ZoneError, ZoneFile};
 
@@ -169,7 +170,10 @@ pub struct State {
     errors_changed: bool,
     timers: Timers,
     /// Lowercase host name → its addresses as last resolved, for instances registered by name.
-    pub(crate) resolved: HashMap<String, Arc<[IpAddr]>>,
+    /// Shared with snapshots: copied only when a host name's addresses change.
+    pub(crate) resolved: Arc<HashMap<String, Arc<[IpAddr]>>>,
+    /// What changed since the last snapshot was made (`take_touched`).
+    touched: Touched,
     /// Shared store only: what this replica knows of each API key's store revisions.
     revisions: HashMap<String, Revisions>,
     /// Shared store only: TTL heartbeats received since the last `take_beats`.
@@ -311,6 +315,11 @@ impl State {
                 (key, stored)
             })
             .collect()
+    }
+
+    /// What changed since the last call: the next snapshot redoes only that.
+    pub fn take_touched(&mut self) -> Touched {
+        std::mem::take(&mut self.touched)
     }
 
     /// When the next time-driven change may be due.
@@ -667,6 +676,7 @@ impl State {
                 self.timers.observe(c, state, is_new, reapable, now);
             }
         }
+        self.touched.keys.insert(key.clone());
         let api = |e: &Option<Entry>| e.as_ref().is_some_and(|e| e.instance.source == Source::Api);
         if api(&old) || api(&new) {
             self.dirty.insert(key.clone());
@@ -705,12 +715,17 @@ impl State {
     fn set_resolved(&mut self, host: String, addrs: Vec<IpAddr>) -> Effect {
         let key = host.to_ascii_lowercase();
         if addrs.is_empty() {
-            return if self.resolved.remove(&key).is_some() { Effect::Detail } else { Effect::None };
+            if !self.resolved.contains_key(&key) {
+                return Effect::None;
+            }
+            Arc::make_mut(&mut self.resolved).remove(&key);
+        } else {
+            if self.resolved.get(&key).is_some_and(|old| **old == *addrs) {
+                return Effect::None;
+            }
+            Arc::make_mut(&mut self.resolved).insert(key.clone(), addrs.into());
         }
-        if self.resolved.get(&key).is_some_and(|old| **old == *addrs) {
-            return Effect::None;
-        }
-        self.resolved.insert(key, addrs.into());
+        self.touched.hosts.insert(key);
         Effect::Detail
     }
 

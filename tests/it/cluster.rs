@@ -44,7 +44,7 @@ async fn a_records(dns: std::net::SocketAddr, name: &str) -> Vec<String> {
 }
 
 fn ids(s: &TestServer) -> BTreeSet<String> {
-    s.registry.snapshot().instances.iter().map(|v| v.instance.id.clone()).collect()
+    s.registry.snapshot().instances().map(|v| v.instance.id.clone()).collect()
 }
 
 fn quantile(sorted: &[Duration], q: f64) -> Duration {

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::registry::model::{CheckKind, Source, Status};
-use crate::registry::{AnswerSet, InstanceView, NameEntry, Snapshot};
+use crate::registry::{AnswerSet, InstanceView, NameEntry, ServiceView, Snapshot};
 
 #[derive(Debug, Serialize)]
 pub struct Page {
@@ -127,8 +127,8 @@ impl Page {
             let views: Vec<&InstanceView> = views.collect();
             let Some(first) = views.first() else { continue };
             let name = first.instance.service.clone();
-            if let Some(entry) = snap.name(key, None, None) {
-                answers.insert(name.clone(), dig(snap, entry, &name, domain));
+            if let Some((view, entry)) = snap.name(key, None, None) {
+                answers.insert(name.clone(), dig(snap, view, entry, &name, domain));
             }
             services.push(service(name, &views));
         }
@@ -207,16 +207,19 @@ fn instance(v: &InstanceView) -> Instance {
 
 /// What `dig` gets for a client whose region is unknown, read with `peek` so that showing it
 /// does not move the rotation; the addresses come from the same function DNS answers use.
-fn dig(snap: &Snapshot, entry: &NameEntry, name: &str, domain: &str) -> Answers {
+fn dig(snap: &Snapshot, view: &ServiceView, entry: &NameEntry, name: &str, domain: &str) -> Answers {
     let domain = domain.trim_end_matches('.');
     let addresses = |set: &AnswerSet, v4: bool| -> Vec<String> {
-        crate::dns::answer::distinct_addresses(snap, entry, set.peek(), v4).iter().map(IpAddr::to_string).collect()
+        crate::dns::answer::distinct_addresses(snap, view, entry, set.peek(), v4)
+            .iter()
+            .map(IpAddr::to_string)
+            .collect()
     };
     let srv = entry
         .srv
         .peek()
         .map(|i| {
-            let inst = &snap.instances[i as usize].instance;
+            let inst = &view.instance(i).instance;
             format!("1 {} {} {}.instance.{domain}.", inst.weight.min(u32::from(u16::MAX)), inst.port, inst.id)
         })
         .collect();
