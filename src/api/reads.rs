@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use super::{ApiError, Params, Shared};
 use crate::duration::format as fmt_duration;
-use crate::registry::model::{CheckKind, CheckSpec, CheckState, Status};
+use crate::registry::model::{CheckKind, CheckSpec, CheckState, Meta, Status};
 use crate::registry::{InstanceView, Snapshot};
 
 /// A blocking query's wait when `?wait=` is absent, and its cap (Consul's figures).
@@ -67,7 +67,7 @@ struct ServiceJson<'a> {
     id: &'a str,
     service: &'a str,
     tags: &'a [String],
-    meta: &'a BTreeMap<String, String>,
+    meta: &'a Meta,
     port: u16,
     address: String,
     weights: Weights,
@@ -151,7 +151,7 @@ struct CatalogJson<'a> {
     service_tags: &'a [String],
     service_address: String,
     service_weights: Weights,
-    service_meta: &'a BTreeMap<String, String>,
+    service_meta: &'a Meta,
     service_port: u16,
     service_enable_tag_override: bool,
 }

@@ -66,7 +66,7 @@ pub fn decode(body: &[u8], client: IpAddr) -> Result<Instance, FieldError> {
         tags,
         weight,
         region,
-        meta,
+        meta: meta.into(),
         checks,
         policy,
         source: Source::Api,

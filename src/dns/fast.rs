@@ -14,7 +14,6 @@
 //! the client's region — returns `None` and goes to the full handler (hickory-proto parsing,
 //! `answer.rs`), which is the reference behaviour.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use hickory_proto::rr::{Name, Record, RecordType};
@@ -39,8 +38,9 @@ const QNAME_POINTER: [u8; 2] = [0xC0, 0x0C];
 /// The answers of one snapshot, pre-encoded.
 pub struct FastTable {
     snap: Arc<Snapshot>,
-    /// Lowercase wire name (with its final zero byte) → what it is.
-    names: imbl::HashMap<Box<[u8]>, FastName>,
+    /// Lowercase wire name (with its final zero byte) → what it is; every name but the
+    /// instances' own (`<id>.instance.D`), which are found through the snapshot's ids.
+    names: imbl::HashMap<Arc<[u8]>, FastName>,
     /// Lowercase service name → its encoding.
     wires: imbl::HashMap<Arc<str>, Arc<ServiceWire>>,
     shape: Arc<Shape>,
@@ -54,6 +54,8 @@ struct Shape {
     /// The domain's lowercase labels, and its wire form, to tell names inside it from others.
     labels: Vec<Vec<u8>>,
     domain: Box<[u8]>,
+    /// `instance.D` in wire form: what follows the id in an instance's name.
+    instance_suffix: Box<[u8]>,
     /// Client regions are configured: names that do not name a region answer differently per
     /// client and are left to the full handler.
     regional: bool,
@@ -64,8 +66,6 @@ struct Shape {
 enum FastName {
     /// A name of a service; `slow`: answered by the full handler (it depends on the client).
     Service { wire: Arc<ServiceWire>, entry: u32, rfc2782: bool, slow: bool },
-    /// `<id>.instance.D`.
-    Instance { wire: Arc<ServiceWire>, index: u32 },
     /// Exists but holds no records here (an empty non-terminal): NODATA.
     Exists,
     /// Exists, but the full handler answers it (the apex, `ns.D`).
@@ -75,7 +75,7 @@ enum FastName {
 impl FastName {
     fn owner(&self) -> Option<&Arc<ServiceWire>> {
         match self {
-            FastName::Service { wire, .. } | FastName::Instance { wire, .. } => Some(wire),
+            FastName::Service { wire, .. } => Some(wire),
             FastName::Exists | FastName::Slow => None,
         }
     }
@@ -90,17 +90,71 @@ struct ServiceWire {
     entries: Vec<EntryWire>,
 }
 
-/// One instance's records, each without its owner name: TYPE CLASS TTL RDLENGTH RDATA.
-#[derive(Debug, Default)]
+/// One instance's records, each without its owner name (TYPE CLASS TTL RDLENGTH RDATA), back to
+/// back in one shared allocation: its address record (none for a host name), SRV, TXT. Shared
+/// by every version of its service's encoding until the instance itself changes.
+#[derive(Debug, Clone)]
 struct InstanceWire {
-    a: Option<Box<[u8]>>,
-    aaaa: Option<Box<[u8]>>,
-    srv: Box<[u8]>,
-    /// The SRV target's address record (owner: a pointer to the target in the SRV's RDATA).
-    glue: Option<Box<[u8]>>,
-    txt: Box<[u8]>,
+    bytes: Arc<[u8]>,
+    srv_at: u32,
+    txt_at: u32,
+    family: AddressFamily,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AddressFamily {
+    V4,
+    V6,
     /// Registered with a host name, resolved elsewhere: the full handler answers for it.
-    host: bool,
+    Host,
+}
+
+impl InstanceWire {
+    fn encode(zone: &Zone, instance: &crate::registry::model::Instance, ttl: u32) -> InstanceWire {
+        let root = Name::root();
+        let mut bytes = Vec::with_capacity(128);
+        let family = match instance.address {
+            Address::Ip(ip) => {
+                if let Some(r) = address_record(&root, ip, RecordType::ANY, ttl) {
+                    bytes.extend_from_slice(&tail(&r));
+                }
+                if ip.is_ipv4() { AddressFamily::V4 } else { AddressFamily::V6 }
+            }
+            Address::Host(_) => AddressFamily::Host,
+        };
+        let srv_at = bytes.len() as u32;
+        if let Some((srv, _)) = srv_record(zone, &root, instance, ttl, 1) {
+            bytes.extend_from_slice(&tail(&srv));
+        }
+        let txt_at = bytes.len() as u32;
+        bytes.extend_from_slice(&tail(&txt_record(&root, instance, ttl)));
+        InstanceWire { bytes: bytes.into(), srv_at, txt_at, family }
+    }
+
+    /// The A or AAAA record; also the SRV target's glue (its owner: a pointer to the target).
+    fn address(&self) -> Option<&[u8]> {
+        (self.family != AddressFamily::Host).then(|| &self.bytes[..self.srv_at as usize])
+    }
+
+    fn a(&self) -> Option<&[u8]> {
+        self.address().filter(|_| self.family == AddressFamily::V4)
+    }
+
+    fn aaaa(&self) -> Option<&[u8]> {
+        self.address().filter(|_| self.family == AddressFamily::V6)
+    }
+
+    fn srv(&self) -> &[u8] {
+        &self.bytes[self.srv_at as usize..self.txt_at as usize]
+    }
+
+    fn txt(&self) -> &[u8] {
+        &self.bytes[self.txt_at as usize..]
+    }
+
+    fn host(&self) -> bool {
+        self.family == AddressFamily::Host
+    }
 }
 
 /// Per name entry: the bytes each answer takes, or `None` where the fast path must step aside.
@@ -136,9 +190,10 @@ struct Question {
 
 /// How the fast path answers a name of a service.
 #[derive(Clone, Copy)]
-enum Kind {
-    Service { entry: u32, rfc2782: bool, slow: bool },
-    Instance(u32),
+struct Kind {
+    entry: u32,
+    rfc2782: bool,
+    slow: bool,
 }
 
 impl FastTable {
@@ -146,7 +201,14 @@ impl FastTable {
     /// not name a region answer differently per client and are left to the full handler.
     pub fn build(snap: Arc<Snapshot>, zone: &Zone, regional: bool, udp_max_payload: u16) -> FastTable {
         let labels: Vec<Vec<u8>> = zone.lower.iter().map(<[u8]>::to_vec).collect();
-        let shape = Shape { zone: zone.clone(), domain: wire_name(&[], &labels), labels, regional, udp_max_payload };
+        let shape = Shape {
+            zone: zone.clone(),
+            domain: wire_name(&[], &labels),
+            instance_suffix: wire_name(&["instance"], &labels),
+            labels,
+            regional,
+            udp_max_payload,
+        };
         let mut empty = FastTable {
             snap: Arc::new(Snapshot::default()),
             names: imbl::HashMap::new(),
@@ -182,24 +244,19 @@ impl FastTable {
                 let shape = next.shape.clone();
                 service_names(&wire.view, shape.regional, |relative, _, _| {
                     let key = wire_name(relative, &shape.labels);
-                    if next.names.get(&key).and_then(FastName::owner).is_some_and(|w| Arc::ptr_eq(w, &wire)) {
-                        next.names.remove(&key);
+                    if next.names.get(&*key).and_then(FastName::owner).is_some_and(|w| Arc::ptr_eq(w, &wire)) {
+                        next.names.remove(&*key);
                     }
                 });
             }
         }
         for (_, new) in &changed {
             if let Some(view) = new {
-                let wire = Arc::new(ServiceWire::build(view, &next.shape.zone));
+                let previous = self.wires.get(&view.key);
+                let wire = Arc::new(ServiceWire::build(view, &next.shape.zone, previous.map(|w| &**w)));
                 let regional = next.shape.regional;
-                service_names(view, regional, |relative, meant, kind| {
-                    let what = match kind {
-                        Kind::Service { entry, rfc2782, slow } => {
-                            FastName::Service { wire: wire.clone(), entry, rfc2782, slow }
-                        }
-                        Kind::Instance(index) => FastName::Instance { wire: wire.clone(), index },
-                    };
-                    next.add(relative, what, meant);
+                service_names(view, regional, |relative, meant, Kind { entry, rfc2782, slow }| {
+                    next.add(relative, FastName::Service { wire: wire.clone(), entry, rfc2782, slow }, meant);
                 });
                 next.wires.insert(view.key.clone(), wire);
             }
@@ -227,7 +284,7 @@ impl FastTable {
     /// like `_tcp` or `service`, a generated name can mean something else.
     fn add(&mut self, relative: &[&str], what: FastName, meant: Target) {
         if classify_labels(relative) == meant {
-            self.names.insert(wire_name(relative, &self.shape.labels), what);
+            self.names.insert(wire_name(relative, &self.shape.labels).into(), what);
         }
     }
 
@@ -237,8 +294,8 @@ impl FastTable {
             self.add(relative, FastName::Exists, meant);
         } else {
             let key = wire_name(relative, &self.shape.labels);
-            if matches!(self.names.get(&key), Some(FastName::Exists)) {
-                self.names.remove(&key);
+            if matches!(self.names.get(&*key), Some(FastName::Exists)) {
+                self.names.remove(&*key);
             }
         }
     }
@@ -271,21 +328,21 @@ impl FastTable {
         out.clear();
         out.extend_from_slice(&query[..q.end]);
         let what = match self.names.get(key) {
-            Some(what) => what,
-            None if key.ends_with(&self.shape.domain) => return Some(self.negative(&q, out, RCODE_NXDOMAIN)),
+            Some(what) => Some(what),
+            None if key.ends_with(&self.shape.domain) => None,
             None => return None,
         };
         let (answers, additionals) = match what {
-            FastName::Slow | FastName::Service { slow: true, .. } => return None,
-            FastName::Exists => return Some(self.negative(&q, out, 0)),
-            FastName::Instance { wire, index } => {
-                let w = &wire.instances[*index as usize];
-                if w.host {
+            None => {
+                let Some(w) = self.instance(key) else {
+                    return Some(self.negative(&q, out, RCODE_NXDOMAIN));
+                };
+                if w.host() {
                     return None;
                 }
                 let rec = match q.qtype {
-                    TYPE_A => w.a.as_deref(),
-                    TYPE_AAAA => w.aaaa.as_deref(),
+                    TYPE_A => w.a(),
+                    TYPE_AAAA => w.aaaa(),
                     _ => None,
                 };
                 match rec {
@@ -298,7 +355,9 @@ impl FastTable {
                     None => return Some(self.negative(&q, out, 0)),
                 }
             }
-            FastName::Service { wire, entry, rfc2782, .. } => {
+            Some(FastName::Slow | FastName::Service { slow: true, .. }) => return None,
+            Some(FastName::Exists) => return Some(self.negative(&q, out, 0)),
+            Some(FastName::Service { wire, entry, rfc2782, .. }) => {
                 let e = wire.view.entry(*entry);
                 let sizes = wire.entries[*entry as usize];
                 let (set, size, dedup) = match q.qtype {
@@ -322,47 +381,55 @@ impl FastTable {
     }
 }
 
+impl FastTable {
+    /// The encoding of the instance `key` (a lowercase wire name inside the domain) names, if
+    /// it is `<id>.instance.D` and the instance exists.
+    fn instance(&self, key: &[u8]) -> Option<&InstanceWire> {
+        let len = usize::from(*key.first()?);
+        if key.get(1 + len..)? != &*self.shape.instance_suffix {
+            return None;
+        }
+        let id = std::str::from_utf8(&key[1..1 + len]).ok()?;
+        let view = self.snap.instance(id)?;
+        let wire = self.wires.get(&view.service)?;
+        let at = wire.view.instances.binary_search_by(|v| (*v.key).cmp(id)).ok()?;
+        Some(&wire.instances[at])
+    }
+}
+
 impl ServiceWire {
-    fn build(view: &Arc<ServiceView>, zone: &Zone) -> ServiceWire {
-        let root = Name::root();
+    /// Encodes a service version; instances unchanged since `previous` keep their encoding, so
+    /// a change to one instance of a large service encodes one instance.
+    fn build(view: &Arc<ServiceView>, zone: &Zone, previous: Option<&ServiceWire>) -> ServiceWire {
         // An instance's own name answers with its service's TTL.
         let ttl = view.main().ttl;
+        let reusable = previous.filter(|p| p.view.main().ttl == ttl);
+        let mut old = reusable.into_iter().flat_map(|p| p.view.instances.iter().zip(&p.instances)).peekable();
         let instances: Vec<InstanceWire> = view
             .instances
             .iter()
             .map(|v| {
-                let mut w = InstanceWire::default();
-                match v.instance.address {
-                    Address::Ip(ip) => {
-                        let rec = address_record(&root, ip, RecordType::ANY, ttl).map(|r| tail(&r));
-                        w.glue = rec.clone();
-                        match ip {
-                            IpAddr::V4(_) => w.a = rec,
-                            IpAddr::V6(_) => w.aaaa = rec,
-                        }
-                    }
-                    Address::Host(_) => w.host = true,
+                // Both lists are in id order: walk the old one alongside.
+                while old.next_if(|(o, _)| o.key < v.key).is_some() {}
+                match old.peek() {
+                    Some((o, w)) if Arc::ptr_eq(&o.instance, &v.instance) => (*w).clone(),
+                    _ => InstanceWire::encode(zone, &v.instance, ttl),
                 }
-                if let Some((srv, _)) = srv_record(zone, &root, &v.instance, ttl, 1) {
-                    w.srv = tail(&srv);
-                }
-                w.txt = tail(&txt_record(&root, &v.instance, ttl));
-                w
             })
             .collect();
         let entries = view
             .entries()
             .iter()
             .map(|e| EntryWire {
-                a: sized(e, &e.v4, view, &instances, |w| w.a.as_deref()),
-                aaaa: sized(e, &e.v6, view, &instances, |w| w.aaaa.as_deref()),
+                a: sized(e, &e.v4, view, &instances, InstanceWire::a),
+                aaaa: sized(e, &e.v6, view, &instances, InstanceWire::aaaa),
                 srv: e
                     .srv
                     .members
                     .iter()
-                    .map(|&i| (!instances[i as usize].host).then(|| srv_len(&instances[i as usize])))
+                    .map(|&i| (!instances[i as usize].host()).then(|| srv_len(&instances[i as usize])))
                     .sum(),
-                txt: e.txt.members.iter().map(|&i| 2 + instances[i as usize].txt.len()).sum(),
+                txt: e.txt.members.iter().map(|&i| 2 + instances[i as usize].txt().len()).sum(),
             })
             .collect();
         ServiceWire { view: view.clone(), instances, entries }
@@ -383,7 +450,7 @@ impl ServiceWire {
                     out.extend_from_slice(&QNAME_POINTER);
                     // TYPE CLASS TTL RDLENGTH (10) and priority, weight, port (6) precede the target.
                     let target = (out.len() + 16) as u16;
-                    out.extend_from_slice(&w.srv);
+                    out.extend_from_slice(w.srv());
                     if (answers as usize) < targets.len() {
                         targets[answers as usize] = (i, target);
                     } else {
@@ -393,7 +460,7 @@ impl ServiceWire {
                 }
                 let mut glue = 0u16;
                 for &(i, target) in targets[..(answers as usize).min(64)].iter().chain(&spill) {
-                    if let Some(g) = &self.instances[i as usize].glue {
+                    if let Some(g) = self.instances[i as usize].address() {
                         out.extend_from_slice(&(0xC000 | target).to_be_bytes());
                         out.extend_from_slice(g);
                         glue += 1;
@@ -409,9 +476,9 @@ impl ServiceWire {
                     }
                     let w = &self.instances[i as usize];
                     let rec = match qtype {
-                        TYPE_A => w.a.as_deref(),
-                        TYPE_AAAA => w.aaaa.as_deref(),
-                        _ => Some(&*w.txt),
+                        TYPE_A => w.a(),
+                        TYPE_AAAA => w.aaaa(),
+                        _ => Some(w.txt()),
                     };
                     let Some(rec) = rec else { continue };
                     // Records of one family have one length: the answers so far sit at a
@@ -435,7 +502,7 @@ impl ServiceWire {
 fn service_names(view: &ServiceView, regional: bool, mut f: impl FnMut(&[&str], Target<'_>, Kind)) {
     for form in view.name_forms() {
         let slow = regional && form.region.is_none();
-        let kind = |rfc2782| Kind::Service { entry: form.index, rfc2782, slow };
+        let kind = |rfc2782| Kind { entry: form.index, rfc2782, slow };
         let meant = |rfc2782| Target::Service { service: form.service, tag: form.tag, region: form.region, rfc2782 };
         let mut plain: Vec<&str> = form.tag.into_iter().collect();
         plain.extend([form.service, "service"]);
@@ -445,9 +512,6 @@ fn service_names(view: &ServiceView, regional: bool, mut f: impl FnMut(&[&str], 
         let mut rfc = vec![under_name.as_str(), under_tag.as_str(), "service"];
         rfc.extend(form.region);
         f(&rfc, meant(true), kind(true));
-    }
-    for (i, v) in view.instances.iter().enumerate() {
-        f(&[&v.key, "instance"], Target::Instance { id: &v.key }, Kind::Instance(i as u32));
     }
 }
 
@@ -555,7 +619,7 @@ fn sized(
     set: &AnswerSet,
     view: &ServiceView,
     instances: &[InstanceWire],
-    rec: impl Fn(&InstanceWire) -> Option<&[u8]>,
+    rec: fn(&InstanceWire) -> Option<&[u8]>,
 ) -> Option<Family> {
     let mut distinct = std::collections::HashSet::new();
     let mut per = 0;
@@ -568,11 +632,12 @@ fn sized(
 }
 
 fn srv_len(w: &InstanceWire) -> usize {
-    2 + w.srv.len() + w.glue.as_ref().map_or(0, |g| 2 + g.len())
+    2 + w.srv().len() + w.address().map_or(0, |g| 2 + g.len())
 }
 
 #[cfg(test)]
 mod tests {
+    use std::net::IpAddr;
     use std::path::Path;
 
     use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};

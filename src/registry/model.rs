@@ -21,11 +21,79 @@ pub struct Instance {
     /// Relative share of first places in rotation and the SRV weight; at least 1.
     pub weight: u32,
     pub region: Option<String>,
-    pub meta: BTreeMap<String, String>,
+    pub meta: Meta,
     pub checks: Vec<CheckSpec>,
     /// Service-level DNS settings carried by this instance's declaration.
     pub policy: ServicePolicy,
     pub source: Source,
+}
+
+/// An instance's key/value metadata, sorted by key, each key once. A sorted boxed slice rather
+/// than a `BTreeMap`: a `BTreeMap` allocates room for eleven pairs (over 500 bytes) even for one,
+/// and most instances carry one or two, a hundred thousand times over. Serialized as a map.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Meta(Box<[(String, String)]>);
+
+impl Meta {
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&String, &String)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
+    pub fn get(&self, key: &str) -> Option<&String> {
+        self.0.binary_search_by(|(k, _)| k.as_str().cmp(key)).ok().map(|i| &self.0[i].1)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Sets `key` to `value`, replacing what it held.
+    pub fn insert(&mut self, key: String, value: String) {
+        let mut map: BTreeMap<String, String> = std::mem::take(self).into();
+        map.insert(key, value);
+        *self = map.into();
+    }
+}
+
+impl From<BTreeMap<String, String>> for Meta {
+    fn from(map: BTreeMap<String, String>) -> Meta {
+        Meta(map.into_iter().collect())
+    }
+}
+
+impl From<Meta> for BTreeMap<String, String> {
+    fn from(meta: Meta) -> BTreeMap<String, String> {
+        meta.0.into_vec().into_iter().collect()
+    }
+}
+
+impl<const N: usize> From<[(String, String); N]> for Meta {
+    fn from(pairs: [(String, String); N]) -> Meta {
+        BTreeMap::from(pairs).into()
+    }
+}
+
+impl std::ops::Index<&str> for Meta {
+    type Output = String;
+    fn index(&self, key: &str) -> &String {
+        self.get(key).unwrap_or_else(|| panic!("no meta key {key:?}"))
+    }
+}
+
+impl Serialize for Meta {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Meta {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Meta, D::Error> {
+        BTreeMap::<String, String>::deserialize(d).map(Meta::from)
+    }
 }
 
 /// Where an instance is reachable.

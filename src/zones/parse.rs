@@ -398,7 +398,7 @@ impl Cx<'_> {
             tags,
             weight,
             region,
-            meta,
+            meta: meta.into(),
             checks,
             policy: service.policy,
             source: Source::Zone(self.path.to_path_buf()),
@@ -623,7 +623,7 @@ check = { tcp = "192.168.1.21:8002", interval = "5s" }   # instance check replac
             tags: vec!["v2".into()],
             weight: 3,
             region: Some("us-east-1".into()),
-            meta: BTreeMap::from([("version".into(), "2.1.0".into())]),
+            meta: [("version".into(), "2.1.0".into())].into(),
             checks: vec![check_spec(
                 "payment-1",
                 CheckKind::Http {
@@ -641,7 +641,7 @@ check = { tcp = "192.168.1.21:8002", interval = "5s" }   # instance check replac
             id: "payment-2".into(),
             address: Address::Ip(Ipv4Addr::new(192, 168, 1, 21).into()),
             weight: 1,
-            meta: BTreeMap::new(),
+            meta: Default::default(),
             checks: vec![check_spec("payment-2", CheckKind::Tcp { target: "192.168.1.21:8002".into() }, 5)],
             ..base.clone()
         };

@@ -199,7 +199,7 @@ fn instance(v: &InstanceView) -> Instance {
         weight: i.weight,
         source,
         file,
-        meta: i.meta.clone(),
+        meta: i.meta.clone().into(),
         maintenance: v.health.maintenance.clone(),
         checks,
     }
