@@ -623,7 +623,7 @@ fn sized(
 ) -> Option<Family> {
     let mut distinct = std::collections::HashSet::new();
     let mut per = 0;
-    for &i in &set.members {
+    for &i in set.members.iter() {
         per = 2 + rec(&instances[i as usize])?.len();
         distinct.insert(&view.instance(i).instance.address);
     }

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use imbl::ordmap::DiffItem;
-use imbl::{HashMap as PersistentHashMap, OrdMap};
+use imbl::{HashMap as PersistentHashMap, OrdMap, OrdSet};
 
 use super::model::{Address, Health, Instance, ServicePolicy, Status, WhenNoneHealthy};
 use super::state::State;
@@ -112,9 +112,9 @@ pub struct Snapshot {
     by_id: OrdMap<Arc<str>, InstanceView>,
     /// Check id → (instance key, check index).
     checks: PersistentHashMap<Arc<str>, (Arc<str>, u32)>,
-    /// Instance address → the keys of the instances registered at it, in id order, for reverse
-    /// (PTR) lookups.
-    by_address: PersistentHashMap<IpAddr, Arc<[Arc<str>]>>,
+    /// (instance address, instance key), for reverse (PTR) lookups: a set in address order, so
+    /// that an address's instances are a range, in id order.
+    by_address: OrdSet<(IpAddr, Arc<str>)>,
     /// Lowercase host name → addresses, for instances registered with a host name.
     resolved: Arc<HashMap<String, Arc<[IpAddr]>>>,
     /// How many services carry each lowercase region and tag: `<region>.D` and
@@ -150,13 +150,36 @@ pub struct ServiceView {
 #[derive(Debug)]
 struct ServiceNames {
     all: RegionSplit,
-    by_tag: BTreeMap<String, RegionSplit>,
+    by_tag: SmallMap<RegionSplit>,
 }
 
 #[derive(Debug)]
 struct RegionSplit {
     any: u32,
-    by_region: BTreeMap<String, u32>,
+    by_region: SmallMap<u32>,
+}
+
+/// A map sorted by key, for the few tags and regions of one service: a `BTreeMap` allocates
+/// room for eleven entries even for one, and there is one per service.
+#[derive(Debug)]
+struct SmallMap<V>(Box<[(Box<str>, V)]>);
+
+impl<V> SmallMap<V> {
+    fn get(&self, key: &str) -> Option<&V> {
+        self.0.binary_search_by(|(k, _)| (**k).cmp(key)).ok().map(|i| &self.0[i].1)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&str, &V)> {
+        self.0.iter().map(|(k, v)| (&**k, v))
+    }
+}
+
+impl<V> FromIterator<(String, V)> for SmallMap<V> {
+    fn from_iter<I: IntoIterator<Item = (String, V)>>(iter: I) -> Self {
+        let mut pairs: Vec<(Box<str>, V)> = iter.into_iter().map(|(k, v)| (k.into_boxed_str(), v)).collect();
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        SmallMap(pairs.into())
+    }
 }
 
 /// One DNS name of a service, for those who index every name (the DNS fast path).
@@ -188,8 +211,9 @@ pub struct NameEntry {
 /// The instances one (name, type) answers, and where its rotation stands.
 #[derive(Debug)]
 pub struct AnswerSet {
-    /// Indexes into `ServiceView::instances`.
-    pub members: Vec<u32>,
+    /// Indexes into `ServiceView::instances`; shared by the sets of a name that have the same
+    /// members (SRV, TXT, and usually one address family).
+    pub members: Arc<[u32]>,
     schedule: Schedule,
     /// Queries answered so far; carried over from the previous snapshot so that a registry
     /// change does not restart everyone's rotation at the first instance.
@@ -197,26 +221,32 @@ pub struct AnswerSet {
 }
 
 /// Which member comes first for the k-th query.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Schedule {
     /// Equal weights: member k mod n.
     Uniform,
     /// Smooth weighted round-robin, precomputed over one period of Σw queries.
-    Weighted(Vec<u32>),
+    Weighted(Arc<[u32]>),
+}
+
+impl Schedule {
+    fn new(weights: impl Iterator<Item = u32>) -> Schedule {
+        let weights: Vec<u64> = weights.map(|w| u64::from(w.max(1))).collect();
+        if weights.windows(2).all(|w| w[0] == w[1]) {
+            Schedule::Uniform
+        } else {
+            Schedule::Weighted(smooth_weighted_schedule(&weights).into())
+        }
+    }
 }
 
 /// The largest weighted period kept in memory; larger weight sums are scaled down to it.
 const MAX_PERIOD: u64 = 1 << 16;
 
 impl AnswerSet {
+    #[cfg(test)]
     fn new(members: Vec<u32>, weights: impl Iterator<Item = u32>, carried: u64) -> Self {
-        let weights: Vec<u64> = weights.map(|w| u64::from(w.max(1))).collect();
-        let schedule = if weights.windows(2).all(|w| w[0] == w[1]) {
-            Schedule::Uniform
-        } else {
-            Schedule::Weighted(smooth_weighted_schedule(&weights))
-        };
-        AnswerSet { members, schedule, counter: AtomicU64::new(carried) }
+        AnswerSet { members: members.into(), schedule: Schedule::new(weights), counter: AtomicU64::new(carried) }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -428,10 +458,7 @@ impl Snapshot {
             self.checks.insert(Arc::from(c.id.as_str()), (view.key.clone(), i as u32));
         }
         if let Address::Ip(ip) = view.instance.address {
-            let mut keys: Vec<Arc<str>> = self.by_address.get(&ip).map(|k| k.to_vec()).unwrap_or_default();
-            let at = keys.binary_search(&view.key).unwrap_or_else(|at| at);
-            keys.insert(at, view.key.clone());
-            self.by_address.insert(ip, keys.into());
+            self.by_address.insert((ip, view.key.clone()));
         }
     }
 
@@ -442,15 +469,8 @@ impl Snapshot {
                 self.checks.remove(c.id.as_str());
             }
         }
-        if let Address::Ip(ip) = view.instance.address
-            && let Some(keys) = self.by_address.get(&ip)
-        {
-            let keys: Vec<Arc<str>> = keys.iter().filter(|k| **k != view.key).cloned().collect();
-            if keys.is_empty() {
-                self.by_address.remove(&ip);
-            } else {
-                self.by_address.insert(ip, keys.into());
-            }
+        if let Address::Ip(ip) = view.instance.address {
+            self.by_address.remove(&(ip, view.key.clone()));
         }
     }
 
@@ -530,7 +550,10 @@ impl Snapshot {
 
     /// The instances registered at this address, in id order.
     pub fn at_address(&self, ip: IpAddr) -> impl Iterator<Item = &InstanceView> {
-        self.by_address.get(&ip).into_iter().flat_map(|keys| keys.iter()).filter_map(|k| self.by_id.get(k))
+        self.by_address
+            .range((ip, Arc::<str>::from(""))..)
+            .take_while(move |(at, _)| *at == ip)
+            .filter_map(|(_, key)| self.by_id.get(key))
     }
 
     /// Every instance, in id order.
@@ -624,6 +647,7 @@ impl ServiceView {
         };
         let all = split(&members, None);
         let by_tag = tag_members.iter().map(|(t, sub)| (t.clone(), split(sub, Some(t)))).collect();
+        entries.shrink_to_fit();
 
         let mut counts = Counts::default();
         let (mut regions, mut hosts) = (BTreeSet::new(), BTreeSet::new());
@@ -680,8 +704,8 @@ impl ServiceView {
     /// Every name form of the service, with its entry's position.
     pub fn name_forms(&self) -> impl Iterator<Item = NameForm<'_>> {
         let service = &*self.key;
-        let splits = std::iter::once((None, &self.names.all))
-            .chain(self.names.by_tag.iter().map(|(t, s)| (Some(t.as_str()), s)));
+        let splits =
+            std::iter::once((None, &self.names.all)).chain(self.names.by_tag.iter().map(|(t, s)| (Some(t), s)));
         splits.flat_map(move |(tag, split)| {
             let any = NameForm { service, tag, region: None, index: split.any };
             std::iter::once(any).chain(split.by_region.iter().map(move |(r, &index)| NameForm {
@@ -737,8 +761,13 @@ impl NameEntry {
             answerable =
                 subset.iter().copied().filter(|&i| instances[i as usize].status != Status::Maintenance).collect();
         }
-        let family = |want_v4: bool| -> Vec<u32> {
-            answerable
+        let schedule = |members: &[u32]| Schedule::new(members.iter().map(|&i| instances[i as usize].instance.weight));
+        let all_schedule = schedule(&answerable);
+        let all = (Arc::<[u32]>::from(answerable), all_schedule);
+        // A family with every answerable instance (the usual case) shares their list.
+        let family = |want_v4: bool| -> (Arc<[u32]>, Schedule) {
+            let members: Vec<u32> = all
+                .0
                 .iter()
                 .copied()
                 .filter(|&i| match &instances[i as usize].instance.address {
@@ -748,21 +777,26 @@ impl NameEntry {
                         .get(&h.to_ascii_lowercase())
                         .is_some_and(|a| a.iter().any(|ip| ip.is_ipv4() == want_v4)),
                 })
-                .collect()
+                .collect();
+            if members.len() == all.0.len() {
+                all.clone()
+            } else {
+                let s = schedule(&members);
+                (members.into(), s)
+            }
         };
-        let set = |members: Vec<u32>, pick: fn(&NameEntry) -> &AnswerSet| {
+        let set = |(members, schedule): (Arc<[u32]>, Schedule), pick: fn(&NameEntry) -> &AnswerSet| {
             let pos = carried.map(|c| pick(c).position()).unwrap_or(0);
-            let weights: Vec<u32> = members.iter().map(|&i| instances[i as usize].instance.weight).collect();
-            AnswerSet::new(members, weights.into_iter(), pos)
+            AnswerSet { members, schedule, counter: AtomicU64::new(pos) }
         };
         NameEntry {
             ttl: eff.ttl,
             answer_limit: eff.answer_limit,
             v4: set(family(true), |e| &e.v4),
             v6: set(family(false), |e| &e.v6),
-            srv: set(answerable.clone(), |e| &e.srv),
-            srv_rfc2782: set(answerable.clone(), |e| &e.srv_rfc2782),
-            txt: set(answerable, |e| &e.txt),
+            srv: set(all.clone(), |e| &e.srv),
+            srv_rfc2782: set(all.clone(), |e| &e.srv_rfc2782),
+            txt: set(all, |e| &e.txt),
         }
     }
 }
