@@ -235,6 +235,7 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
     let forwarder = Arc::new(dns::Forwarder::new(&config.forward, &dns_addrs));
     // Host-name addresses resolve through the same upstreams.
     tracker.spawn(crate::hosts::run(registry.clone(), forwarder.clone(), token.clone()));
+    tracker.spawn(crate::metrics::upkeep(token.clone()));
     let handler = Handler::new(registry.clone(), zone, config.dns.udp_max_payload)
         .with_forwarder(forwarder)
         .with_regions(regions);

@@ -3,10 +3,15 @@
 //! Prometheus style: `_total` counters, `_seconds` histograms, plain gauges.
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio_util::sync::CancellationToken;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// How often recorded histogram samples are folded into their buckets.
+const UPKEEP: Duration = Duration::from_secs(5);
 
 /// Installs the recorder (once per process; later calls return the same handle).
 pub fn install() -> &'static PrometheusHandle {
@@ -30,6 +35,21 @@ pub fn render() -> String {
     let handle = install();
     handle.run_upkeep();
     handle.render()
+}
+
+/// Folds recorded histogram samples into their buckets every few seconds until `token` is
+/// cancelled. The recorder keeps each sample until asked to fold them (a scrape, or this):
+/// without it, a server that nobody scrapes keeps every sampled DNS answer time in memory,
+/// about 100 KB/s under full load.
+pub async fn upkeep(token: CancellationToken) {
+    let handle = install();
+    let mut tick = tokio::time::interval(UPKEEP);
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tick.tick() => handle.run_upkeep(),
+        }
+    }
 }
 
 /// Counts one hit of a bound (`signpost_limit_hits_total{limit}`): a query dropped, a
