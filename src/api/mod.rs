@@ -152,6 +152,7 @@ fn router(api: Shared) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(api.clone(), writes::authorize));
     let reads = Router::new()
         .route("/v1/agent/services", get(reads::agent_services))
+        .route("/v1/agent/service/{id}", get(reads::agent_service))
         .route("/v1/agent/checks", get(reads::agent_checks))
         .route("/v1/agent/health/service/name/{name}", get(reads::agent_health_by_name))
         .route("/v1/catalog/services", get(reads::catalog_services))

@@ -18,7 +18,7 @@ use serde::Serialize;
 use super::{ApiError, Params, Shared};
 use crate::duration::format as fmt_duration;
 use crate::registry::model::{CheckKind, CheckSpec, CheckState, Meta, Status};
-use crate::registry::{InstanceView, Snapshot};
+use crate::registry::{InstanceView, RegistryError, Snapshot};
 
 /// A blocking query's wait when `?wait=` is absent, and its cap (Consul's figures).
 const DEFAULT_WAIT: Duration = Duration::from_secs(5 * 60);
@@ -29,6 +29,12 @@ const MAX_WAIT: Duration = Duration::from_secs(10 * 60);
 async fn snapshot(api: &Shared, params: &Params) -> Result<Arc<Snapshot>, ApiError> {
     let Some(index) = params.get("index") else { return Ok(api.registry.snapshot()) };
     let index: u64 = index.parse().map_err(|_| ApiError::bad_request(format!("index: {index:?} is not a number")))?;
+    block(api, params, |snap| snap.version > index).await
+}
+
+/// Waits until `ready` holds for the published snapshot, or `?wait=` ends, or shutdown begins,
+/// and returns the snapshot of that moment. Blocking by index and by content hash share this.
+async fn block(api: &Shared, params: &Params, ready: impl Fn(&Snapshot) -> bool) -> Result<Arc<Snapshot>, ApiError> {
     let wait = match params.get("wait") {
         None | Some("") => DEFAULT_WAIT,
         Some(w) => crate::duration::parse(w).map_err(|e| ApiError::bad_request(format!("wait: {e}")))?,
@@ -40,7 +46,13 @@ async fn snapshot(api: &Shared, params: &Params) -> Result<Arc<Snapshot>, ApiErr
     let deadline = tokio::time::sleep(wait.min(MAX_WAIT));
     tokio::pin!(deadline);
     let mut version = api.registry.subscribe();
-    while *version.borrow_and_update() <= index {
+    loop {
+        // Marked seen before the snapshot is read: a version published after the read wakes us.
+        version.borrow_and_update();
+        let snap = api.registry.snapshot();
+        if ready(&snap) {
+            return Ok(snap);
+        }
         tokio::select! {
             changed = version.changed() => if changed.is_err() { break },
             _ = &mut deadline => break,
@@ -309,6 +321,53 @@ pub async fn agent_services(State(api): State<Shared>, Query(p): Query<Params>) 
     let r = Render::new(&api);
     let body: BTreeMap<&str, ServiceJson> = snap.instances().map(|v| (v.instance.id.as_str(), r.service(v))).collect();
     Ok(answer(&snap, StatusCode::OK, body))
+}
+
+/// One instance as `/v1/agent/services` shows it, plus Consul's `ContentHash` of that
+/// definition. Clients block on this endpoint by hash (`?hash=H&wait=`), not by index: the
+/// answer comes once the definition no longer hashes to H.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct AgentService<'a> {
+    #[serde(flatten)]
+    service: ServiceJson<'a>,
+    content_hash: String,
+}
+
+/// The hash Consul clients hand back in `?hash=`. Only this process compares it with a later
+/// one, so std's hasher (fixed keys, not stable across Rust releases) is enough; a client that
+/// brings a hash from another build just gets an answer at once.
+fn content_hash(service: &ServiceJson) -> String {
+    use std::hash::Hasher;
+    let mut h = std::hash::DefaultHasher::new();
+    h.write(&serde_json::to_vec(service).unwrap_or_default());
+    format!("{:x}", h.finish())
+}
+
+/// 404 for an id never registered (or gone), at once even when blocking, as Consul does. Ids
+/// match case-insensitively, as on the write endpoints.
+pub async fn agent_service(
+    State(api): State<Shared>,
+    Path(id): Path<String>,
+    Query(p): Query<Params>,
+) -> Result<Response, ApiError> {
+    let key = crate::registry::id_key(&id);
+    let r = Render::new(&api);
+    let snap = match p.get("hash") {
+        Some(hash) if !hash.is_empty() => {
+            let changed = |snap: &Snapshot| snap.instance(&key).is_none_or(|v| content_hash(&r.service(v)) != hash);
+            block(&api, &p, changed).await?
+        }
+        _ => snapshot(&api, &p).await?,
+    };
+    let Some(view) = snap.instance(&key) else { return Err(RegistryError::UnknownInstance(id).into()) };
+    let service = r.service(view);
+    let content_hash = content_hash(&service);
+    let mut response = answer(&snap, StatusCode::OK, AgentService { service, content_hash: content_hash.clone() });
+    if let Ok(v) = HeaderValue::from_str(&content_hash) {
+        response.headers_mut().insert("x-consul-contenthash", v);
+    }
+    Ok(response)
 }
 
 pub async fn agent_checks(State(api): State<Shared>, Query(p): Query<Params>) -> Result<Response, ApiError> {

@@ -11,31 +11,31 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     http_client()
 }
 
 /// A response's status, `X-Consul-Index` (0 when absent) and body text.
-struct Answer {
-    status: StatusCode,
-    index: u64,
-    text: String,
+pub(crate) struct Answer {
+    pub status: StatusCode,
+    pub index: u64,
+    pub text: String,
 }
 
 impl Answer {
-    fn json(&self) -> Value {
+    pub fn json(&self) -> Value {
         serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
     }
 }
 
-async fn send(req: reqwest::RequestBuilder) -> Answer {
+pub(crate) async fn send(req: reqwest::RequestBuilder) -> Answer {
     let r = req.send().await.expect("the API answers");
     let status = r.status();
     let index = r.headers().get("x-consul-index").map_or(0, |v| v.to_str().unwrap().parse().unwrap());
     Answer { status, index, text: r.text().await.unwrap() }
 }
 
-async fn put(s: &TestServer, path: &str, body: Option<Value>) -> Answer {
+pub(crate) async fn put(s: &TestServer, path: &str, body: Option<Value>) -> Answer {
     let req = client().put(s.url(path));
     send(match body {
         Some(b) => req.body(b.to_string()),
@@ -44,17 +44,17 @@ async fn put(s: &TestServer, path: &str, body: Option<Value>) -> Answer {
     .await
 }
 
-async fn get(s: &TestServer, path: &str) -> Answer {
+pub(crate) async fn get(s: &TestServer, path: &str) -> Answer {
     send(client().get(s.url(path))).await
 }
 
 /// Registers and insists on Consul's success answer: exactly 200 with an empty body.
-async fn register(s: &TestServer, body: Value) {
+pub(crate) async fn register(s: &TestServer, body: Value) {
     let a = put(s, "/v1/agent/service/register", Some(body.clone())).await;
     assert_eq!((a.status, a.text.as_str()), (StatusCode::OK, ""), "registering {body}");
 }
 
-async fn ok_put(s: &TestServer, path: &str) {
+pub(crate) async fn ok_put(s: &TestServer, path: &str) {
     let a = put(s, path, None).await;
     assert_eq!((a.status, a.text.as_str()), (StatusCode::OK, ""), "PUT {path}");
 }
@@ -74,7 +74,7 @@ async fn catalog(s: &TestServer) -> (Value, Value, (ResponseCode, Vec<String>)) 
     (services, checks, dns_a(s, "web.service.local.").await)
 }
 
-fn web(id: &str, ip: &str) -> Value {
+pub(crate) fn web(id: &str, ip: &str) -> Value {
     json!({"Name": "web", "ID": id, "Address": ip, "Port": 80})
 }
 

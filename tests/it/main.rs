@@ -3,6 +3,7 @@
 mod support;
 
 mod api;
+mod api_reads;
 mod binary;
 mod cli;
 mod clients;

@@ -1,0 +1,98 @@
+//! Consul reads beyond the catalog ones in api.rs, against the real server: one instance's
+//! definition (`/v1/agent/service/ID`, with hash-based blocking).
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::api::{client, get, ok_put, register, send, web};
+use crate::support::*;
+
+/// `GET /v1/agent/service/ID` with its status, `X-Consul-ContentHash` and JSON body.
+async fn agent_service(s: &TestServer, query: &str) -> (StatusCode, String, Value) {
+    let r = client().get(s.url(&format!("/v1/agent/service/{query}"))).send().await.expect("the API answers");
+    let status = r.status();
+    let hash = r.headers().get("x-consul-contenthash").map_or("", |v| v.to_str().unwrap()).to_string();
+    let text = r.text().await.unwrap();
+    (status, hash, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+#[tokio::test]
+async fn agent_service_is_one_value_of_agent_services_with_its_content_hash() {
+    let s = server().start().await;
+    register(
+        &s,
+        json!({"Name": "web", "ID": "web-1", "Address": "10.0.0.1", "Port": 80, "Tags": ["v1"],
+               "Meta": {"version": "1.2"}, "Weights": {"Passing": 3, "Warning": 1}, "Check": {"TTL": "1m"}}),
+    )
+    .await;
+    register(&s, web("web-2", "10.0.0.2")).await;
+
+    let a = get(&s, "/v1/agent/service/web-1").await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(a.index >= 1, "reads carry X-Consul-Index");
+    let mut one = a.json();
+    let hash = one.as_object_mut().unwrap().remove("ContentHash").expect("a ContentHash");
+    assert_eq!(one, get(&s, "/v1/agent/services").await.json()["web-1"], "the same fields as in the map");
+    assert!(hash.as_str().is_some_and(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit())), "{hash}");
+
+    let (status, header, body) = agent_service(&s, "WEB-1").await;
+    assert_eq!((status, body["ID"].as_str()), (StatusCode::OK, Some("web-1")), "ids match case-insensitively");
+    assert_eq!((header.as_str(), &body["ContentHash"]), (hash.as_str().unwrap(), &hash), "and the header says it too");
+    assert_ne!(agent_service(&s, "web-2").await.1, header, "another definition, another hash");
+
+    // Health is not part of the definition.
+    ok_put(&s, "/v1/agent/check/pass/service:web-1").await;
+    assert_eq!(agent_service(&s, "web-1").await.1, header);
+
+    for path in ["/v1/agent/service/nope", "/v1/agent/service/nope?hash=abc&wait=10s"] {
+        let start = Instant::now();
+        let a = get(&s, path).await;
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "{path}: {}", a.text);
+        assert!(a.text.contains("nope") && !a.text.trim_end().contains('\n'), "one line naming the id: {}", a.text);
+        assert!(start.elapsed() < Duration::from_secs(2), "an unknown id does not block");
+    }
+}
+
+#[tokio::test]
+async fn agent_service_blocks_until_its_definition_changes() {
+    let s = server().start().await;
+    register(&s, web("web-1", "10.0.0.1")).await;
+    let (_, hash, _) = agent_service(&s, "web-1").await;
+
+    // Same hash: the answer comes at the wait, unchanged.
+    let start = Instant::now();
+    let (status, again, _) = agent_service(&s, &format!("web-1?hash={hash}&wait=200ms")).await;
+    let waited = start.elapsed();
+    assert_eq!((status, again.as_str()), (StatusCode::OK, hash.as_str()));
+    assert!(waited >= Duration::from_millis(190) && waited < Duration::from_secs(5), "waited {waited:?}");
+    // Another hash (a stale one): at once.
+    let start = Instant::now();
+    assert_eq!(agent_service(&s, "web-1?hash=0&wait=30s").await.1, hash);
+    assert!(start.elapsed() < Duration::from_secs(2));
+
+    let url = s.url(&format!("/v1/agent/service/web-1?hash={hash}&wait=30s"));
+    let blocked = tokio::spawn(async move { send(client().get(url)).await });
+    // Changes elsewhere, and to web-1's health, do not answer it.
+    register(&s, web("web-2", "10.0.0.2")).await;
+    ok_put(&s, "/v1/agent/service/maintenance/web-1?enable=true").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!blocked.is_finished(), "answered on a change that left web-1's definition alone");
+    register(&s, json!({"Name": "web", "ID": "web-1", "Address": "10.0.0.1", "Port": 8080})).await;
+    let a = tokio::time::timeout(DEADLINE, blocked).await.expect("answered on the change").unwrap();
+    assert_eq!((a.status, a.json()["Port"].as_u64()), (StatusCode::OK, Some(8080)));
+    assert_ne!(a.json()["ContentHash"], json!(hash));
+
+    // A deregistration answers a blocked query with 404.
+    let (_, hash, _) = agent_service(&s, "web-1").await;
+    let url = s.url(&format!("/v1/agent/service/web-1?hash={hash}&wait=30s"));
+    let blocked = tokio::spawn(async move { send(client().get(url)).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    ok_put(&s, "/v1/agent/service/deregister/web-1").await;
+    let a = tokio::time::timeout(DEADLINE, blocked).await.expect("answered on the deregistration").unwrap();
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+
+    let a = get(&s, "/v1/agent/service/web-2?hash=x&wait=5").await;
+    assert_eq!((a.status, a.text.starts_with("wait: invalid duration")), (StatusCode::BAD_REQUEST, true), "{}", a.text);
+}
