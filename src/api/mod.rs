@@ -159,6 +159,7 @@ fn router(api: Shared) -> Router {
         .route("/v1/catalog/service/{name}", get(reads::catalog_service))
         .route("/v1/health/service/{name}", get(reads::health_service))
         .route("/v1/health/checks/{name}", get(reads::health_checks))
+        .route("/v1/health/state/{state}", get(reads::health_state))
         .route("/v1/status/leader", get(reads::leader))
         .merge(ui::routes())
         // The routes above need the token when `[http] reads_need_token` says so; those below never.

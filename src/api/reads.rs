@@ -480,6 +480,35 @@ pub async fn health_checks(
     Ok(answer(&snap, StatusCode::OK, body))
 }
 
+/// The checks in one state, or every check for `any`, in `/v1/health/checks/NAME`'s shape. The
+/// states are Consul's: a maintenance check is one of the critical ones, as Consul shows it.
+pub async fn health_state(
+    State(api): State<Shared>,
+    Path(state): Path<String>,
+    Query(p): Query<Params>,
+) -> Result<Response, ApiError> {
+    let wanted = match state.as_str() {
+        "any" => None,
+        "passing" => Some(Status::Passing),
+        "warning" => Some(Status::Warning),
+        "critical" => Some(Status::Critical),
+        _ => {
+            return Err(ApiError::bad_request(format!(
+                "state: {state:?} is not one of any, passing, warning, critical"
+            )));
+        }
+    };
+    let snap = snapshot(&api, &p).await?;
+    let r = Render::new(&api);
+    let body: Vec<CheckJson> = snap
+        .instances()
+        .flat_map(|v| r.checks(v))
+        // On the rendered status, so that the maintenance check counts as the critical one it shows.
+        .filter(|c| wanted.is_none_or(|s| c.status == s.as_str()))
+        .collect();
+    Ok(answer(&snap, StatusCode::OK, body))
+}
+
 pub async fn leader(State(api): State<Shared>) -> Response {
     answer(&api.registry.snapshot(), StatusCode::OK, &api.leader)
 }

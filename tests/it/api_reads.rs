@@ -1,5 +1,6 @@
 //! Consul reads beyond the catalog ones in api.rs, against the real server: one instance's
-//! definition (`/v1/agent/service/ID`, with hash-based blocking).
+//! definition (`/v1/agent/service/ID`, with hash-based blocking) and the checks in a state
+//! (`/v1/health/state/STATE`).
 
 use std::time::{Duration, Instant};
 
@@ -95,4 +96,66 @@ async fn agent_service_blocks_until_its_definition_changes() {
 
     let a = get(&s, "/v1/agent/service/web-2?hash=x&wait=5").await;
     assert_eq!((a.status, a.text.starts_with("wait: invalid duration")), (StatusCode::BAD_REQUEST, true), "{}", a.text);
+}
+
+/// The check ids of a list of checks, in order.
+fn check_ids(checks: &Value) -> Vec<&str> {
+    checks.as_array().unwrap().iter().map(|c| c["CheckID"].as_str().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn health_state_lists_the_checks_in_a_state_in_health_checks_shape() {
+    let s = server().start().await;
+    let ttl = |id: &str, service: &str, status: &str| json!({"Name": service, "ID": id, "Address": "10.0.0.1", "Check": {"TTL": "1m", "Status": status}});
+    register(&s, ttl("web-1", "web", "passing")).await;
+    register(&s, ttl("web-2", "web", "critical")).await;
+    register(&s, ttl("db-1", "db", "passing")).await;
+    register(&s, web("web-3", "10.0.0.3")).await;
+    ok_put(&s, "/v1/agent/check/warn/service:db-1?note=slow").await;
+    ok_put(&s, "/v1/agent/service/maintenance/web-3?enable=true&reason=deploy").await;
+
+    for (state, want) in [
+        ("passing", vec!["service:web-1"]),
+        ("warning", vec!["service:db-1"]),
+        ("critical", vec!["service:web-2", "_service_maintenance:web-3"]),
+        ("any", vec!["service:db-1", "service:web-1", "service:web-2", "_service_maintenance:web-3"]),
+    ] {
+        let a = get(&s, &format!("/v1/health/state/{state}")).await;
+        assert_eq!(a.status, StatusCode::OK, "{state}: {}", a.text);
+        assert!(a.index >= 1, "{state}: reads carry X-Consul-Index");
+        assert_eq!(check_ids(&a.json()), want, "{state}");
+    }
+    // Each check exactly as /v1/health/checks/NAME shows it.
+    let web_checks = get(&s, "/v1/health/checks/web").await.json();
+    let critical = get(&s, "/v1/health/state/critical").await.json();
+    assert_eq!(critical.as_array().unwrap()[..], web_checks.as_array().unwrap()[1..]);
+    let warning = &get(&s, "/v1/health/state/warning").await.json()[0];
+    assert_eq!(warning, &get(&s, "/v1/health/checks/db").await.json()[0]);
+    assert_eq!((warning["Status"].as_str(), warning["Output"].as_str()), (Some("warning"), Some("slow")));
+
+    for state in ["maintenance", "Passing", "unknown", "bogus"] {
+        let a = get(&s, &format!("/v1/health/state/{state}")).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{state}: {}", a.text);
+        assert_eq!(a.text, format!("state: {state:?} is not one of any, passing, warning, critical"));
+    }
+}
+
+#[tokio::test]
+async fn health_state_blocks_until_the_catalog_changes() {
+    let s = server().start().await;
+    register(
+        &s,
+        json!({"Name": "web", "ID": "web-1", "Address": "10.0.0.1", "Check": {"TTL": "1m", "Status": "passing"}}),
+    )
+    .await;
+    let a = get(&s, "/v1/health/state/critical").await;
+    assert_eq!(a.json(), json!([]));
+    let url = s.url(&format!("/v1/health/state/critical?index={}&wait=30s", a.index));
+    let blocked = tokio::spawn(async move { send(client().get(url)).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    ok_put(&s, "/v1/agent/check/fail/service:web-1?note=down").await;
+    let b = tokio::time::timeout(DEADLINE, blocked).await.expect("answered on the change").unwrap();
+    assert!(b.index > a.index, "{} after {}", b.index, a.index);
+    assert_eq!(check_ids(&b.json()), ["service:web-1"]);
+    assert_eq!(b.json()[0]["Output"], "down");
 }
