@@ -5,9 +5,11 @@
 //!
 //! Writes become registry `Change`s (`writes.rs`, bodies decoded in `register.rs`) and answer
 //! once the change is durable and in the published snapshot, so a 200 is visible in the very
-//! next DNS answer. Reads (`reads.rs`) render the current `Snapshot`. Failures of either kind
-//! become HTTP answers in one place, `error.rs`.
+//! next DNS answer. Reads (`reads.rs`) render the current `Snapshot`; `/v1/agent/self`
+//! (`agent_self.rs`) describes this server. Failures of either kind become HTTP answers in one
+//! place, `error.rs`.
 
+mod agent_self;
 mod error;
 mod ops;
 mod reads;
@@ -96,8 +98,9 @@ impl ApiConfig {
 pub(crate) struct Api {
     registry: Registry,
     config: ApiConfig,
-    /// This listener's `ADDR:PORT`, for `/v1/status/leader`.
+    /// This listener's `ADDR:PORT`, for `/v1/status/leader`, and its port, for `/v1/agent/self`.
     leader: String,
+    port: u16,
     /// True once the app has started; `/readyz` also turns 503 once `shutdown` is cancelled.
     ready: Arc<AtomicBool>,
     shutdown: CancellationToken,
@@ -126,13 +129,12 @@ pub async fn serve(
     shutdown: CancellationToken,
     stop: CancellationToken,
 ) {
-    let leader = match listener.local_addr() {
-        Ok(a) => a.to_string(),
-        Err(_) => String::new(),
-    };
+    let local = listener.local_addr().ok();
+    let leader = local.map(|a| a.to_string()).unwrap_or_default();
+    let port = local.map_or(0, |a| a.port());
     let requests = Arc::new(tokio::sync::Semaphore::new(config.limits.max_concurrent_requests));
     let watchers = Arc::new(tokio::sync::Semaphore::new(config.limits.max_blocking_queries));
-    let api = Arc::new(Api { registry, config, leader, ready, shutdown, requests, watchers });
+    let api = Arc::new(Api { registry, config, leader, port, ready, shutdown, requests, watchers });
     let app = router(api).into_make_service_with_connect_info::<SocketAddr>();
     if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await {
         warn!(error = %e, "HTTP server stopped with an error");
@@ -161,6 +163,7 @@ fn router(api: Shared) -> Router {
         .route("/v1/health/checks/{name}", get(reads::health_checks))
         .route("/v1/health/state/{state}", get(reads::health_state))
         .route("/v1/status/leader", get(reads::leader))
+        .route("/v1/agent/self", get(agent_self::agent_self))
         .merge(ui::routes())
         // The routes above need the token when `[http] reads_need_token` says so; those below never.
         .route_layer(axum::middleware::from_fn_with_state(api.clone(), ui::authorize_read))

@@ -63,7 +63,7 @@ async fn block(api: &Shared, params: &Params, ready: impl Fn(&Snapshot) -> bool)
 }
 
 /// A JSON answer with Consul's query headers.
-fn answer(snapshot: &Snapshot, status: StatusCode, body: impl Serialize) -> Response {
+pub(super) fn answer(snapshot: &Snapshot, status: StatusCode, body: impl Serialize) -> Response {
     let mut response = (status, Json(body)).into_response();
     let h = response.headers_mut();
     h.insert("x-consul-index", HeaderValue::from(snapshot.version.max(1)));

@@ -1,6 +1,6 @@
 //! Consul reads beyond the catalog ones in api.rs, against the real server: one instance's
-//! definition (`/v1/agent/service/ID`, with hash-based blocking) and the checks in a state
-//! (`/v1/health/state/STATE`).
+//! definition (`/v1/agent/service/ID`, with hash-based blocking), the checks in a state
+//! (`/v1/health/state/STATE`) and the agent itself (`/v1/agent/self`).
 
 use std::time::{Duration, Instant};
 
@@ -158,4 +158,33 @@ async fn health_state_blocks_until_the_catalog_changes() {
     assert!(b.index > a.index, "{} after {}", b.index, a.index);
     assert_eq!(check_ids(&b.json()), ["service:web-1"]);
     assert_eq!(b.json()[0]["Output"], "down");
+}
+
+#[tokio::test]
+async fn agent_self_names_the_node_and_datacenter_the_catalog_reports() {
+    for (config, datacenter) in [("", "dc1"), ("[dns]\nregion = \"eu-west\"\n", "eu-west")] {
+        let s = server().config(config).start().await;
+        register(&s, web("web-1", "10.0.0.1")).await;
+        let node = &get(&s, "/v1/catalog/service/web").await.json()[0];
+
+        let a = get(&s, "/v1/agent/self").await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        assert!(a.index >= 1, "reads carry X-Consul-Index");
+        let me = a.json();
+        let c = &me["Config"];
+        assert_eq!((c["Datacenter"].as_str(), c["PrimaryDatacenter"].as_str()), (Some(datacenter), Some(datacenter)));
+        assert_eq!(c["Datacenter"], node["Datacenter"]);
+        assert_eq!(c["NodeName"], node["Node"]);
+        assert!(c["NodeName"].as_str().is_some_and(|n| !n.is_empty()));
+        assert_eq!(c["NodeID"], node["ID"]);
+        assert_eq!(c["Version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(c["Server"], true);
+
+        let m = &me["Member"];
+        assert_eq!((&m["Name"], &m["Addr"]), (&node["Node"], &node["Address"]));
+        let port: u16 = s.api.rsplit(':').next().unwrap().parse().unwrap();
+        assert_eq!((m["Port"].as_u64(), m["Status"].as_u64()), (Some(u64::from(port)), Some(1)));
+        // Go's consul/api decodes the answer as map[string]map[string]interface{}.
+        assert!(me.as_object().unwrap().values().all(Value::is_object), "{me}");
+    }
 }

@@ -199,7 +199,14 @@ async fn reads_need_the_token_only_when_configured() {
     let (status, html) = get_text(&s, "/ui").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(html.contains("name=\"token\"") && html.contains("action=\"/ui/login\""), "the page offers a token form");
-    for path in ["/ui/state", "/v1/agent/services", "/v1/catalog/services", "/v1/health/service/web"] {
+    for path in [
+        "/ui/state",
+        "/v1/agent/services",
+        "/v1/catalog/services",
+        "/v1/health/service/web",
+        "/v1/health/state/any",
+        "/v1/agent/self",
+    ] {
         assert_eq!(get_text(&s, path).await.0, StatusCode::FORBIDDEN, "{path}");
         let r = http_client().get(s.url(path)).header("X-Consul-Token", "s3cret").send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK, "{path} with the token");
