@@ -79,6 +79,16 @@ async function main() {
       .sort(),
   });
 
+  const self = await consul.agent.self();
+  const passing = await consul.health.state("passing");
+  await step("agent", {
+    node: self.Config.NodeName,
+    passing: passing
+      .filter((c) => c.ServiceName.startsWith(PREFIX))
+      .map((c) => c.CheckID)
+      .sort(),
+  });
+
   await consul.agent.service.deregister(`${web}-1`);
   await consul.agent.service.deregister({ id: `${api}-1` });
   await step("deregister", { result: [true, true] });

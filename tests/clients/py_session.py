@@ -78,6 +78,16 @@ def main():
         agent=sorted(k for k in agent if k.startswith(PREFIX)),
     )
 
+    me = c.agent.self()
+    _, passing = c.health.state("passing")
+    step(
+        "agent",
+        node=me["Config"]["NodeName"],
+        passing=sorted(ch["CheckID"] for ch in passing if ch["ServiceName"].startswith(PREFIX)),
+        service=c.agent.service_definition(f"{web}-1")["ID"],
+        unknown=c.agent.service_definition(f"{web}-nope"),
+    )
+
     step("deregister", result=[c.agent.service.deregister(f"{web}-1"), c.agent.service.deregister(f"{api}-1")])
 
     index, nodes = c.health.service(web)

@@ -136,6 +136,17 @@ async fn check_session(s: &TestServer, mut session: Session, p: &str, ip: &str, 
     assert_eq!(v["agent"], json!([format!("{p}-api-1"), format!("{p}-web-1")]));
     session.next().await;
 
+    let v = session.expect("agent").await;
+    let catalog: Value =
+        http_client().get(s.url(&format!("/v1/catalog/service/{p}-web"))).send().await.unwrap().json().await.unwrap();
+    assert_eq!(v["node"], catalog[0]["Node"], "agent.self() names the node the catalog does");
+    assert_eq!(v["passing"], json!([format!("service:{p}-api-1"), format!("service:{p}-web-1")]));
+    if p == "py" {
+        // node-consul has no call for one instance; py-consul answers None for an unknown id.
+        assert_eq!((&v["service"], &v["unknown"]), (&json!(format!("{p}-web-1")), &Value::Null));
+    }
+    session.next().await;
+
     assert_eq!(session.expect("deregister").await["result"], json!([true, true]));
     assert_eq!(a(s, &web).await.0, ResponseCode::NXDomain);
     assert_eq!(a(s, &api).await.0, ResponseCode::NXDomain);
