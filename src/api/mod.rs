@@ -14,6 +14,7 @@ mod error;
 mod ops;
 mod reads;
 mod register;
+mod render;
 mod ui;
 mod writes;
 

@@ -1,0 +1,256 @@
+//! Consul's JSON shapes for the read endpoints, rendered from snapshot views: services,
+//! checks (with their definitions), catalog entries and this server as Consul's one node.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::Shared;
+use crate::duration::format as fmt_duration;
+use crate::registry::InstanceView;
+use crate::registry::model::{CheckKind, CheckSpec, CheckState, Meta, Status};
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct ServiceJson<'a> {
+    #[serde(rename = "ID")]
+    id: &'a str,
+    service: &'a str,
+    tags: &'a [String],
+    meta: &'a Meta,
+    port: u16,
+    address: String,
+    weights: Weights,
+    enable_tag_override: bool,
+    datacenter: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct Weights {
+    passing: u32,
+    warning: u32,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct CheckJson<'a> {
+    node: &'a str,
+    #[serde(rename = "CheckID")]
+    pub(super) check_id: String,
+    name: &'a str,
+    pub(super) status: &'static str,
+    notes: &'a str,
+    output: &'a str,
+    #[serde(rename = "ServiceID")]
+    service_id: &'a str,
+    service_name: &'a str,
+    service_tags: &'a [String],
+    #[serde(rename = "Type")]
+    kind: &'static str,
+    interval: String,
+    timeout: String,
+    exposed_port: u16,
+    definition: Definition<'a>,
+}
+
+/// How a check probes, as Consul's `HealthCheckDefinition`. Durations are always valid Go
+/// duration strings (`"0s"` when unset): Go's consul/api fails to decode an empty one.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct Definition<'a> {
+    #[serde(rename = "HTTP")]
+    http: &'a str,
+    header: &'a BTreeMap<String, Vec<String>>,
+    method: &'a str,
+    #[serde(rename = "TLSSkipVerify")]
+    tls_skip_verify: bool,
+    #[serde(rename = "TCP")]
+    tcp: &'a str,
+    interval: String,
+    timeout: String,
+    deregister_critical_service_after: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct NodeJson<'a> {
+    #[serde(rename = "ID")]
+    id: &'a str,
+    node: &'a str,
+    address: &'a str,
+    datacenter: &'a str,
+    tagged_addresses: BTreeMap<&'a str, &'a str>,
+    meta: BTreeMap<&'a str, &'a str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct CatalogJson<'a> {
+    #[serde(rename = "ID")]
+    id: &'a str,
+    node: &'a str,
+    address: &'a str,
+    datacenter: &'a str,
+    tagged_addresses: BTreeMap<&'a str, &'a str>,
+    node_meta: BTreeMap<&'a str, &'a str>,
+    service_kind: &'a str,
+    #[serde(rename = "ServiceID")]
+    service_id: &'a str,
+    service_name: &'a str,
+    service_tags: &'a [String],
+    service_address: String,
+    service_weights: Weights,
+    service_meta: &'a Meta,
+    service_port: u16,
+    service_enable_tag_override: bool,
+}
+
+/// Renders instances in the shapes above, as this server's node.
+pub(super) struct Render<'a> {
+    node: &'a str,
+    address: &'a str,
+    datacenter: &'a str,
+}
+
+impl<'a> Render<'a> {
+    pub(super) fn new(api: &'a Shared) -> Render<'a> {
+        let c = &api.config;
+        Render { node: &c.node, address: &c.node_address, datacenter: &c.datacenter }
+    }
+
+    pub(super) fn service(&self, v: &'a InstanceView) -> ServiceJson<'a> {
+        let i = &v.instance;
+        ServiceJson {
+            id: &i.id,
+            service: &i.service,
+            tags: &i.tags,
+            meta: &i.meta,
+            port: i.port,
+            address: i.address.to_string(),
+            weights: Weights { passing: i.weight, warning: 1 },
+            enable_tag_override: false,
+            datacenter: self.datacenter,
+        }
+    }
+
+    pub(super) fn node(&self) -> NodeJson<'a> {
+        NodeJson {
+            id: "",
+            node: self.node,
+            address: self.address,
+            datacenter: self.datacenter,
+            tagged_addresses: [("lan", self.address), ("wan", self.address)].into(),
+            meta: BTreeMap::new(),
+        }
+    }
+
+    pub(super) fn catalog(&self, v: &'a InstanceView) -> CatalogJson<'a> {
+        let i = &v.instance;
+        CatalogJson {
+            id: "",
+            node: self.node,
+            address: self.address,
+            datacenter: self.datacenter,
+            tagged_addresses: [("lan", self.address), ("wan", self.address)].into(),
+            node_meta: BTreeMap::new(),
+            service_kind: "",
+            service_id: &i.id,
+            service_name: &i.service,
+            service_tags: &i.tags,
+            service_address: i.address.to_string(),
+            service_weights: Weights { passing: i.weight, warning: 1 },
+            service_meta: &i.meta,
+            service_port: i.port,
+            service_enable_tag_override: false,
+        }
+    }
+
+    /// An instance's checks; maintenance shows as Consul shows it, a critical check named
+    /// `_service_maintenance:<id>`, first.
+    pub(super) fn checks(&self, v: &'a InstanceView) -> Vec<CheckJson<'a>> {
+        let i = &v.instance;
+        let base = |check_id: String, name: &'a str, status: Status, kind: &'static str| CheckJson {
+            node: self.node,
+            check_id,
+            name,
+            status: status.as_str(),
+            notes: "",
+            output: "",
+            service_id: &i.id,
+            service_name: &i.service,
+            service_tags: &i.tags,
+            kind,
+            interval: String::new(),
+            timeout: String::new(),
+            exposed_port: 0,
+            definition: definition(None),
+        };
+        let mut out = Vec::with_capacity(i.checks.len() + 1);
+        if let Some(reason) = &v.health.maintenance {
+            let mut c = base(
+                format!("_service_maintenance:{}", i.id),
+                "Service Maintenance Mode",
+                Status::Critical,
+                "maintenance",
+            );
+            c.notes = reason;
+            out.push(c);
+        }
+        for (spec, state) in i.checks.iter().zip(&v.health.checks) {
+            out.push(self.check(base(spec.id.clone(), &spec.name, state.status, kind(spec)), spec, state));
+        }
+        out
+    }
+
+    pub(super) fn check(&self, mut c: CheckJson<'a>, spec: &'a CheckSpec, state: &'a CheckState) -> CheckJson<'a> {
+        c.output = &state.output;
+        if !matches!(spec.kind, CheckKind::Ttl { .. }) {
+            c.interval = fmt_duration(spec.interval);
+            c.timeout = fmt_duration(spec.timeout);
+        }
+        c.definition = definition(Some(spec));
+        c
+    }
+}
+
+pub(super) fn kind(spec: &CheckSpec) -> &'static str {
+    match spec.kind {
+        CheckKind::Http { .. } => "http",
+        CheckKind::Tcp { .. } => "tcp",
+        CheckKind::Ttl { .. } => "ttl",
+    }
+}
+
+/// The definition of a check; `None` (the maintenance check) and TTL checks probe nothing.
+pub(super) fn definition(spec: Option<&CheckSpec>) -> Definition<'_> {
+    static NO_HEADERS: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let zero = || fmt_duration(Duration::ZERO);
+    let mut d = Definition {
+        http: "",
+        header: &NO_HEADERS,
+        method: "",
+        tls_skip_verify: false,
+        tcp: "",
+        interval: zero(),
+        timeout: zero(),
+        deregister_critical_service_after: zero(),
+    };
+    let Some(spec) = spec else { return d };
+    d.deregister_critical_service_after = spec.deregister_after.map_or_else(zero, fmt_duration);
+    match &spec.kind {
+        CheckKind::Http { url, method, headers, tls_skip_verify } => {
+            (d.http, d.method, d.header, d.tls_skip_verify) = (url, method, headers, *tls_skip_verify);
+        }
+        CheckKind::Tcp { target } => d.tcp = target,
+        CheckKind::Ttl { .. } => return d,
+    }
+    (d.interval, d.timeout) = (fmt_duration(spec.interval), fmt_duration(spec.timeout));
+    d
+}
+
+/// Returns true if the instance carries every tag asked for (case-insensitively, like DNS).
+pub(super) fn has_tags(v: &InstanceView, wanted: &[&str]) -> bool {
+    wanted.iter().all(|w| v.instance.tags.iter().any(|t| t.eq_ignore_ascii_case(w)))
+}
