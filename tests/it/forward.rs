@@ -324,6 +324,31 @@ async fn names_in_the_domain_never_reach_the_upstream() {
     assert_eq!(up.log.total(), 1);
 }
 
+/// The value of `signpost_dns_forwarded_total{outcome}` in the server's `/metrics` (0 before
+/// its first count). The recorder is shared by every server in this process, so tests compare
+/// before and after.
+async fn forwarded_count(s: &TestServer, outcome: &str) -> u64 {
+    let text = http_client().get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let series = format!("signpost_dns_forwarded_total{{outcome=\"{outcome}\"}} ");
+    text.lines().find_map(|l| l.strip_prefix(&series)).map_or(0, |v| v.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn forwarded_queries_are_counted_by_outcome() {
+    let up = upstream().await;
+    let s = forwarding(&[up.addr], "").await;
+    let before = forwarded_count(&s, "answered").await;
+    let m = ask(&s, Transport::Udp, "counted.example.com.", RecordType::A).await;
+    assert_forwarded(&m, ResponseCode::NXDomain, "an NXDOMAIN is an answer");
+    assert!(forwarded_count(&s, "answered").await > before, "answered by the upstream");
+
+    let down = forwarding(&[closed()], "upstream_timeout = \"300ms\"\n").await;
+    let before = forwarded_count(&down, "failed").await;
+    let m = ask(&down, Transport::Udp, "www.example.com.", RecordType::A).await;
+    assert_forwarded(&m, ResponseCode::ServFail, "no upstream");
+    assert!(forwarded_count(&down, "failed").await > before, "no upstream answered");
+}
+
 #[tokio::test]
 async fn an_upstream_that_is_down_is_servfail_within_the_timeout() {
     let (_held, silent) = silent();
