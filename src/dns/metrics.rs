@@ -19,19 +19,17 @@ const PROTOS: [&str; 2] = ["udp", "tcp"];
 /// The fast path records the duration of one query in this many.
 const DURATION_SAMPLE: u32 = 32;
 
-fn counters() -> &'static [Counter] {
-    static TABLE: OnceLock<Vec<Counter>> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        let qtypes = QTYPES.iter().map(|(_, n)| *n).chain(["other"]);
-        let mut out = Vec::new();
-        for qtype in qtypes {
-            for rcode in RCODES.iter().map(|(_, n)| *n).chain(["other"]) {
-                for proto in PROTOS {
-                    out.push(metrics::counter!("signpost_dns_queries_total", "qtype" => qtype, "rcode" => rcode, "proto" => proto));
-                }
-            }
-        }
-        out
+/// One counter per (qtype, rcode, proto), each registered on its first count: a series shows in
+/// `/metrics` once something happened to it, rather than a hundred and more zeros.
+fn counter(slot: usize) -> &'static Counter {
+    const SLOTS: usize = (QTYPES.len() + 1) * (RCODES.len() + 1) * PROTOS.len();
+    static TABLE: [OnceLock<Counter>; SLOTS] = [const { OnceLock::new() }; SLOTS];
+    TABLE[slot].get_or_init(|| {
+        let (proto, rest) = (slot % PROTOS.len(), slot / PROTOS.len());
+        let (rcode, qtype) = (rest % (RCODES.len() + 1), rest / (RCODES.len() + 1));
+        let qtype = QTYPES.get(qtype).map_or("other", |(_, n)| *n);
+        let rcode = RCODES.get(rcode).map_or("other", |(_, n)| *n);
+        metrics::counter!("signpost_dns_queries_total", "qtype" => qtype, "rcode" => rcode, "proto" => PROTOS[proto])
     })
 }
 
@@ -47,7 +45,7 @@ fn index(qtype: u16, rcode: u16, proto: Transport) -> usize {
 
 /// A query answered by the full handler.
 pub fn record(qtype: RecordType, rcode: ResponseCode, proto: Transport, took: Duration) {
-    counters()[index(u16::from(qtype), u16::from(rcode), proto)].increment(1);
+    counter(index(u16::from(qtype), u16::from(rcode), proto)).increment(1);
     metrics::histogram!("signpost_dns_query_duration_seconds").record(took);
 }
 
@@ -64,7 +62,7 @@ pub fn fast(query: &[u8], answer: &[u8]) {
     }
     let qtype = query.get(pos..pos + 2).map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
     let rcode = u16::from(answer[3] & 0x0F);
-    counters()[index(qtype, rcode, Transport::Udp)].increment(1);
+    counter(index(qtype, rcode, Transport::Udp)).increment(1);
 }
 
 /// Returns true for one call in `DURATION_SAMPLE` on this thread: the fast path times that one.
