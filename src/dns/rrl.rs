@@ -5,16 +5,21 @@
 //! query gets a bare truncated answer (TC=1: a real client retries over TCP, which a spoofer
 //! cannot) and the others get nothing. Clients in `exempt` (loopback by default) are never
 //! limited.
+//!
+//! The check runs on the DNS threads for every query, so it takes no lock: networks are counted
+//! in a fixed table of atomic slots, each holding the window it counts and the queries seen in
+//! it, updated with compare-and-swap. A fixed table is bounded by construction under a flood of
+//! spoofed networks; two networks hashed to one slot (keyed at random per process, so nobody can
+//! aim for a collision) share a budget, as BIND's hash buckets do.
 
-use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 
-/// Networks tracked at once; beyond this, windows that ended are forgotten, and if that is not
-/// enough, everything is (a flood from spoofed networks must not grow the table without bound).
+/// Networks tracked at once: the table's slots.
 const MAX_NETWORKS: usize = 65_536;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,19 +44,18 @@ pub struct Rrl {
     config: RrlConfig,
     /// Answers allowed per network per window.
     allowed: u64,
-    networks: Mutex<HashMap<IpAddr, Window>>,
-}
-
-struct Window {
-    start: Instant,
-    answered: u64,
-    limited: u64,
+    /// Windows are counted from here: window k is [epoch + k·window, epoch + (k+1)·window).
+    epoch: Instant,
+    hasher: std::collections::hash_map::RandomState,
+    /// Per slot: the window it counts (high 32 bits) and the queries seen in it (low 32 bits).
+    slots: Box<[AtomicU64]>,
 }
 
 impl Rrl {
     pub fn new(config: RrlConfig) -> Rrl {
         let allowed = (u64::from(config.responses_per_second) * config.window.as_millis() as u64 / 1000).max(1);
-        Rrl { config, allowed, networks: Mutex::new(HashMap::new()) }
+        let slots = (0..MAX_NETWORKS).map(|_| AtomicU64::new(0)).collect();
+        Rrl { config, allowed, epoch: Instant::now(), hasher: Default::default(), slots }
     }
 
     /// Decides about one query from `client`, counting it.
@@ -59,25 +63,37 @@ impl Rrl {
         if self.config.exempt.iter().any(|n| n.contains(&client)) {
             return Verdict::Answer;
         }
-        let key = network(client);
-        let mut networks = self.networks.lock().unwrap_or_else(|e| e.into_inner());
-        if networks.len() >= MAX_NETWORKS && !networks.contains_key(&key) {
-            networks.retain(|_, w| now.duration_since(w.start) < self.config.window);
-            if networks.len() >= MAX_NETWORKS {
-                networks.clear();
+        let slot = &self.slots[self.hasher.hash_one(network(client)) as usize % MAX_NETWORKS];
+        let window = self.window(now);
+        let mut current = slot.load(Ordering::Relaxed);
+        let seen = loop {
+            let seen =
+                if current >> 32 == window { (current & 0xFFFF_FFFF).saturating_add(1).min(0xFFFF_FFFF) } else { 1 };
+            match slot.compare_exchange_weak(current, window << 32 | seen, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => break seen,
+                Err(actual) => current = actual,
             }
-        }
-        let w = networks.entry(key).or_insert(Window { start: now, answered: 0, limited: 0 });
-        if now.duration_since(w.start) >= self.config.window {
-            *w = Window { start: now, answered: 0, limited: 0 };
-        }
-        if w.answered < self.allowed {
-            w.answered += 1;
+        };
+        if seen <= self.allowed {
             return Verdict::Answer;
         }
-        w.limited += 1;
+        let limited = seen - self.allowed;
         let slip = u64::from(self.config.slip);
-        if slip > 0 && w.limited.is_multiple_of(slip) { Verdict::Slip } else { Verdict::Drop }
+        if slip > 0 && limited.is_multiple_of(slip) { Verdict::Slip } else { Verdict::Drop }
+    }
+
+    /// The number of the window `now` falls in, as a slot keeps it (32 bits). Numbers start at
+    /// 1, so that a slot never used (0) counts no window.
+    fn window(&self, now: Instant) -> u64 {
+        let k = now.saturating_duration_since(self.epoch).as_nanos() / self.config.window.as_nanos().max(1);
+        (k as u64 + 1) & 0xFFFF_FFFF
+    }
+
+    /// How many networks are counted in the window open at `now`.
+    #[cfg(test)]
+    fn tracked(&self, now: Instant) -> usize {
+        let window = self.window(now);
+        self.slots.iter().filter(|s| s.load(Ordering::Relaxed) >> 32 == window).count()
     }
 }
 
@@ -165,7 +181,7 @@ mod tests {
         for i in 0..(MAX_NETWORKS as u32 + 10) {
             r.check(IpAddr::V4((i << 8).into()), now);
         }
-        assert!(r.networks.lock().unwrap().len() <= MAX_NETWORKS);
+        assert!(r.tracked(now) <= MAX_NETWORKS);
     }
 
     #[test]
