@@ -382,5 +382,5 @@ pub(crate) fn address_record(owner: &Name, ip: IpAddr, qtype: RecordType, ttl: u
 
 /// An instance's own name answers with its service's TTL.
 pub(crate) fn instance_ttl(snap: &Snapshot, view: &InstanceView) -> u32 {
-    snap.service_view(&view.service).map_or(5, |s| s.main().ttl)
+    snap.service_view(&view.service).map_or(5, |s| s.ttl())
 }

@@ -305,9 +305,10 @@ impl FastTable {
         &self.snap
     }
 
-    /// Answers `query` into `out` and returns the answer's length, or `None` if the full handler
-    /// must answer it. Advances the rotation of the name only when it answers.
-    pub fn answer(&self, query: &[u8], out: &mut Vec<u8>) -> Option<usize> {
+    /// Answers `query` into `out` (the whole answer, from its first byte) and returns the
+    /// question's type, for the query metrics; `None` if the full handler must answer it.
+    /// Advances the rotation of the name only when it answers.
+    pub fn answer(&self, query: &[u8], out: &mut Vec<u8>) -> Option<u16> {
         let mut q = parse(query)?;
         let mut key = [0u8; 255];
         let name = &query[12..12 + q.name_len];
@@ -335,7 +336,7 @@ impl FastTable {
         let (answers, additionals) = match what {
             None => {
                 let Some(w) = self.instance(key) else {
-                    return Some(self.negative(&q, out, RCODE_NXDOMAIN));
+                    return self.negative(&q, out, RCODE_NXDOMAIN);
                 };
                 if w.host() {
                     return None;
@@ -352,11 +353,11 @@ impl FastTable {
                         (1, 0)
                     }
                     Some(_) => return None,
-                    None => return Some(self.negative(&q, out, 0)),
+                    None => return self.negative(&q, out, 0),
                 }
             }
             Some(FastName::Slow | FastName::Service { slow: true, .. }) => return None,
-            Some(FastName::Exists) => return Some(self.negative(&q, out, 0)),
+            Some(FastName::Exists) => return self.negative(&q, out, 0),
             Some(FastName::Service { wire, entry, rfc2782, .. }) => {
                 let e = wire.view.entry(*entry);
                 let sizes = wire.entries[*entry as usize];
@@ -365,10 +366,10 @@ impl FastTable {
                     TYPE_AAAA => (&e.v6, sizes.aaaa?.size, sizes.aaaa?.dedup),
                     TYPE_SRV => (if *rfc2782 { &e.srv_rfc2782 } else { &e.srv }, sizes.srv?, false),
                     TYPE_TXT => (&e.txt, sizes.txt, false),
-                    _ => return Some(self.negative(&q, out, 0)),
+                    _ => return self.negative(&q, out, 0),
                 };
                 if set.is_empty() {
-                    return Some(self.negative(&q, out, 0));
+                    return self.negative(&q, out, 0);
                 }
                 if q.end + size + opt_len > limit {
                     return None; // The full handler truncates properly.
@@ -377,11 +378,9 @@ impl FastTable {
             }
         };
         finish(out, &q, 0, answers, 0, additionals);
-        Some(out.len())
+        Some(q.qtype)
     }
-}
 
-impl FastTable {
     /// The encoding of the instance `key` (a lowercase wire name inside the domain) names, if
     /// it is `<id>.instance.D` and the instance exists.
     fn instance(&self, key: &[u8]) -> Option<&InstanceWire> {
@@ -395,15 +394,24 @@ impl FastTable {
         let at = wire.view.instances.binary_search_by(|v| (*v.key).cmp(id)).ok()?;
         Some(&wire.instances[at])
     }
+
+    /// NXDOMAIN (`rcode` 3) or NODATA (0): no answers, the domain's SOA in authority.
+    fn negative(&self, q: &Question, out: &mut Vec<u8>, rcode: u8) -> Option<u16> {
+        // The domain is the question's last labels: point the SOA's owner at them.
+        let owner = 12 + q.name_len - self.shape.domain.len();
+        out.extend_from_slice(&(0xC000 | owner as u16).to_be_bytes());
+        out.extend_from_slice(&self.soa);
+        finish(out, q, rcode, 0, 1, 0);
+        Some(q.qtype)
+    }
 }
 
 impl ServiceWire {
     /// Encodes a service version; instances unchanged since `previous` keep their encoding, so
     /// a change to one instance of a large service encodes one instance.
     fn build(view: &Arc<ServiceView>, zone: &Zone, previous: Option<&ServiceWire>) -> ServiceWire {
-        // An instance's own name answers with its service's TTL.
-        let ttl = view.main().ttl;
-        let reusable = previous.filter(|p| p.view.main().ttl == ttl);
+        let ttl = view.ttl();
+        let reusable = previous.filter(|p| p.view.ttl() == ttl);
         let mut old = reusable.into_iter().flat_map(|p| p.view.instances.iter().zip(&p.instances)).peekable();
         let instances: Vec<InstanceWire> = view
             .instances
@@ -512,18 +520,6 @@ fn service_names(view: &ServiceView, regional: bool, mut f: impl FnMut(&[&str], 
         let mut rfc = vec![under_name.as_str(), under_tag.as_str(), "service"];
         rfc.extend(form.region);
         f(&rfc, meant(true), kind(true));
-    }
-}
-
-impl FastTable {
-    /// NXDOMAIN (`rcode` 3) or NODATA (0): no answers, the domain's SOA in authority.
-    fn negative(&self, q: &Question, out: &mut Vec<u8>, rcode: u8) -> usize {
-        // The domain is the question's last labels: point the SOA's owner at them.
-        let owner = 12 + q.name_len - self.shape.domain.len();
-        out.extend_from_slice(&(0xC000 | owner as u16).to_be_bytes());
-        out.extend_from_slice(&self.soa);
-        finish(out, q, rcode, 0, 1, 0);
-        out.len()
     }
 }
 
@@ -797,8 +793,8 @@ port = 1
             for (name, qtype) in cases {
                 for edns in [None, Some(1232)] {
                     let q = query(name, qtype, edns);
-                    let n = table.answer(&q, &mut out).unwrap_or_else(|| panic!("fast path declined {name} {qtype}"));
-                    let fast = Message::from_vec(&out[..n]).unwrap();
+                    table.answer(&q, &mut out).unwrap_or_else(|| panic!("fast path declined {name} {qtype}"));
+                    let fast = Message::from_vec(&out).unwrap();
                     let full = answer(&zone, &slow_snap, &Name::from_ascii(name).unwrap(), qtype, Transport::Udp, None);
                     let what = format!("round {round}: {name} {qtype} edns {edns:?}");
                     assert_eq!(fast.metadata.id, 4242, "{what}");
@@ -856,8 +852,8 @@ port = 1
         let table = FastTable::build(Arc::new(Snapshot::build(&state, &Defaults::default())), &zone(), false, 1232);
         let mut out = Vec::new();
         assert!(table.answer(&query("big.service.local.", RecordType::A, None), &mut out).is_none(), "over 512");
-        let n = table.answer(&query("big.service.local.", RecordType::A, Some(1232)), &mut out).unwrap();
-        assert_eq!(Message::from_vec(&out[..n]).unwrap().answers.len(), 40);
+        table.answer(&query("big.service.local.", RecordType::A, Some(1232)), &mut out).unwrap();
+        assert_eq!(Message::from_vec(&out).unwrap().answers.len(), 40);
         assert!(table.answer(&query("big.service.local.", RecordType::SRV, Some(1232)), &mut out).is_none());
     }
 
@@ -983,8 +979,8 @@ port = 1
             for name in &names {
                 for qtype in [RecordType::A, RecordType::AAAA, RecordType::SRV, RecordType::TXT] {
                     let q = query(name, qtype, Some(1232));
-                    let updated = table.answer(&q, &mut out).map(|n| records(&out[..n]));
-                    let built = fresh_table.answer(&q, &mut out).map(|n| records(&out[..n]));
+                    let updated = table.answer(&q, &mut out).map(|_| records(&out));
+                    let built = fresh_table.answer(&q, &mut out).map(|_| records(&out));
                     let full = answer(&zone, &fresh, &Name::from_ascii(name).unwrap(), qtype, Transport::Udp, None);
                     let full = (
                         full.rcode,

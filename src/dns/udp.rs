@@ -2,9 +2,9 @@
 //! fast path can answer on the spot, sends those answers in batches, and hands the rest to the
 //! full handler as async tasks of their own (the same `Handler` the TCP side uses), at most
 //! `max_slow_queries` at once: beyond that a query is dropped and counted, so that a flood of
-//! unusual queries cannot grow the task set without bound. hickory's own UDP loop spawns a task and builds a `Request` for every
-//! datagram, which costs more than the pre-encoded answer itself; this loop spends that only on
-//! unusual queries.
+//! unusual queries cannot grow the task set without bound. hickory's own UDP loop spawns a task
+//! and builds a `Request` for every datagram, which costs more than the pre-encoded answer
+//! itself; this loop spends that only on unusual queries.
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -144,11 +144,11 @@ impl Io {
                 }
                 let timed = super::metrics::sample().then(Instant::now);
                 match table.as_ref().and_then(|t| t.answer(query, &mut answers[answered])) {
-                    Some(_) => {
+                    Some(qtype) => {
                         if let Some(start) = timed {
                             super::metrics::fast_duration(start.elapsed());
                         }
-                        super::metrics::fast(query, &answers[answered]);
+                        super::metrics::fast(qtype, &answers[answered]);
                         to.push(addr);
                         answered += 1;
                     }
@@ -184,10 +184,8 @@ impl Io {
             Err(_) => 0,
         };
         for (answer, addr) in answers.iter().zip(to).skip(sent) {
-            if let Some(dst) = addr.as_ref().and_then(socket_addr)
-                && let Err(e) = self.socket.send_to(answer, dst)
-            {
-                debug!(error = %e, %dst, "UDP send failed");
+            if let Some(dst) = addr.as_ref().and_then(socket_addr) {
+                send(&self.socket, answer, dst);
             }
         }
     }
@@ -200,8 +198,8 @@ fn socket_addr(addr: &SockaddrStorage) -> Option<SocketAddr> {
     addr.as_sockaddr_in6().map(|v6| SocketAddr::V6(SocketAddrV6::from(*v6)))
 }
 
-/// One answer from the slow path. The socket is blocking, but with 4 MiB of send buffer a UDP
-/// send does not wait in practice, so an async task may call it.
+/// One answer, logged if it cannot go. The socket is blocking, but with 4 MiB of send buffer a
+/// UDP send does not wait in practice, so the slow path's async tasks may call it too.
 fn send(socket: &std::net::UdpSocket, bytes: &[u8], dst: SocketAddr) {
     if let Err(e) = socket.send_to(bytes, dst) {
         debug!(error = %e, %dst, "UDP send failed");

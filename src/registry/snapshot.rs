@@ -119,8 +119,8 @@ pub struct Snapshot {
     resolved: Arc<HashMap<String, Arc<[IpAddr]>>>,
     /// How many services carry each lowercase region and tag: `<region>.D` and
     /// `_<tag>.service.D` exist as empty non-terminals while some instance carries them.
-    regions: PersistentHashMap<Arc<str>, u32>,
-    tags: PersistentHashMap<Arc<str>, u32>,
+    regions: OrdMap<Arc<str>, u32>,
+    tags: OrdMap<Arc<str>, u32>,
     /// How many services have instances registered by each (lowercase) host name.
     hosts: OrdMap<Arc<str>, u32>,
     counts: Counts,
@@ -139,9 +139,7 @@ pub struct ServiceView {
     names: ServiceNames,
     /// Every DNS name's entry; `names` refers to them by position.
     entries: Vec<NameEntry>,
-    /// Lowercase, distinct.
-    regions: Vec<Arc<str>>,
-    tags: Vec<Arc<str>>,
+    /// The host names its instances are registered with: lowercase, distinct.
     hosts: Vec<Arc<str>>,
     counts: Counts,
 }
@@ -477,24 +475,10 @@ impl Snapshot {
     /// Adds (`sign` 1) or takes away (-1) what a service contributes to the counts.
     fn count(&mut self, view: &ServiceView, sign: i64) {
         self.counts.add(&view.counts, sign);
-        for (map, keys) in [(&mut self.regions, &view.regions), (&mut self.tags, &view.tags)] {
-            for k in keys {
-                let n = map.get(k).copied().unwrap_or(0) as i64 + sign;
-                if n > 0 {
-                    map.insert(k.clone(), n as u32);
-                } else {
-                    map.remove(k);
-                }
-            }
-        }
-        for k in &view.hosts {
-            let n = self.hosts.get(k).copied().unwrap_or(0) as i64 + sign;
-            if n > 0 {
-                self.hosts.insert(k.clone(), n as u32);
-            } else {
-                self.hosts.remove(k);
-            }
-        }
+        let (regions, tags) = view.regions_and_tags();
+        regions.for_each(|r| tally(&mut self.regions, r, sign));
+        tags.for_each(|t| tally(&mut self.tags, t, sign));
+        view.hosts.iter().for_each(|h| tally(&mut self.hosts, h, sign));
     }
 
     /// The services that differ between `older` and this snapshot, as (before, after); a
@@ -650,28 +634,22 @@ impl ServiceView {
         entries.shrink_to_fit();
 
         let mut counts = Counts::default();
-        let (mut regions, mut hosts) = (BTreeSet::new(), BTreeSet::new());
+        let mut hosts = BTreeSet::new();
         for v in &instances {
             counts.instances[v.status as usize] += 1;
             for c in &v.health.checks {
                 counts.checks[c.status as usize] += 1;
             }
-            if let Some(r) = &v.instance.region {
-                regions.insert(r.to_ascii_lowercase());
-            }
             if let Address::Host(h) = &v.instance.address {
                 hosts.insert(h.to_ascii_lowercase());
             }
         }
-        let shared = |set: BTreeSet<String>| set.into_iter().map(Arc::from).collect();
         ServiceView {
             key,
             instances,
             names: ServiceNames { all, by_tag },
             entries,
-            regions: shared(regions),
-            tags: shared(tag_members.into_keys().collect()),
-            hosts: shared(hosts),
+            hosts: hosts.into_iter().map(Arc::from).collect(),
             counts,
         }
     }
@@ -696,9 +674,10 @@ impl ServiceView {
         &self.instances[index as usize]
     }
 
-    /// The service's plain name entry: `<service>.service.D`.
-    pub fn main(&self) -> &NameEntry {
-        &self.entries[self.names.all.any as usize]
+    /// The service's TTL (its names' entries all share it), which its instances' own names
+    /// answer with too.
+    pub fn ttl(&self) -> u32 {
+        self.entries[self.names.all.any as usize].ttl
     }
 
     /// Every name form of the service, with its entry's position.
@@ -717,9 +696,9 @@ impl ServiceView {
         })
     }
 
-    /// The regions and tags the service's instances carry (lowercase).
+    /// The regions and tags the service's instances carry (lowercase): those its names split by.
     pub fn regions_and_tags(&self) -> (impl Iterator<Item = &str>, impl Iterator<Item = &str>) {
-        (self.regions.iter().map(|r| &**r), self.tags.iter().map(|t| &**t))
+        (self.names.all.by_region.iter().map(|(r, _)| r), self.names.by_tag.iter().map(|(t, _)| t))
     }
 }
 
@@ -733,6 +712,19 @@ impl ServiceNames {
             None => Some(split.any),
             Some(r) => split.by_region.get(r).copied(),
         }
+    }
+}
+
+/// Adds `sign` (1 or -1) to `key`'s count; a key whose count reaches 0 goes.
+fn tally(map: &mut OrdMap<Arc<str>, u32>, key: &str, sign: i64) {
+    let (key, n) = match map.get_key_value(key) {
+        Some((k, &n)) => (k.clone(), i64::from(n) + sign),
+        None => (Arc::from(key), sign),
+    };
+    if n > 0 {
+        map.insert(key, n as u32);
+    } else {
+        map.remove(&key);
     }
 }
 
