@@ -27,34 +27,52 @@ const MAX_WAIT: Duration = Duration::from_secs(10 * 60);
 /// The snapshot to answer from: the current one, or for a blocking query (`?index=N`) the first
 /// one past version N, or the current one when the wait ends or shutdown begins.
 async fn snapshot(api: &Shared, params: &Params) -> Result<Arc<Snapshot>, ApiError> {
-    let Some(index) = params.get("index") else { return Ok(api.registry.snapshot()) };
-    let index: u64 = index.parse().map_err(|_| ApiError::bad_request(format!("index: {index:?} is not a number")))?;
-    block(api, params, |snap| snap.version > index).await
+    let Some(index) = index_param(params)? else { return Ok(api.registry.snapshot()) };
+    let wait = wait_param(params, DEFAULT_WAIT, MAX_WAIT)?;
+    block(api, wait, api.registry.subscribe(), |snap| snap.version > index).await
 }
 
-/// Waits until `ready` holds for the published snapshot, or `?wait=` ends, or shutdown begins,
-/// and returns the snapshot of that moment. Blocking by index and by content hash share this.
-async fn block(api: &Shared, params: &Params, ready: impl Fn(&Snapshot) -> bool) -> Result<Arc<Snapshot>, ApiError> {
+/// `?index=N`, if given.
+pub(super) fn index_param(params: &Params) -> Result<Option<u64>, ApiError> {
+    params
+        .get("index")
+        .map(|i| i.parse().map_err(|_| ApiError::bad_request(format!("index: {i:?} is not a number"))))
+        .transpose()
+}
+
+/// `?wait=`: `default` when absent, at most `cap`.
+pub(super) fn wait_param(params: &Params, default: Duration, cap: Duration) -> Result<Duration, ApiError> {
     let wait = match params.get("wait") {
-        None | Some("") => DEFAULT_WAIT,
+        None | Some("") => default,
         Some(w) => crate::duration::parse(w).map_err(|e| ApiError::bad_request(format!("wait: {e}")))?,
     };
+    Ok(wait.min(cap))
+}
+
+/// Waits until `ready` holds for the published snapshot, looking again whenever `changes` moves,
+/// until `wait` ends or shutdown begins; returns the snapshot of that moment. Every blocking
+/// read shares this, and with it the bound on how many wait at once (`max_blocking_queries`).
+pub(super) async fn block(
+    api: &Shared,
+    wait: Duration,
+    mut changes: tokio::sync::watch::Receiver<u64>,
+    mut ready: impl FnMut(&Snapshot) -> bool,
+) -> Result<Arc<Snapshot>, ApiError> {
     let Ok(_watching) = api.watchers.clone().try_acquire_owned() else {
         crate::metrics::limit_hit("http_blocking_queries");
         return Err(ApiError::Busy("too many blocking queries waiting; try again shortly"));
     };
-    let deadline = tokio::time::sleep(wait.min(MAX_WAIT));
+    let deadline = tokio::time::sleep(wait);
     tokio::pin!(deadline);
-    let mut version = api.registry.subscribe();
     loop {
-        // Marked seen before the snapshot is read: a version published after the read wakes us.
-        version.borrow_and_update();
+        // Marked seen before the snapshot is read: a change published after the read wakes us.
+        changes.borrow_and_update();
         let snap = api.registry.snapshot();
         if ready(&snap) {
             return Ok(snap);
         }
         tokio::select! {
-            changed = version.changed() => if changed.is_err() { break },
+            changed = changes.changed() => if changed.is_err() { break },
             _ = &mut deadline => break,
             _ = api.shutdown.cancelled() => break,
         }
@@ -112,7 +130,7 @@ pub async fn agent_service(
     let snap = match p.get("hash") {
         Some(hash) if !hash.is_empty() => {
             let changed = |snap: &Snapshot| snap.instance(&key).is_none_or(|v| content_hash(&r.service(v)) != hash);
-            block(&api, &p, changed).await?
+            block(&api, wait_param(&p, DEFAULT_WAIT, MAX_WAIT)?, api.registry.subscribe(), changed).await?
         }
         _ => snapshot(&api, &p).await?,
     };

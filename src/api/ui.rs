@@ -14,7 +14,6 @@
 mod html;
 mod model;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Form;
@@ -27,14 +26,11 @@ use axum::routing::{get, post};
 use tracing::info;
 
 use super::writes::{presented, same};
-use super::{ApiError, Params, Shared};
+use super::{ApiError, Params, Shared, reads};
 use crate::registry::model::now_ms;
 
 /// Longest and default wait of a blocking `/ui/state` (the page asks for 30 s).
 const MAX_WAIT: Duration = Duration::from_secs(60);
-/// How often a waiting `/ui/state` looks for changes that do not bump the registry version
-/// (a check's output text, zone errors): the registry publishes those without a notification.
-const DETAIL_POLL: Duration = Duration::from_millis(250);
 const COOKIE: &str = "signpost_token";
 
 const CSS: &str = include_str!("ui/ui.css");
@@ -176,46 +172,21 @@ async fn page(State(api): State<Shared>, Query(p): Query<Params>) -> Response {
 /// registry passes version N, with `?hash=H` (the last answer's `hash`) until anything shown
 /// differs, at most `?wait=` (default and cap 60 s).
 async fn state(State(api): State<Shared>, Query(p): Query<Params>) -> Result<Response, ApiError> {
-    let index: Option<u64> = match p.get("index") {
-        None => None,
-        Some(i) => Some(i.parse().map_err(|_| ApiError::bad_request(format!("index: {i:?} is not a number")))?),
-    };
+    let index = reads::index_param(&p)?;
     let hash = p.get("hash").filter(|h| !h.is_empty());
-    let wait = match p.get("wait") {
-        None | Some("") => MAX_WAIT,
-        Some(w) => crate::duration::parse(w).map_err(|e| ApiError::bad_request(format!("wait: {e}")))?,
-    };
     let build = |snap: &crate::registry::Snapshot| model::Page::build(snap, &api.config.domain, now_ms());
-    let page = if index.is_none() && hash.is_none() {
-        build(&api.registry.snapshot())
+    let snap = if index.is_none() && hash.is_none() {
+        api.registry.snapshot()
     } else {
-        let deadline = tokio::time::sleep(wait.min(MAX_WAIT));
-        tokio::pin!(deadline);
-        let mut version = api.registry.subscribe();
-        let mut seen: Option<Arc<crate::registry::Snapshot>> = None;
-        loop {
-            version.borrow_and_update();
-            let snap = api.registry.snapshot();
-            if index.is_some_and(|i| snap.version > i) {
-                break build(&snap);
-            }
-            if let Some(h) = hash
-                && !seen.as_ref().is_some_and(|s| Arc::ptr_eq(s, &snap))
-            {
-                let page = build(&snap);
-                if page.hash != h {
-                    break page;
-                }
-                seen = Some(snap);
-            }
-            tokio::select! {
-                changed = version.changed() => if changed.is_err() { break build(&api.registry.snapshot()) },
-                _ = tokio::time::sleep(DETAIL_POLL), if hash.is_some() => {}
-                _ = &mut deadline => break build(&api.registry.snapshot()),
-                _ = api.shutdown.cancelled() => break build(&api.registry.snapshot()),
-            }
-        }
+        // Woken by every published snapshot, not only new versions: the page shows detail
+        // (checks' output, zone errors) that is not a catalog version.
+        let wait = reads::wait_param(&p, MAX_WAIT, MAX_WAIT)?;
+        reads::block(&api, wait, api.registry.subscribe_published(), |snap| {
+            index.is_some_and(|i| snap.version > i) || hash.is_some_and(|h| build(snap).hash != h)
+        })
+        .await?
     };
+    let page = build(&snap);
     let mut r = json(&page);
     let h = r.headers_mut();
     h.insert("x-consul-index", HeaderValue::from(page.index));

@@ -40,6 +40,7 @@ pub struct Registry {
     current: Arc<ArcSwap<Snapshot>>,
     tx: mpsc::UnboundedSender<Request>,
     version: watch::Receiver<u64>,
+    published: watch::Receiver<u64>,
 }
 
 impl Registry {
@@ -57,6 +58,7 @@ impl Registry {
         on_publish(&first);
         let current = Arc::new(ArcSwap::from(first));
         let (version_tx, version) = watch::channel(state.version);
+        let (published_tx, published) = watch::channel(0);
         let (tx, rx) = mpsc::unbounded_channel();
         let writer = Writer {
             state,
@@ -65,10 +67,11 @@ impl Registry {
             on_publish,
             current: current.clone(),
             version: version_tx,
+            published: published_tx,
             rx,
         };
         let task = tokio::spawn(writer.run(token));
-        (Registry { current, tx, version }, task)
+        (Registry { current, tx, version, published }, task)
     }
 
     /// The current snapshot; cheap, lock-free.
@@ -94,6 +97,12 @@ impl Registry {
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.version.clone()
     }
+
+    /// A receiver that changes whenever a snapshot is published, also for detail that is not a
+    /// new catalog version (a check's output, zone errors): for readers that show detail.
+    pub fn subscribe_published(&self) -> watch::Receiver<u64> {
+        self.published.clone()
+    }
 }
 
 struct Writer {
@@ -104,6 +113,8 @@ struct Writer {
     on_publish: OnPublish,
     current: Arc<ArcSwap<Snapshot>>,
     version: watch::Sender<u64>,
+    /// Counts published snapshots.
+    published: watch::Sender<u64>,
     rx: mpsc::UnboundedReceiver<Request>,
 }
 
@@ -158,6 +169,7 @@ impl Writer {
                 // before anyone is acknowledged.
                 self.current.store(next.clone());
                 (self.on_publish)(&next);
+                self.published.send_modify(|n| *n += 1);
             }
             // Also after a failed write: a source that assumed its change would land (a probe
             // result) looks at the catalog again and sees it did not.
