@@ -285,7 +285,7 @@ async fn open_store(config: &Config, state: &mut State) -> Result<Opened, AppErr
     #[cfg(feature = "cluster")]
     if let Some(c) = &config.cluster {
         let (store, loaded, cluster) = crate::store::etcd::open(c).await?;
-        state.restore_shared(loaded.version, loaded.records.into_iter().zip(loaded.modified).collect());
+        state.restore_shared(loaded.revision, loaded.records);
         let ownership = cluster.ownership();
         state.set_ownership(ownership.clone());
         return Ok(Opened { store: Box::new(store), ownership, cluster: Some(cluster) });

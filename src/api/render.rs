@@ -199,12 +199,12 @@ impl<'a> Render<'a> {
             out.push(c);
         }
         for (spec, state) in i.checks.iter().zip(&v.health.checks) {
-            out.push(self.check(base(spec.id.clone(), &spec.name, state.status, kind(spec)), spec, state));
+            out.push(self.check(base(spec.id.clone(), &spec.name, state.status, spec.kind.as_str()), spec, state));
         }
         out
     }
 
-    pub(super) fn check(&self, mut c: CheckJson<'a>, spec: &'a CheckSpec, state: &'a CheckState) -> CheckJson<'a> {
+    fn check(&self, mut c: CheckJson<'a>, spec: &'a CheckSpec, state: &'a CheckState) -> CheckJson<'a> {
         c.output = &state.output;
         if !matches!(spec.kind, CheckKind::Ttl { .. }) {
             c.interval = fmt_duration(spec.interval);
@@ -215,16 +215,8 @@ impl<'a> Render<'a> {
     }
 }
 
-pub(super) fn kind(spec: &CheckSpec) -> &'static str {
-    match spec.kind {
-        CheckKind::Http { .. } => "http",
-        CheckKind::Tcp { .. } => "tcp",
-        CheckKind::Ttl { .. } => "ttl",
-    }
-}
-
 /// The definition of a check; `None` (the maintenance check) and TTL checks probe nothing.
-pub(super) fn definition(spec: Option<&CheckSpec>) -> Definition<'_> {
+fn definition(spec: Option<&CheckSpec>) -> Definition<'_> {
     static NO_HEADERS: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let zero = || fmt_duration(Duration::ZERO);
     let mut d = Definition {

@@ -342,6 +342,12 @@ fn srv(zone: &Zone, snap: &Snapshot, qname: &Name, choice: &Choice, out: &mut An
     }
 }
 
+/// An instance's weight as SRV carries it (16 bits; larger weights still rotate by their
+/// full value).
+pub(crate) fn srv_weight(instance: &Instance) -> u16 {
+    instance.weight.min(u32::from(u16::MAX)) as u16
+}
+
 /// An instance's SRV record and its target name (`<id>.instance.D`).
 pub(crate) fn srv_record(
     zone: &Zone,
@@ -351,7 +357,7 @@ pub(crate) fn srv_record(
     priority: u16,
 ) -> Option<(Record, Name)> {
     let target = zone.instance_name(&instance.id)?;
-    let weight = instance.weight.min(u32::from(u16::MAX)) as u16;
+    let weight = srv_weight(instance);
     let data = SRV::new(priority, weight, instance.port, target.clone());
     Some((Record::from_rdata(owner.clone(), ttl, RData::SRV(data)), target))
 }

@@ -24,7 +24,7 @@ use tracing::{debug, info};
 pub use machine::Machine;
 pub use probe::Probers;
 
-use crate::registry::model::{CheckKind, CheckSpec, Source, Status};
+use crate::registry::model::{CheckKind, CheckSpec, Status};
 use crate::registry::{Change, InstanceView, Ownership, Registry, Snapshot};
 
 /// The `[health]` settings.
@@ -45,8 +45,6 @@ impl Default for Settings {
 #[derive(Debug, Default)]
 pub struct Stats {
     pub probes: AtomicU64,
-    /// Checks this server probes now (in cluster mode, its share).
-    pub probed: AtomicU64,
     pub transitions: AtomicU64,
     /// Probe start lateness against its schedule: buckets by upper bound in ms
     /// (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, more).
@@ -189,7 +187,6 @@ impl Scheduler {
             }
         }
         self.last = Some(snap.clone());
-        self.stats.probed.store(self.checks.len() as u64, Ordering::Relaxed);
         metrics::gauge!("signpost_checks_probed").set(self.checks.len() as f64);
     }
 
@@ -199,7 +196,7 @@ impl Scheduler {
             if matches!(spec.kind, CheckKind::Ttl { .. }) {
                 continue;
             }
-            if view.instance.source == Source::Api && !self.ownership.owns(&spec.id) {
+            if !self.ownership.acts_on(&view.instance.source, &spec.id) {
                 continue; // Another replica's.
             }
             present.insert(spec.id.clone());

@@ -253,12 +253,7 @@ impl Writer {
                         "another replica changed the same keys first; applying theirs and trying again"
                     );
                     self.state.rollback();
-                    seen = seen.max(self.apply_remote(fresh.into_iter().map(|f| Change::Remote {
-                        key: f.key,
-                        stored: f.stored,
-                        modified: f.modified,
-                        revision: f.revision,
-                    })));
+                    seen = seen.max(self.apply_remote(fresh.into_iter().map(Change::from)));
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "store write failed; the batch is rolled back");

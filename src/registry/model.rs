@@ -39,12 +39,9 @@ impl Meta {
         self.0.iter().map(|(k, v)| (k, v))
     }
 
+    #[cfg(test)]
     pub fn get(&self, key: &str) -> Option<&String> {
         self.0.binary_search_by(|(k, _)| k.as_str().cmp(key)).ok().map(|i| &self.0[i].1)
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -52,6 +49,7 @@ impl Meta {
     }
 
     /// Sets `key` to `value`, replacing what it held.
+    #[cfg(test)]
     pub fn insert(&mut self, key: String, value: String) {
         let mut map: BTreeMap<String, String> = std::mem::take(self).into();
         map.insert(key, value);
@@ -77,6 +75,7 @@ impl<const N: usize> From<[(String, String); N]> for Meta {
     }
 }
 
+#[cfg(test)]
 impl std::ops::Index<&str> for Meta {
     type Output = String;
     fn index(&self, key: &str) -> &String {
@@ -146,6 +145,17 @@ pub enum CheckKind {
     Http { url: String, method: String, headers: BTreeMap<String, Vec<String>>, tls_skip_verify: bool },
     Tcp { target: String },
     Ttl { ttl: Duration },
+}
+
+impl CheckKind {
+    /// `http`, `tcp` or `ttl`, as the API and the status page name the kinds.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CheckKind::Http { .. } => "http",
+            CheckKind::Tcp { .. } => "tcp",
+            CheckKind::Ttl { .. } => "ttl",
+        }
+    }
 }
 
 /// Aggregated or per-check health, ordered so that `max` picks the aggregate

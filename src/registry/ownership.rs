@@ -12,6 +12,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
+use super::model::Source;
+
 #[derive(Clone, Default)]
 pub struct Ownership(Option<Arc<Shared>>);
 
@@ -52,6 +54,13 @@ impl Ownership {
         self.0.as_ref().map(|s| s.me.as_str())
     }
 
+    /// Returns true if this replica probes, expires and reaps a check of an instance from
+    /// `source`: every replica does so for zone-file checks (each serves its own files), only
+    /// the owner for API checks.
+    pub fn acts_on(&self, source: &Source, check_id: &str) -> bool {
+        *source != Source::Api || self.owns(check_id)
+    }
+
     /// Returns true if this replica is responsible for the API check `check_id`.
     pub fn owns(&self, check_id: &str) -> bool {
         let Some(s) = &self.0 else { return true };
@@ -71,11 +80,6 @@ impl Ownership {
             s.live.store(Arc::new(live));
             s.changed.send_modify(|n| *n += 1);
         }
-    }
-
-    /// The live replicas, sorted.
-    pub fn live(&self) -> Vec<String> {
-        self.0.as_ref().map(|s| (**s.live.load()).clone()).unwrap_or_default()
     }
 
     /// A receiver that changes whenever the live replicas do (`None` alone: they never change).

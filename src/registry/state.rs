@@ -336,8 +336,7 @@ impl State {
             let Some((entry, i)) = self.check(&check_id) else { continue };
             let spec = entry.instance.checks[i].clone();
             let status = entry.health.checks[i].status;
-            let source = entry.instance.source.clone();
-            if source == Source::Api && !self.ownership.owns(&check_id) {
+            if !self.ownership.acts_on(&entry.instance.source, &check_id) {
                 // Another replica acts on it; look again later in case this one takes it over.
                 let pending = match (kind, &spec.kind) {
                     (Kind::TtlExpiry, CheckKind::Ttl { ttl }) => {

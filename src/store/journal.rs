@@ -74,7 +74,7 @@ impl Journal {
             file.sync_all().map_err(io)?;
         }
         file.seek(SeekFrom::End(0)).map_err(io)?;
-        let loaded = Loaded { version, records: records.into_values().collect(), modified: Vec::new() };
+        let loaded = Loaded { version, records: records.into_values().collect() };
         Ok((Journal { dir: dir.to_path_buf(), file, len: good }, loaded))
     }
 

@@ -40,8 +40,6 @@ pub struct Batch {
 pub struct Loaded {
     pub version: u64,
     pub records: Vec<Stored>,
-    /// For a shared store, parallel to `records`: the revision each was last modified at.
-    pub modified: Vec<u64>,
 }
 
 /// Where a batch landed.
@@ -57,6 +55,13 @@ pub struct Committed {
 impl Committed {
     pub fn at(version: u64) -> Committed {
         Committed { version, revisions: Vec::new() }
+    }
+}
+
+impl From<Fresh> for crate::registry::Change {
+    /// The store's value of a key, to apply as news from the store.
+    fn from(f: Fresh) -> Self {
+        crate::registry::Change::Remote { key: f.key, stored: f.stored, modified: f.modified, revision: f.revision }
     }
 }
 

@@ -173,11 +173,12 @@ fn instance(v: &InstanceView) -> Instance {
         .iter()
         .zip(&v.health.checks)
         .map(|(spec, state)| {
-            let (kind, target) = match &spec.kind {
-                CheckKind::Http { url, .. } => ("http", url.clone()),
-                CheckKind::Tcp { target } => ("tcp", target.clone()),
-                CheckKind::Ttl { ttl } => ("ttl", crate::duration::format(*ttl)),
+            let target = match &spec.kind {
+                CheckKind::Http { url, .. } => url.clone(),
+                CheckKind::Tcp { target } => target.clone(),
+                CheckKind::Ttl { ttl } => crate::duration::format(*ttl),
             };
+            let kind = spec.kind.as_str();
             Check {
                 id: spec.id.clone(),
                 name: spec.name.clone(),
@@ -220,7 +221,7 @@ fn dig(snap: &Snapshot, view: &ServiceView, entry: &NameEntry, name: &str, domai
         .peek()
         .map(|i| {
             let inst = &view.instance(i).instance;
-            format!("1 {} {} {}.instance.{domain}.", inst.weight.min(u32::from(u16::MAX)), inst.port, inst.id)
+            format!("1 {} {} {}.instance.{domain}.", crate::dns::answer::srv_weight(inst), inst.port, inst.id)
         })
         .collect();
     Answers {

@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use self::pool::Pool;
-use super::{Batch, Committed, Fresh, Loaded, Store, StoreError};
+use super::{Batch, Committed, Fresh, Store, StoreError};
 use crate::config::ClusterConfig;
 use crate::registry::{Ownership, Registry, Stored, id_key};
 
@@ -61,6 +61,13 @@ pub struct Cluster {
     /// The revision the load read at; the watch starts after it.
     revision: i64,
     replicas: Vec<String>,
+}
+
+/// Everything under the prefix at one revision: each record with the revision it was last
+/// modified at.
+pub struct Loaded {
+    pub revision: u64,
+    pub records: Vec<(Stored, u64)>,
 }
 
 /// Opens cluster mode: connects, and reads everything under the prefix (retrying while etcd
@@ -100,11 +107,7 @@ pub async fn open(config: &ClusterConfig) -> Result<(Etcd, Loaded, Cluster), Sto
     let ownership = Ownership::replica(&me);
     ownership.set_live(replicas.iter().cloned());
     info!(endpoints = %endpoints, prefix = %keys.prefix, revision, instances = records.len(), replicas = replicas.len(), replica = %me, "cluster store loaded");
-    let loaded = Loaded {
-        version: revision as u64,
-        modified: records.iter().map(|(_, m)| *m).collect(),
-        records: records.into_iter().map(|(s, _)| s).collect(),
-    };
+    let loaded = Loaded { revision: revision as u64, records };
     let store = Etcd {
         pool: pool.clone(),
         keys: keys.clone(),
