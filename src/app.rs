@@ -179,12 +179,13 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
     // Stored registrations first: a zone file that claims one of their ids is the one refused.
     let opened = open_store(&config, &mut state).await?;
     if watcher.is_some() {
+        let stored = state.len();
         let errors = zones::load_dir(&mut state, dir, config.zone_limits)
             .map_err(|source| AppError::Zones { dir: dir_name.clone(), source })?;
         for e in &errors {
             warn!(error = %e, "zone file invalid; it is not served until fixed");
         }
-        info!(dir = %dir_name, instances = state.len(), errors = errors.len(), "zone files loaded");
+        info!(dir = %dir_name, instances = state.len() - stored, errors = errors.len(), "zone files loaded");
     }
 
     let stages = Stages::default();

@@ -41,12 +41,12 @@ pub struct Config {
     pub http_limits: crate::api::HttpLimits,
     /// `[http] token`, or `SIGNPOST_TOKEN` over it: required on API writes when set.
     pub token: Option<Secret>,
+    /// `[http] reads_need_token`: reads and the status page need the token too (a token is set).
+    pub reads_need_token: bool,
     pub health: crate::health::Settings,
     pub forward: ForwardConfig,
     pub log: LogConfig,
     pub shutdown: ShutdownConfig,
-    /// Keys accepted now and honoured by later parts (API, store, health, forwarding).
-    pub raw: RawConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -103,7 +103,9 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct LogConfig {
     pub format: LogFormat,
-    pub level: String,
+    /// `[log] level` / `--log-level`: a level or a RUST_LOG-style filter; `None`: `RUST_LOG`,
+    /// else info.
+    pub level: Option<String>,
 }
 
 /// `[shutdown]`: what happens between the first SIGTERM and the exit.
@@ -390,6 +392,18 @@ impl RawConfig {
         if self.http.reads_need_token == Some(true) && token.is_none() {
             return invalid("http.reads_need_token", "needs a token: set [http] token or SIGNPOST_TOKEN".into());
         }
+        if let Some(level) = &self.log.level
+            && !level.contains(['=', ','])
+            && !["off", "error", "warn", "info", "debug", "trace"].contains(&level.to_ascii_lowercase().as_str())
+        {
+            // A bare word that is no level would be read as a target name, silencing the rest.
+            return invalid(
+                "log.level",
+                format!(
+                    "{level:?}: write off, error, warn, info, debug, trace, or a filter like \"info,signpost::dns=debug\""
+                ),
+            );
+        }
         let format = match self.log.format.as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -402,25 +416,20 @@ impl RawConfig {
             max_file_bytes: self.zones.max_file_bytes.unwrap_or(zone_defaults.max_file_bytes),
             max_instances_per_file: self.zones.max_instances_per_file.unwrap_or(zone_defaults.max_instances_per_file),
         };
-        for (key, value) in [
-            ("zones.max_file_bytes", zone_limits.max_file_bytes),
-            ("zones.max_instances_per_file", zone_limits.max_instances_per_file),
-        ] {
-            if value == 0 {
-                return invalid(key, "must be at least 1".into());
-            }
-        }
+        at_least_one([
+            ("zones.max_file_bytes", self.zones.max_file_bytes),
+            ("zones.max_instances_per_file", self.zones.max_instances_per_file),
+        ])?;
         let limits = dns_limits(d)?;
         let shutdown = shutdown_config(&self.shutdown)?;
         let h = &self.health;
         let defaults = crate::health::Settings::default();
-        for (key, value) in
-            [("health.rise", h.rise), ("health.fall", h.fall), ("health.max_in_flight", h.max_in_flight)]
-        {
-            if value == Some(0) {
-                return invalid(key, "must be at least 1".into());
-            }
-        }
+        let wide = |n: Option<u32>| n.map(|n| n as usize);
+        at_least_one([
+            ("health.rise", wide(h.rise)),
+            ("health.fall", wide(h.fall)),
+            ("health.max_in_flight", wide(h.max_in_flight)),
+        ])?;
         let health = crate::health::Settings {
             rise: h.rise.unwrap_or(defaults.rise),
             fall: h.fall.unwrap_or(defaults.fall),
@@ -451,11 +460,11 @@ impl RawConfig {
             http_listen,
             http_limits,
             token,
+            reads_need_token: self.http.reads_need_token.unwrap_or(false),
             health,
             forward,
-            log: LogConfig { format, level: self.log.level.clone().unwrap_or_else(|| "info".into()) },
+            log: LogConfig { format, level: self.log.level.clone() },
             shutdown,
-            raw: self,
         })
     }
 }
@@ -486,23 +495,16 @@ fn forward_config(d: &RawDns) -> Result<ForwardConfig, ConfigError> {
     if timeout.is_zero() || timeout > Duration::from_secs(60) {
         return invalid("dns.upstream_timeout", format!("must be between 1ms and 60s, got {timeout:?}"));
     }
-    let recursion_allow = match &d.recursion_allow {
-        None => vec!["127.0.0.0/8".parse().expect("valid"), "::1/128".parse().expect("valid")],
-        Some(list) => list.iter().map(|s| cidr(s)).collect::<Result<_, _>>()?,
-    };
+    let recursion_allow = cidrs("dns.recursion_allow", d.recursion_allow.as_deref())?;
     Ok(ForwardConfig { upstreams, timeout, recursion_allow })
 }
 
 fn http_limits(h: &RawHttp) -> Result<crate::api::HttpLimits, ConfigError> {
     let defaults = crate::api::HttpLimits::default();
-    for (key, value) in [
+    at_least_one([
         ("http.max_concurrent_requests", h.max_concurrent_requests),
         ("http.max_blocking_queries", h.max_blocking_queries),
-    ] {
-        if value == Some(0) {
-            return invalid(key, "must be at least 1".into());
-        }
-    }
+    ])?;
     if h.max_header_bytes.is_some_and(|n| n < 1024) {
         return invalid("http.max_header_bytes", "must be at least 1024".into());
     }
@@ -515,16 +517,12 @@ fn http_limits(h: &RawHttp) -> Result<crate::api::HttpLimits, ConfigError> {
 
 fn dns_limits(d: &RawDns) -> Result<crate::dns::Limits, ConfigError> {
     let defaults = crate::dns::Limits::default();
-    for (key, value) in [
+    at_least_one([
         ("dns.max_slow_queries", d.max_slow_queries),
         ("dns.tcp_max_connections", d.tcp_max_connections),
         ("dns.tcp_max_queries", d.tcp_max_queries.map(|n| n as usize)),
         ("dns.tcp_pipeline", d.tcp_pipeline),
-    ] {
-        if value == Some(0) {
-            return invalid(key, "must be at least 1".into());
-        }
-    }
+    ])?;
     let idle_timeout = duration("dns.tcp_idle_timeout", d.tcp_idle_timeout.as_deref(), defaults.tcp.idle_timeout)?;
     if idle_timeout.is_zero() {
         return invalid("dns.tcp_idle_timeout", "must be more than 0".into());
@@ -549,13 +547,7 @@ fn rrl_config(r: &RawRrl) -> Result<crate::dns::RrlConfig, ConfigError> {
     if window < Duration::from_millis(100) || window > Duration::from_secs(60) {
         return invalid("dns.rrl.window", format!("must be between 100ms and 60s, got {window:?}"));
     }
-    let exempt = match &r.exempt {
-        None => vec!["127.0.0.0/8".parse().expect("valid"), "::1/128".parse().expect("valid")],
-        Some(list) => list.iter().map(|s| cidr(s)).collect::<Result<_, _>>().map_err(|e| match e {
-            ConfigError::Invalid { message, .. } => ConfigError::Invalid { key: "dns.rrl.exempt", message },
-            other => other,
-        })?,
-    };
+    let exempt = cidrs("dns.rrl.exempt", r.exempt.as_deref())?;
     Ok(crate::dns::RrlConfig {
         responses_per_second: r.responses_per_second,
         window,
@@ -635,13 +627,32 @@ fn upstream(s: &str) -> Result<SocketAddr, ConfigError> {
     }
 }
 
-/// A CIDR block (`"10.0.0.0/8"`), or one address (`"192.0.2.1"` = `/32`).
-fn cidr(s: &str) -> Result<IpNet, ConfigError> {
-    let t = s.trim();
-    t.parse::<IpNet>().ok().or_else(|| t.parse::<IpAddr>().ok().map(IpNet::from)).ok_or_else(|| ConfigError::Invalid {
-        key: "dns.recursion_allow",
-        message: format!("{s:?} is not a CIDR block (write e.g. \"127.0.0.0/8\", \"10.1.0.0/16\" or \"::1/128\")"),
-    })
+/// CIDR blocks (`"10.0.0.0/8"`), or single addresses (`"192.0.2.1"` = `/32`); loopback when
+/// the key is absent.
+fn cidrs(key: &'static str, list: Option<&[String]>) -> Result<Vec<IpNet>, ConfigError> {
+    let Some(list) = list else {
+        return Ok(vec!["127.0.0.0/8".parse().expect("valid"), "::1/128".parse().expect("valid")]);
+    };
+    let cidr = |s: &String| {
+        let t = s.trim();
+        t.parse::<IpNet>().ok().or_else(|| t.parse::<IpAddr>().ok().map(IpNet::from)).ok_or_else(|| {
+            ConfigError::Invalid {
+                key,
+                message: format!(
+                    "{s:?} is not a CIDR block (write e.g. \"127.0.0.0/8\", \"10.1.0.0/16\" or \"::1/128\")"
+                ),
+            }
+        })
+    };
+    list.iter().map(cidr).collect()
+}
+
+/// Counts and sizes where 0 would mean "nothing ever": refused with the key.
+fn at_least_one<const N: usize>(values: [(&'static str, Option<usize>); N]) -> Result<(), ConfigError> {
+    match values.into_iter().find(|(_, v)| *v == Some(0)) {
+        Some((key, _)) => invalid(key, "must be at least 1".into()),
+        None => Ok(()),
+    }
 }
 
 fn duration(key: &'static str, s: Option<&str>, default: Duration) -> Result<Duration, ConfigError> {

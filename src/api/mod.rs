@@ -87,9 +87,9 @@ impl ApiConfig {
             token: config.token.clone(),
             node,
             node_address: address.to_string(),
-            datacenter: config.raw.dns.region.clone().unwrap_or_else(|| "dc1".into()),
+            datacenter: config.dns.region.clone().unwrap_or_else(|| "dc1".into()),
             domain: config.dns.domain.to_ascii().trim_end_matches('.').to_string(),
-            reads_need_token: config.raw.http.reads_need_token.unwrap_or(false),
+            reads_need_token: config.reads_need_token,
             limits: config.http_limits,
         }
     }

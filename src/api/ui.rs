@@ -64,7 +64,8 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 
 /// Returns true if reads must carry the token.
 fn reads_locked(api: &Shared) -> bool {
-    api.config.reads_need_token && api.config.token.is_some()
+    // The configuration refuses reads_need_token without a token.
+    api.config.reads_need_token
 }
 
 /// Returns true if the request carries the token: in a header, or (reads only) in the cookie.

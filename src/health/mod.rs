@@ -19,7 +19,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::time::{DelayQueue, delay_queue};
-use tracing::{debug, info};
+use tracing::debug;
 
 pub use machine::Machine;
 pub use probe::Probers;
@@ -287,7 +287,6 @@ impl Scheduler {
         if status != t.shown.0 {
             self.stats.transitions.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("signpost_check_transitions_total").increment(1);
-            info!(check = %outcome.check_id, from = t.shown.0.as_str(), to = status.as_str(), output = %shown.1, "check status changed");
         } else {
             debug!(check = %outcome.check_id, status = status.as_str(), "check output changed");
         }

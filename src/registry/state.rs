@@ -569,6 +569,9 @@ impl State {
         let mut health = (*entry.health).clone();
         let state = &mut health.checks[i];
         if state.status != status {
+            // Every status change passes here, whoever decided it: a probe, a TTL expiry, an
+            // explicit pass/warn/fail or update through the API.
+            tracing::info!(check = %entry.instance.checks[i].id, instance = %entry.instance.id, from = state.status.as_str(), to = status.as_str(), output = %output, "check status changed");
             state.changed_at_ms = now_ms();
         }
         state.status = status;
