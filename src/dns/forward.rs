@@ -172,7 +172,7 @@ impl Forwarder {
             }
         }
         if !self.all_failed.swap(true, Ordering::Relaxed) {
-            warn!(name = %qname, %qtype, timeout = ?self.timeout, "no upstream answered; answering SERVFAIL until one does");
+            warn!(name = %qname, %qtype, timeout = ?self.timeout, "no upstream answered; SERVFAIL (said once, until an upstream answers again)");
         } else {
             debug!(name = %qname, %qtype, "no upstream answered; SERVFAIL");
         }
