@@ -237,9 +237,12 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
     // Host-name addresses resolve through the same upstreams.
     tracker.spawn(crate::hosts::run(registry.clone(), forwarder.clone(), token.clone()));
     tracker.spawn(crate::metrics::upkeep(token.clone()));
+    let notify = dns::notify(registry.clone(), zone.clone(), config.dns.notify.clone(), token.clone());
+    tracker.spawn(notify);
     let handler = Handler::new(registry.clone(), zone, config.dns.udp_max_payload)
         .with_forwarder(forwarder)
-        .with_regions(regions);
+        .with_regions(regions)
+        .with_transfers(dns::Transfers::new(config.dns.transfer_allow.clone()));
     // DNS and HTTP: tracked apart, so that shutdown can wait for exactly them.
     let front = TaskTracker::new();
     let dns =

@@ -65,6 +65,10 @@ pub struct DnsConfig {
     pub client_regions: Vec<(IpNet, String)>,
     /// `max_slow_queries` and `tcp_*`: how much work clients may give the DNS servers.
     pub limits: crate::dns::Limits,
+    /// `transfer_allow`: clients that may transfer the zone (AXFR/IXFR); nobody by default.
+    pub transfer_allow: Vec<IpNet>,
+    /// `notify`: secondaries told of every change (RFC 1996 NOTIFY), as `addr:port`.
+    pub notify: Vec<SocketAddr>,
 }
 
 /// Cluster mode: the registry lives in etcd, shared by every replica pointed at the same prefix.
@@ -164,6 +168,8 @@ pub struct RawDns {
     pub tcp_max_queries: Option<u32>,
     pub tcp_pipeline: Option<usize>,
     pub rrl: Option<RawRrl>,
+    pub transfer_allow: Option<Vec<String>>,
+    pub notify: Option<Vec<String>>,
 }
 
 /// `[dns] rrl = { responses_per_second = 20, window = "1s", slip = 2, exempt = [...] }`.
@@ -452,6 +458,11 @@ impl RawConfig {
                 region: d.region.clone(),
                 client_regions,
                 limits,
+                transfer_allow: match d.transfer_allow.as_deref() {
+                    Some(list) => cidrs("dns.transfer_allow", Some(list))?,
+                    None => Vec::new(),
+                },
+                notify: d.notify.iter().flatten().map(|s| socket_addr("dns.notify", s)).collect::<Result<_, _>>()?,
             },
             zones_dir: self.zones.dir.clone().unwrap_or_else(|| "zones".into()),
             zone_limits,

@@ -93,8 +93,8 @@ impl Signals {
 /// a RUST_LOG-style filter), else `RUST_LOG`, else `info`. JSON lines carry the same message
 /// texts as text lines, with `message` and the fields at the top level.
 fn init_logging(config: &Config) -> anyhow::Result<()> {
-    // hickory-server logs two INFO lines per query; keep it to warnings unless asked.
-    let quiet_hickory = |level: &str| format!("hickory_server=warn,hickory_proto=warn,{level}");
+    // hickory's crates log routine protocol events at INFO; keep them to warnings unless asked.
+    let quiet_hickory = |level: &str| format!("hickory_proto=warn,hickory_resolver=warn,{level}");
     let filter = match &config.log.level {
         // Bare words are checked by the configuration; a filter's syntax here.
         Some(level) => {

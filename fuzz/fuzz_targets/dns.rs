@@ -9,9 +9,8 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use hickory_proto::op::{Message, MessageType};
-use hickory_server::net::xfer::Protocol;
 use libfuzzer_sys::fuzz_target;
-use signpost::dns::{FastTable, Handler, TcpLimits, Zone};
+use signpost::dns::{FastTable, Handler, Reply, TcpLimits, Transport, Zone};
 use signpost::registry::{Change, Defaults, Registry, State};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -88,13 +87,15 @@ fuzz_target!(|data: &[u8]| {
         check(data, &out, 1232);
     }
     w.rt.block_on(async {
-        if let Some(answer) = signpost::dns::wire::answer(&w.handler, data.to_vec(), src, Protocol::Udp).await {
-            check(data, &answer, 1232);
+        match w.handler.answer(data, src, Transport::Udp).await {
+            Some(Reply::Message(answer)) => check(data, &answer, 1232),
+            Some(Reply::Transfer(_)) => panic!("a transfer over UDP"),
+            None => {}
         }
         // The same bytes as what a TCP client sends, then it closes its side.
         let (mut client, server) = tokio::io::duplex(1 << 17);
         let limits = TcpLimits { pipeline: 4, ..TcpLimits::default() };
-        let served = tokio::spawn(signpost::dns::tcp::serve_stream(server, src, w.handler.clone(), limits));
+        let served = tokio::spawn(signpost::dns::serve_stream(server, src, w.handler.clone(), limits));
         client.write_all(data).await.unwrap();
         client.shutdown().await.unwrap();
         let mut stream = Vec::new();

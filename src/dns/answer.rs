@@ -8,7 +8,7 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::{A, AAAA, HINFO, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
-use super::parse::{Target, classify};
+use super::parse::{Target, classify, service_names};
 use crate::registry::model::Instance;
 use crate::registry::{AnswerSet, InstanceView, NameEntry, ServiceView, Snapshot};
 
@@ -56,6 +56,11 @@ impl Zone {
             self.negative_ttl,
         );
         Record::from_rdata(self.origin.clone(), ttl, RData::SOA(soa))
+    }
+
+    /// The name of `relative` labels below the domain, in the case they are written.
+    pub fn name_below(&self, relative: &[&str]) -> Option<Name> {
+        relative.iter().rev().try_fold(self.origin.clone(), |name, label| name.prepend_label(label.as_bytes()).ok())
     }
 
     /// `<id>.instance.D`, the SRV target of an instance.
@@ -277,21 +282,22 @@ fn addresses(
     qtype: RecordType,
     out: &mut Answer,
 ) {
-    for ip in distinct_addresses(snap, view, entry, set.rotate(), qtype == RecordType::A) {
+    for ip in distinct_addresses(snap, view, entry.answer_limit, set.rotate(), qtype == RecordType::A) {
         out.answers.extend(address_record(qname, ip, qtype, entry.ttl));
     }
 }
 
 /// The addresses an A (`v4`) or AAAA answer carries for members in `order`: each address once,
-/// at most the entry's `answer_limit`. Shared with the status page, which shows the next answer.
+/// at most `answer_limit` (a name entry's; 0 = all). Shared with the status page, which shows
+/// the next answer.
 pub fn distinct_addresses(
     snap: &Snapshot,
     view: &ServiceView,
-    entry: &NameEntry,
+    answer_limit: u32,
     order: impl Iterator<Item = u32>,
     v4: bool,
 ) -> Vec<IpAddr> {
-    let limit = match entry.answer_limit {
+    let limit = match answer_limit {
         0 => usize::MAX,
         n => n as usize,
     };
@@ -342,9 +348,47 @@ fn srv(zone: &Zone, snap: &Snapshot, qname: &Name, choice: &Choice, out: &mut An
     }
 }
 
+/// Every record of the zone that one service's names and instances hold, as a zone transfer
+/// carries them: each name's answerable instances in instance order (a transfer does not
+/// rotate, and `answer_limit` picks per answer, so all of them), SRV at priority 1 (there is no
+/// client whose region to prefer), and each instance's own name whatever its health.
+pub(crate) fn service_zone_records(zone: &Zone, snap: &Snapshot, view: &ServiceView, out: &mut Vec<Record>) {
+    service_names(view, |relative, name| {
+        let Some(owner) = zone.name_below(relative) else { return };
+        let entry = view.entry(name.entry);
+        for (set, v4) in [(&entry.v4, true), (&entry.v6, false)] {
+            for ip in distinct_addresses(snap, view, 0, set.members.iter().copied(), v4) {
+                out.extend(address_record(&owner, ip, RecordType::ANY, entry.ttl));
+            }
+        }
+        let srv = if name.rfc2782 { &entry.srv_rfc2782 } else { &entry.srv };
+        for &i in srv.members.iter() {
+            out.extend(srv_record(zone, &owner, &view.instance(i).instance, entry.ttl, 1).map(|(r, _)| r));
+        }
+        for &i in entry.txt.members.iter() {
+            out.push(txt_record(&owner, &view.instance(i).instance, entry.ttl));
+        }
+    });
+    for v in &view.instances {
+        let Some(owner) = zone.instance_name(&v.instance.id) else { continue };
+        for ip in snap.addresses(&v.instance.address) {
+            out.extend(address_record(&owner, ip, RecordType::ANY, view.ttl()));
+        }
+    }
+}
+
+/// The zone's apex records, as a transfer carries them after the opening SOA: NS and its glue.
+pub(crate) fn apex_records(zone: &Zone) -> Vec<Record> {
+    let mut out = Answer::default();
+    out.answers.push(Record::from_rdata(zone.origin.clone(), zone.ttl, RData::NS(NS(zone.nameserver.clone()))));
+    nameserver_glue(zone, &mut out);
+    out.answers.append(&mut out.additionals);
+    out.answers
+}
+
 /// An instance's weight as SRV carries it (16 bits; larger weights still rotate by their
 /// full value).
-pub(crate) fn srv_weight(instance: &Instance) -> u16 {
+pub fn srv_weight(instance: &Instance) -> u16 {
     instance.weight.min(u32::from(u16::MAX)) as u16
 }
 

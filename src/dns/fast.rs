@@ -20,7 +20,7 @@ use hickory_proto::rr::{Name, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
 use super::answer::{Zone, address_record, srv_record, txt_record};
-use super::parse::{Target, classify_labels};
+use super::parse::{Target, classify_labels, service_names};
 use crate::registry::model::Address;
 use crate::registry::{AnswerSet, NameEntry, ServiceView, Snapshot};
 
@@ -188,14 +188,6 @@ struct Question {
     limit: u16,
 }
 
-/// How the fast path answers a name of a service.
-#[derive(Clone, Copy)]
-struct Kind {
-    entry: u32,
-    rfc2782: bool,
-    slow: bool,
-}
-
 impl FastTable {
     /// Encodes `snap` for `zone`. `regional`: client regions are configured, so names that do
     /// not name a region answer differently per client and are left to the full handler.
@@ -242,7 +234,7 @@ impl FastTable {
                 && let Some(wire) = next.wires.remove(&old.key)
             {
                 let shape = next.shape.clone();
-                service_names(&wire.view, shape.regional, |relative, _, _| {
+                service_names(&wire.view, |relative, _| {
                     let key = wire_name(relative, &shape.labels);
                     if next.names.get(&*key).and_then(FastName::owner).is_some_and(|w| Arc::ptr_eq(w, &wire)) {
                         next.names.remove(&*key);
@@ -255,8 +247,10 @@ impl FastTable {
                 let previous = self.wires.get(&view.key);
                 let wire = Arc::new(ServiceWire::build(view, &next.shape.zone, previous.map(|w| &**w)));
                 let regional = next.shape.regional;
-                service_names(view, regional, |relative, meant, Kind { entry, rfc2782, slow }| {
-                    next.add(relative, FastName::Service { wire: wire.clone(), entry, rfc2782, slow }, meant);
+                service_names(view, |relative, name| {
+                    let slow = regional && !name.names_region;
+                    let what = FastName::Service { wire: wire.clone(), entry: name.entry, rfc2782: name.rfc2782, slow };
+                    next.names.insert(wire_name(relative, &next.shape.labels).into(), what);
                 });
                 next.wires.insert(view.key.clone(), wire);
             }
@@ -502,24 +496,6 @@ impl ServiceWire {
             }
         }
         (answers, 0)
-    }
-}
-
-/// Calls `f` with every name of a service: its labels below the domain, what the full handler
-/// reads the name as, and how the fast path answers it.
-fn service_names(view: &ServiceView, regional: bool, mut f: impl FnMut(&[&str], Target<'_>, Kind)) {
-    for form in view.name_forms() {
-        let slow = regional && form.region.is_none();
-        let kind = |rfc2782| Kind { entry: form.index, rfc2782, slow };
-        let meant = |rfc2782| Target::Service { service: form.service, tag: form.tag, region: form.region, rfc2782 };
-        let mut plain: Vec<&str> = form.tag.into_iter().collect();
-        plain.extend([form.service, "service"]);
-        plain.extend(form.region);
-        f(&plain, meant(false), kind(false));
-        let (under_name, under_tag) = (format!("_{}", form.service), format!("_{}", form.tag.unwrap_or("tcp")));
-        let mut rfc = vec![under_name.as_str(), under_tag.as_str(), "service"];
-        rfc.extend(form.region);
-        f(&rfc, meant(true), kind(true));
     }
 }
 

@@ -1,31 +1,34 @@
-//! The hickory-server `RequestHandler`: protocol checks (opcode, question count, class, EDNS
-//! version), then `answer::answer` on the current snapshot (or `forward` for names outside the
-//! domain), then size limits, which apply to forwarded answers alike. The stock Catalog
-//! is not used: it answers other classes with IN data, drops the DO bit and does not cap EDNS
-//! payloads, and its per-answer `Message` clone costs more than the whole answer.
+//! The full handler: raw query bytes in, the encoded answer out, for everything the fast path
+//! leaves and for every TCP query. hickory-proto parses the query; then the protocol checks
+//! (opcode, question count, class, EDNS version), then `answer::answer` on the current snapshot,
+//! a reverse name, a zone transfer (`transfer`), or `forward` for names outside the domain; then
+//! `message::encode` fits the answer to what the client can take, forwarded answers alike.
+//!
+//! Not hickory-server's `Catalog` or `RequestHandler`: the Catalog answers other classes with IN
+//! data, drops the DO bit and does not cap EDNS payloads, and its response encoder leaves part
+//! of a record behind when it truncates; the handler trait hands the answer to a callback, where
+//! our loops want it back.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
-use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode};
+use hickory_proto::op::{Edns, Header, Message, MessageType, Metadata, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
-use hickory_proto::rr::{DNSClass, Record, RecordType};
-use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
-use hickory_server::net::runtime::Time;
-use hickory_server::net::xfer::Protocol;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponseBuilder;
-use tracing::{debug, warn};
+use hickory_proto::rr::{DNSClass, LowerName, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+use tracing::debug;
 
 use super::answer::{Answer, Transport, Zone, answer, reverse};
 use super::forward::Forwarder;
+use super::message::{Sections, encode};
 use super::parse::reverse_ip;
 use super::region::Regions;
+use super::transfer::{self, Transfer, Transfers};
 use crate::registry::Registry;
 
 /// DNS's classic limit for UDP answers to clients without EDNS (RFC 1035 §4.2.1).
 const PLAIN_UDP_LIMIT: u16 = 512;
-/// Size of an OPT record without options.
-const OPT_LEN: usize = 11;
 
 #[derive(Clone)]
 pub struct Handler {
@@ -39,6 +42,15 @@ struct Inner {
     zone: Zone,
     udp_max_payload: u16,
     regions: Regions,
+    transfers: Transfers,
+}
+
+/// What a query gets back.
+pub enum Reply {
+    /// One message.
+    Message(Vec<u8>),
+    /// A zone transfer's messages, in order (TCP only).
+    Transfer(Box<Transfer>),
 }
 
 impl Handler {
@@ -48,13 +60,20 @@ impl Handler {
             zone,
             udp_max_payload: udp_max_payload.max(PLAIN_UDP_LIMIT),
             regions: Regions::default(),
+            transfers: Transfers::default(),
         };
         Handler { inner: Arc::new(inner), forwarder: None }
     }
 
     /// Prefers each client's region in answers (see `region.rs`).
     pub fn with_regions(mut self, regions: Regions) -> Handler {
-        Arc::get_mut(&mut self.inner).expect("configured before it is shared").regions = regions;
+        self.configure().regions = regions;
+        self
+    }
+
+    /// Serves zone transfers of the domain to the clients `transfers` allows.
+    pub fn with_transfers(mut self, transfers: Transfers) -> Handler {
+        self.configure().transfers = transfers;
         self
     }
 
@@ -64,56 +83,39 @@ impl Handler {
         self
     }
 
-    /// A name outside the domain: forwarded for clients in `recursion_allow`, REFUSED otherwise
-    /// (and when there is no upstream). Returns the answer and whether it is a recursive one (RA).
-    async fn outside(
+    fn configure(&mut self) -> &mut Inner {
+        Arc::get_mut(&mut self.inner).expect("configured before it is shared")
+    }
+
+    /// Answers one query from `src` that arrived over `transport`; `None` means send nothing
+    /// (no header to answer to, or a message that is itself a response). Counted in the query
+    /// metrics with the answer's code.
+    pub async fn answer(&self, query: &[u8], src: SocketAddr, transport: Transport) -> Option<Reply> {
+        let started = Instant::now();
+        let header = Header::read(&mut BinDecoder::new(query)).ok()?;
+        if header.metadata.message_type == MessageType::Response {
+            return None; // Never answer answers: that is how reflection loops start.
+        }
+        let parsed = match question_points_into_header(query) {
+            true => None,
+            false => Message::from_vec(query).ok(),
+        };
+        let (reply, qtype, rcode) = match parsed {
+            Some(request) => self.respond(request, src, transport).await,
+            None => (Reply::Message(formerr(&header.metadata)), RecordType::Unknown(0), ResponseCode::FormErr),
+        };
+        super::metrics::record(qtype, rcode, transport, started.elapsed());
+        Some(reply)
+    }
+
+    async fn respond(
         &self,
-        request: &Request,
-        query: &hickory_proto::op::Query,
+        request: Message,
+        src: SocketAddr,
         transport: Transport,
-    ) -> (Answer, bool) {
-        let refused = || Answer { rcode: ResponseCode::Refused, ..Answer::default() };
-        let forwarding = self.forwarder.as_ref().is_some_and(|f| f.is_enabled());
-        if !forwarding && reverse_ip(request.queries.queries()[0].name()).is_some() {
-            // A reverse name of an address nobody registered: it does not exist as far as we know.
-            return (Answer { rcode: ResponseCode::NXDomain, ..Answer::default() }, false);
-        }
-        match &self.forwarder {
-            Some(f) if f.is_enabled() && f.allows(request.src().ip()) => {
-                (f.forward(&query.name, query.query_type, transport).await, true)
-            }
-            Some(f) if f.is_enabled() => {
-                debug!(client = %request.src(), name = %query.name, "client not in recursion_allow; refused");
-                (refused(), false)
-            }
-            _ => (refused(), false),
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl RequestHandler for Handler {
-    async fn handle_request<R: ResponseHandler, T: Time>(&self, request: &Request, handle: R) -> ResponseInfo {
-        let started = std::time::Instant::now();
-        let info = self.respond(request, handle).await;
-        let qtype = request.queries.queries().first().map_or(RecordType::Unknown(0), |q| q.query_type());
-        let transport = if request.protocol() == Protocol::Udp { Transport::Udp } else { Transport::Tcp };
-        super::metrics::record(qtype, info.response_code, transport, started.elapsed());
-        info
-    }
-}
-
-impl Handler {
-    async fn respond<R: ResponseHandler>(&self, request: &Request, mut handle: R) -> ResponseInfo {
+    ) -> (Reply, RecordType, ResponseCode) {
         let inner = &self.inner;
         let mut meta = Metadata::response_from_request(&request.metadata);
-        let transport = match request.protocol() {
-            Protocol::Udp => Transport::Udp,
-            _ => Transport::Tcp,
-        };
-
-        // The response OPT: our own version 0, the client's DO bit echoed (RFC 3225), and the
-        // payload we will actually honour.
         let limit = match (&request.edns, transport) {
             (_, Transport::Tcp) => u16::MAX,
             (Some(e), Transport::Udp) => e.max_payload().clamp(PLAIN_UDP_LIMIT, inner.udp_max_payload),
@@ -123,20 +125,21 @@ impl Handler {
             Some(EdnsOption::Subnet(s)) => Some(s),
             _ => None,
         });
-        let client = inner.regions.of(request.src().ip(), ecs);
-        let response_edns = request.edns.as_ref().map(|e| {
+        let client = inner.regions.of(src.ip(), ecs);
+        // The response OPT: our own version 0, the client's DO bit echoed (RFC 3225), the payload
+        // we honour, and the client subnet with our scope (RFC 7871 §7.2.1).
+        let mut edns = request.edns.as_ref().map(|e| {
             let mut r = Edns::new();
             r.set_max_payload(limit.min(inner.udp_max_payload));
             r.set_dnssec_ok(e.flags().dnssec_ok);
             if let (Some(subnet), Some(scope)) = (ecs, client.ecs_scope) {
-                // RFC 7871 §7.2.1: echo the family, source prefix and address, with our scope.
                 let echo = ClientSubnet::new(subnet.addr(), subnet.source_prefix(), scope);
                 r.options_mut().insert(EdnsOption::Subnet(echo));
             }
             r
         });
-        let opt_len = response_edns.as_ref().map_or(0, |_| OPT_LEN + ecs.map_or(0, |s| 4 + s.len() as usize));
-        let builder = MessageResponseBuilder::new(&request.queries, response_edns.as_ref());
+        let query = request.queries.first();
+        let qtype = query.map_or(RecordType::Unknown(0), |q| q.query_type());
 
         let refuse_with = if request.metadata.op_code != OpCode::Query {
             Some(ResponseCode::NotImp)
@@ -144,123 +147,126 @@ impl Handler {
             Some(ResponseCode::FormErr)
         } else if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
             Some(ResponseCode::BADVERS)
-        } else if !matches!(request.queries.queries()[0].query_class(), DNSClass::IN | DNSClass::ANY) {
+        } else if !matches!(request.queries[0].query_class(), DNSClass::IN | DNSClass::ANY) {
             Some(ResponseCode::Refused)
         } else {
             None
         };
         if let Some(rcode) = refuse_with {
             debug!(id = meta.id, %rcode, "refusing query");
-            let response = builder.error_msg(&request.metadata, rcode);
-            return send(&mut handle, response, meta).await;
+            meta.response_code = rcode;
+            if let Some(e) = edns.as_mut() {
+                // Extended codes (BADVERS) keep their high bits in the OPT (RFC 6891 §6.1.3).
+                e.set_rcode_high(rcode.high());
+            }
+            let question = query.filter(|_| request.queries.len() == 1);
+            let bytes = encode(meta, question, &Sections::default(), edns.as_ref(), limit);
+            return (Reply::Message(bytes), qtype, rcode);
+        }
+        let query = &request.queries[0];
+
+        if matches!(qtype, RecordType::AXFR | RecordType::IXFR)
+            && inner.zone.lower.zone_of(&LowerName::new(query.name()))
+        {
+            let snapshot = inner.registry.snapshot();
+            let asked = transfer::Asked { query, request: &request, client: src.ip(), transport, limit };
+            return match inner.transfers.serve(&inner.zone, snapshot, &asked, meta, edns) {
+                transfer::Served::Transfer(t) => (Reply::Transfer(t), qtype, ResponseCode::NoError),
+                transfer::Served::Message(bytes, rcode) => (Reply::Message(bytes), qtype, rcode),
+            };
         }
 
-        let query = request.queries.queries()[0].original();
-        let lower = request.queries.queries()[0].name();
-        let snapshot = inner.registry.snapshot();
-        let (mut ans, recursive) = if inner.zone.lower.zone_of(lower) {
-            (answer(&inner.zone, &snapshot, &query.name, query.query_type, transport, client.region), false)
-        } else if let Some(ans) =
-            // Only names outside the domain can be reverse names of registered addresses.
-            reverse_ip(lower)
-                .and_then(|ip| reverse(&inner.zone, &snapshot, &query.name, ip, query.query_type))
-        {
-            (ans, false)
-        } else {
-            // Awaits the upstream; the server runs every request as its own task, so this holds
-            // up no other query (and no lock is held across it).
-            self.outside(request, query, transport).await
-        };
-        debug!(name = %query.name, qtype = %query.query_type, rcode = %ans.rcode, answers = ans.answers.len(), "query");
-
+        let (ans, recursive) = self.lookup(query, src, transport, client.region).await;
+        debug!(name = %query.name(), qtype = %qtype, rcode = %ans.rcode, answers = ans.answers.len(), "query");
         meta.response_code = ans.rcode;
         meta.authoritative = ans.authoritative;
         meta.recursion_available = recursive;
-        let room = usize::from(limit) - opt_len;
-        if let Some(fit) = answers_that_fit(query, &ans, room) {
-            // Whole records only, and the client must come back over TCP for the rest.
-            ans.answers.truncate(fit);
-            ans.authorities.clear();
-            ans.additionals.clear();
-            meta.truncation = true;
+        let sections = Sections { answers: &ans.answers, authorities: &ans.authorities, additionals: &ans.additionals };
+        (Reply::Message(encode(meta, Some(query), &sections, edns.as_ref(), limit)), qtype, ans.rcode)
+    }
+
+    /// The records for a question: from the snapshot for names in the domain and reverse names
+    /// of registered addresses, from upstream for the rest. Returns the answer and whether it
+    /// is a recursive one (RA).
+    async fn lookup(
+        &self,
+        query: &Query,
+        src: SocketAddr,
+        transport: Transport,
+        region: Option<&str>,
+    ) -> (Answer, bool) {
+        let inner = &self.inner;
+        let lower = LowerName::new(query.name());
+        let snapshot = inner.registry.snapshot();
+        if inner.zone.lower.zone_of(&lower) {
+            return (answer(&inner.zone, &snapshot, query.name(), query.query_type(), transport, region), false);
         }
-        let response =
-            builder.build(meta, ans.answers.iter(), ans.authorities.iter(), std::iter::empty(), ans.additionals.iter());
-        send(&mut handle, response, meta).await
+        // Only names outside the domain can be reverse names of registered addresses.
+        let reverse_of = reverse_ip(&lower);
+        if let Some(ans) =
+            reverse_of.and_then(|ip| reverse(&inner.zone, &snapshot, query.name(), ip, query.query_type()))
+        {
+            return (ans, false);
+        }
+        let refused = || Answer { rcode: ResponseCode::Refused, ..Answer::default() };
+        match &self.forwarder {
+            // Awaits the upstream; every slow query runs as its own task, so this holds up no
+            // other query (and no lock is held across it).
+            Some(f) if f.is_enabled() && f.allows(src.ip()) => {
+                (f.forward(query.name(), query.query_type(), transport).await, true)
+            }
+            Some(f) if f.is_enabled() => {
+                debug!(client = %src, name = %query.name(), "client not in recursion_allow; refused");
+                (refused(), false)
+            }
+            // A reverse name of an address nobody registered: it does not exist as far as we know.
+            _ if reverse_of.is_some() => (Answer { rcode: ResponseCode::NXDomain, ..Answer::default() }, false),
+            _ => (refused(), false),
+        }
     }
 }
 
-async fn send<'a, R: ResponseHandler>(
-    handle: &mut R,
-    response: hickory_server::zone_handler::MessageResponse<
-        '_,
-        'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-        impl Iterator<Item = &'a Record> + Send + 'a,
-    >,
-    meta: Metadata,
-) -> ResponseInfo {
-    match handle.send_response(response).await {
-        Ok(info) => info,
-        Err(error) => {
-            warn!(%error, "failed to send DNS response");
-            let mut meta = meta;
-            meta.response_code = ResponseCode::ServFail;
-            ResponseInfo::from(Header { metadata: meta, counts: HeaderCounts::default() })
+/// Returns true if a question name reaches, through compression pointers, into the header.
+/// hickory-proto reads such a name (header bytes as labels); no real name lives in a header,
+/// and echoing one makes an answer no client can parse (found by fuzz/dns).
+fn question_points_into_header(query: &[u8]) -> bool {
+    let count = u16::from_be_bytes([query[4], query[5]]);
+    let mut pos = 12;
+    for _ in 0..count {
+        let (mut at, mut hops) = (pos, 0);
+        let mut end = None;
+        loop {
+            let Some(&len) = query.get(at) else { return false };
+            match len & 0xC0 {
+                0xC0 => {
+                    let Some(&low) = query.get(at + 1) else { return false };
+                    let target = usize::from(u16::from_be_bytes([len & 0x3F, low]));
+                    if target < 12 {
+                        return true;
+                    }
+                    end.get_or_insert(at + 2);
+                    hops += 1;
+                    if hops > 64 || target >= at {
+                        return false; // A loop or a forward pointer: the parser refuses those.
+                    }
+                    at = target;
+                }
+                0x00 if len == 0 => {
+                    end.get_or_insert(at + 1);
+                    break;
+                }
+                0x00 => at += 1 + usize::from(len),
+                _ => return false, // Label types the parser refuses.
+            }
         }
+        pos = end.unwrap_or(at) + 4;
     }
+    false
 }
 
-/// `None` if the whole answer fits in `room` bytes; otherwise how many answer records fit.
-/// Encodes exactly as the response will be (question first, names compressed), so the count is
-/// right rather than a guess.
-fn answers_that_fit(query: &hickory_proto::op::Query, ans: &Answer, room: usize) -> Option<usize> {
-    // Small answers cannot overflow even uncompressed; skip the trial encoding for them.
-    let rough: usize = 12
-        + query.name.len()
-        + 6
-        + [&ans.answers, &ans.authorities, &ans.additionals]
-            .iter()
-            .flat_map(|s| s.iter())
-            .map(|r| r.name.len() + 12 + rdata_upper_bound(r))
-            .sum::<usize>();
-    if rough <= room {
-        return None;
-    }
-    let mut buf = Vec::with_capacity(room);
-    let mut enc = BinEncoder::new(&mut buf);
-    enc.set_max_size(room.min(usize::from(u16::MAX)) as u16);
-    if enc.emit_vec(&[0; 12]).is_err() || query.emit(&mut enc).is_err() {
-        return Some(0);
-    }
-    let mut written = 0;
-    for r in &ans.answers {
-        if r.emit(&mut enc).is_err() {
-            return Some(written);
-        }
-        written += 1;
-    }
-    for r in ans.authorities.iter().chain(&ans.additionals) {
-        if r.emit(&mut enc).is_err() {
-            return Some(written);
-        }
-    }
-    None
-}
-
-/// A generous bound on a record's data size, used only to skip exact encoding when obviously
-/// unnecessary.
-fn rdata_upper_bound(r: &Record) -> usize {
-    use hickory_proto::rr::RData;
-    match &r.data {
-        RData::A(_) => 4,
-        RData::AAAA(_) => 16,
-        RData::SRV(s) => 6 + s.target.len() + 2,
-        RData::TXT(t) => t.txt_data.iter().map(|s| s.len() + 1).sum(),
-        RData::SOA(s) => s.mname.len() + s.rname.len() + 24,
-        RData::NS(n) => n.0.len() + 2,
-        _ => 512,
-    }
+/// A header alone, FORMERR, for a query whose header was readable but nothing after it.
+fn formerr(query: &Metadata) -> Vec<u8> {
+    let mut meta = Metadata::response_from_request(query);
+    meta.response_code = ResponseCode::FormErr;
+    encode(meta, None, &Sections::default(), None, PLAIN_UDP_LIMIT)
 }

@@ -11,10 +11,28 @@ use metrics::Counter;
 
 use super::answer::Transport;
 
-const QTYPES: [(u16, &str); 8] =
-    [(1, "A"), (28, "AAAA"), (33, "SRV"), (16, "TXT"), (12, "PTR"), (255, "ANY"), (6, "SOA"), (2, "NS")];
-const RCODES: [(u16, &str); 7] =
-    [(0, "NOERROR"), (1, "FORMERR"), (2, "SERVFAIL"), (3, "NXDOMAIN"), (4, "NOTIMP"), (5, "REFUSED"), (16, "BADVERS")];
+const QTYPES: [(u16, &str); 10] = [
+    (1, "A"),
+    (28, "AAAA"),
+    (33, "SRV"),
+    (16, "TXT"),
+    (12, "PTR"),
+    (255, "ANY"),
+    (6, "SOA"),
+    (2, "NS"),
+    (252, "AXFR"),
+    (251, "IXFR"),
+];
+const RCODES: [(u16, &str); 8] = [
+    (0, "NOERROR"),
+    (1, "FORMERR"),
+    (2, "SERVFAIL"),
+    (3, "NXDOMAIN"),
+    (4, "NOTIMP"),
+    (5, "REFUSED"),
+    (9, "NOTAUTH"),
+    (16, "BADVERS"),
+];
 const PROTOS: [&str; 2] = ["udp", "tcp"];
 /// The fast path records the duration of one query in this many.
 const DURATION_SAMPLE: u32 = 32;

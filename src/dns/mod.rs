@@ -1,19 +1,22 @@
-//! The DNS server on the sockets `main` bound: our own UDP (`udp`, with the `fast` path) and
-//! TCP (`tcp`) loops around one hickory `RequestHandler` (`handler`, reached through `wire`).
-//! `parse` maps names to what they ask, `answer` builds records from a snapshot, `forward` relays
-//! other names upstream, `handler` speaks the protocol around them.
+//! The DNS server on the sockets `main` bound: our own UDP (`udp`, with the `fast` path in front)
+//! and TCP (`tcp`) loops around one full handler (`handler`: bytes in, the encoded answer back).
+//! `parse` maps names to what they ask, `answer` builds records from a snapshot, `message` fits
+//! them to the client's size, `forward` relays other names upstream, `transfer` serves the zone
+//! to secondaries and `notify` tells them of changes.
 
-pub mod answer;
-pub mod fast;
-pub mod forward;
-pub mod handler;
-pub mod metrics;
-pub mod parse;
-pub mod region;
-pub mod rrl;
-pub mod tcp;
-pub mod udp;
-pub mod wire;
+mod answer;
+mod fast;
+mod forward;
+mod handler;
+mod message;
+mod metrics;
+mod notify;
+mod parse;
+mod region;
+mod rrl;
+mod tcp;
+mod transfer;
+mod udp;
 
 use std::sync::Arc;
 
@@ -23,13 +26,15 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use answer::{Transport, Zone};
+pub use answer::{Transport, Zone, distinct_addresses, srv_weight};
 pub use fast::FastTable;
 pub use forward::Forwarder;
-pub use handler::Handler;
+pub use handler::{Handler, Reply};
+pub use notify::run as notify;
 pub use region::Regions;
 pub use rrl::RrlConfig;
-pub use tcp::TcpLimits;
+pub use tcp::{TcpLimits, serve_stream};
+pub use transfer::Transfers;
 
 /// The bounds of the DNS servers (`[dns] max_slow_queries`, `tcp_*`, `rrl`).
 #[derive(Debug, Clone, PartialEq, Eq)]

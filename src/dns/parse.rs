@@ -15,6 +15,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use hickory_proto::rr::LowerName;
 
+use crate::registry::ServiceView;
+
 /// What a name inside the domain refers to. Borrowed labels are lowercase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target<'a> {
@@ -96,6 +98,39 @@ fn service_name<'a>(left: &'a str, right: &'a str, region: Option<&'a str>) -> T
         }
         (None, None) => Target::Service { service: right, tag: Some(left), region, rfc2782: false },
         _ => Target::Unknown,
+    }
+}
+
+/// One of a service's names, as `service_names` gives them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ServiceName {
+    /// Position for `ServiceView::entry`.
+    pub entry: u32,
+    /// The RFC 2782 form (`_<name>._<tag>`): its own SRV rotation.
+    pub rfc2782: bool,
+    /// The name names a region, so its answer is the same for every client.
+    pub names_region: bool,
+}
+
+/// Calls `f` with every name of a service (its labels below the domain) that `classify` reads
+/// back as that name: with tags or regions spelled like `_tcp` or `service`, a generated name
+/// can mean something else, and then it is not this service's.
+pub(crate) fn service_names(view: &ServiceView, mut f: impl FnMut(&[&str], ServiceName)) {
+    for form in view.name_forms() {
+        let meant = |rfc2782| Target::Service { service: form.service, tag: form.tag, region: form.region, rfc2782 };
+        let name = |rfc2782| ServiceName { entry: form.index, rfc2782, names_region: form.region.is_some() };
+        let mut plain: Vec<&str> = form.tag.into_iter().collect();
+        plain.extend([form.service, "service"]);
+        plain.extend(form.region);
+        if classify_labels(&plain) == meant(false) {
+            f(&plain, name(false));
+        }
+        let (under_name, under_tag) = (format!("_{}", form.service), format!("_{}", form.tag.unwrap_or("tcp")));
+        let mut rfc = vec![under_name.as_str(), under_tag.as_str(), "service"];
+        rfc.extend(form.region);
+        if classify_labels(&rfc) == meant(true) {
+            f(&rfc, name(true));
+        }
     }
 }
 

@@ -15,7 +15,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hickory_server::net::xfer::Protocol;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc};
@@ -23,7 +22,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
-use super::handler::Handler;
+use super::answer::Transport;
+use super::handler::{Handler, Reply};
 use crate::metrics::limit_hit;
 
 /// The bounds of the TCP server (`[dns] tcp_*`).
@@ -190,8 +190,20 @@ async fn connection<S>(
         queries += 1;
         let (handler, tx) = (handler.clone(), tx.clone());
         tokio::spawn(async move {
-            if let Some(answer) = super::wire::answer(&handler, query, peer, Protocol::Tcp).await {
-                let _ = tx.send(answer).await;
+            match handler.answer(&query, peer, Transport::Tcp).await {
+                Some(Reply::Message(answer)) => {
+                    let _ = tx.send(answer).await;
+                }
+                Some(Reply::Transfer(messages)) => {
+                    // Made one at a time as the writer takes them: the channel's bound is the
+                    // back pressure of a client reading slowly.
+                    for message in messages {
+                        if tx.send(message).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+                None => {}
             }
             drop(slot);
         });

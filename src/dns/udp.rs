@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
-use hickory_server::net::xfer::Protocol;
 use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
 use tokio::net::UdpSocket;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -22,8 +21,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
+use super::answer::Transport;
 use super::fast::FastTable;
-use super::handler::Handler;
+use super::handler::{Handler, Reply};
 use super::rrl::{self, Rrl, Verdict};
 
 /// Datagrams received (and answers sent) per system call.
@@ -214,7 +214,8 @@ async fn slow(
     src: SocketAddr,
     _permit: OwnedSemaphorePermit,
 ) {
-    if let Some(answer) = super::wire::answer(&handler, query, src, Protocol::Udp).await {
+    // Over UDP the handler answers with one message (a transfer question gets a pointer to TCP).
+    if let Some(Reply::Message(answer)) = handler.answer(&query, src, Transport::Udp).await {
         send(&socket, &answer, src);
     }
 }

@@ -30,6 +30,8 @@ mod regions;
 mod rotation;
 mod rrl;
 mod sizes;
+mod transfer;
+mod truncation;
 mod ui;
 mod ui_browser;
 mod zones_reload;

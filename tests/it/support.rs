@@ -304,3 +304,30 @@ pub fn http_client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::new()
 }
+
+/// Parses a DNS message the way strict stub resolvers do: the header's counts say exactly what
+/// follows, every record is whole, and nothing comes after the last one (RFC 1035 §4.2.1).
+/// hickory's own `Message::from_vec` reads the counted records and ignores what follows.
+pub fn strict_parse(bytes: &[u8]) -> Result<Message, String> {
+    use hickory_proto::op::Header;
+    use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+    let mut d = BinDecoder::new(bytes);
+    let header = Header::read(&mut d).map_err(|e| format!("header: {e}"))?;
+    for i in 0..header.counts.queries {
+        Query::read(&mut d).map_err(|e| format!("question {i}: {e}"))?;
+    }
+    let sections = [
+        ("answer", header.counts.answers),
+        ("authority", header.counts.authorities),
+        ("additional", header.counts.additionals),
+    ];
+    for (section, count) in sections {
+        for i in 0..count {
+            Record::read(&mut d).map_err(|e| format!("{section} record {i} of {count}: {e}"))?;
+        }
+    }
+    if !d.is_empty() {
+        return Err(format!("{} bytes after the last counted record", d.len()));
+    }
+    Message::from_vec(bytes).map_err(|e| e.to_string())
+}

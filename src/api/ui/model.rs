@@ -211,7 +211,7 @@ fn instance(v: &InstanceView) -> Instance {
 fn dig(snap: &Snapshot, view: &ServiceView, entry: &NameEntry, name: &str, domain: &str) -> Answers {
     let domain = domain.trim_end_matches('.');
     let addresses = |set: &AnswerSet, v4: bool| -> Vec<String> {
-        crate::dns::answer::distinct_addresses(snap, view, entry, set.peek(), v4)
+        crate::dns::distinct_addresses(snap, view, entry.answer_limit, set.peek(), v4)
             .iter()
             .map(IpAddr::to_string)
             .collect()
@@ -221,7 +221,7 @@ fn dig(snap: &Snapshot, view: &ServiceView, entry: &NameEntry, name: &str, domai
         .peek()
         .map(|i| {
             let inst = &view.instance(i).instance;
-            format!("1 {} {} {}.instance.{domain}.", crate::dns::answer::srv_weight(inst), inst.port, inst.id)
+            format!("1 {} {} {}.instance.{domain}.", crate::dns::srv_weight(inst), inst.port, inst.id)
         })
         .collect();
     Answers {
