@@ -1,0 +1,257 @@
+//! One service version's records, encoded once: each instance's address, SRV and TXT records
+//! without owner names, shared across versions until the instance changes, and per name the
+//! sizes its answers take; `records` copies them into an answer in rotated order.
+
+use std::sync::Arc;
+
+use hickory_proto::rr::{Name, Record, RecordType};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
+
+use super::query::{QNAME_POINTER, TYPE_A, TYPE_AAAA, TYPE_SRV, TYPE_TXT};
+use crate::dns::answer::{Zone, address_record, srv_record, txt_record};
+use crate::registry::model::Address;
+use crate::registry::{AnswerSet, NameEntry, ServiceView};
+
+/// One service version, encoded.
+pub(super) struct ServiceWire {
+    pub view: Arc<ServiceView>,
+    /// Per instance of `view.instances`.
+    pub instances: Vec<InstanceWire>,
+    /// Per entry of the view (`ServiceView::entry`), what its answers need.
+    pub entries: Vec<EntryWire>,
+}
+
+/// One instance's records, each without its owner name (TYPE CLASS TTL RDLENGTH RDATA), back to
+/// back in one shared allocation: its address record (none for a host name), SRV, TXT. Shared
+/// by every version of its service's encoding until the instance itself changes.
+#[derive(Debug, Clone)]
+pub(super) struct InstanceWire {
+    bytes: Arc<[u8]>,
+    srv_at: u32,
+    txt_at: u32,
+    family: AddressFamily,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AddressFamily {
+    V4,
+    V6,
+    /// Registered with a host name, resolved elsewhere: the full handler answers for it.
+    Host,
+}
+
+impl InstanceWire {
+    pub(super) fn encode(zone: &Zone, instance: &crate::registry::model::Instance, ttl: u32) -> InstanceWire {
+        let root = Name::root();
+        let mut bytes = Vec::with_capacity(128);
+        let family = match instance.address {
+            Address::Ip(ip) => {
+                if let Some(r) = address_record(&root, ip, RecordType::ANY, ttl) {
+                    bytes.extend_from_slice(&tail(&r));
+                }
+                if ip.is_ipv4() { AddressFamily::V4 } else { AddressFamily::V6 }
+            }
+            Address::Host(_) => AddressFamily::Host,
+        };
+        let srv_at = bytes.len() as u32;
+        if let Some((srv, _)) = srv_record(zone, &root, instance, ttl, 1) {
+            bytes.extend_from_slice(&tail(&srv));
+        }
+        let txt_at = bytes.len() as u32;
+        bytes.extend_from_slice(&tail(&txt_record(&root, instance, ttl)));
+        InstanceWire { bytes: bytes.into(), srv_at, txt_at, family }
+    }
+
+    /// The A or AAAA record; also the SRV target's glue (its owner: a pointer to the target).
+    pub(super) fn address(&self) -> Option<&[u8]> {
+        (self.family != AddressFamily::Host).then(|| &self.bytes[..self.srv_at as usize])
+    }
+
+    pub(super) fn a(&self) -> Option<&[u8]> {
+        self.address().filter(|_| self.family == AddressFamily::V4)
+    }
+
+    pub(super) fn aaaa(&self) -> Option<&[u8]> {
+        self.address().filter(|_| self.family == AddressFamily::V6)
+    }
+
+    pub(super) fn srv(&self) -> &[u8] {
+        &self.bytes[self.srv_at as usize..self.txt_at as usize]
+    }
+
+    pub(super) fn txt(&self) -> &[u8] {
+        &self.bytes[self.txt_at as usize..]
+    }
+
+    pub(super) fn host(&self) -> bool {
+        self.family == AddressFamily::Host
+    }
+}
+
+/// Per name entry: the bytes each answer takes, or `None` where the fast path must step aside.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct EntryWire {
+    pub a: Option<Family>,
+    pub aaaa: Option<Family>,
+    /// `None` when a member has a host-name address (its glue is resolved elsewhere).
+    pub srv: Option<usize>,
+    pub txt: usize,
+}
+
+/// An A or AAAA answer's size, and whether members share addresses (then each address is
+/// answered once, as the full handler does).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Family {
+    pub size: usize,
+    pub dedup: bool,
+}
+
+impl ServiceWire {
+    /// Encodes a service version; instances unchanged since `previous` keep their encoding, so
+    /// a change to one instance of a large service encodes one instance.
+    pub(super) fn build(view: &Arc<ServiceView>, zone: &Zone, previous: Option<&ServiceWire>) -> ServiceWire {
+        let ttl = view.ttl();
+        let reusable = previous.filter(|p| p.view.ttl() == ttl);
+        let mut old = reusable.into_iter().flat_map(|p| p.view.instances.iter().zip(&p.instances)).peekable();
+        let instances: Vec<InstanceWire> = view
+            .instances
+            .iter()
+            .map(|v| {
+                // Both lists are in id order: walk the old one alongside.
+                while old.next_if(|(o, _)| o.key < v.key).is_some() {}
+                match old.peek() {
+                    Some((o, w)) if Arc::ptr_eq(&o.instance, &v.instance) => (*w).clone(),
+                    _ => InstanceWire::encode(zone, &v.instance, ttl),
+                }
+            })
+            .collect();
+        let entries = view
+            .entries()
+            .iter()
+            .map(|e| EntryWire {
+                a: sized(e, &e.v4, view, &instances, InstanceWire::a),
+                aaaa: sized(e, &e.v6, view, &instances, InstanceWire::aaaa),
+                srv: e
+                    .srv
+                    .members
+                    .iter()
+                    .map(|&i| (!instances[i as usize].host()).then(|| srv_len(&instances[i as usize])))
+                    .sum(),
+                txt: e.txt.members.iter().map(|&i| 2 + instances[i as usize].txt().len()).sum(),
+            })
+            .collect();
+        ServiceWire { view: view.clone(), instances, entries }
+    }
+
+    /// Appends the records of one name and type in this query's rotated order; returns the
+    /// answer and additional counts.
+    pub(super) fn records(
+        &self,
+        qtype: u16,
+        e: &NameEntry,
+        set: &AnswerSet,
+        dedup: bool,
+        out: &mut Vec<u8>,
+    ) -> (u16, u16) {
+        let limit = if e.answer_limit == 0 { usize::MAX } else { e.answer_limit as usize };
+        let mut answers = 0u16;
+        match qtype {
+            TYPE_SRV => {
+                // Glue follows all SRV records; each glue owner points at its SRV's target.
+                let mut targets: [(u32, u16); 64] = [(0, 0); 64];
+                let mut spill = Vec::new();
+                for i in set.rotate() {
+                    let w = &self.instances[i as usize];
+                    out.extend_from_slice(&QNAME_POINTER);
+                    // TYPE CLASS TTL RDLENGTH (10) and priority, weight, port (6) precede the target.
+                    let target = (out.len() + 16) as u16;
+                    out.extend_from_slice(w.srv());
+                    if (answers as usize) < targets.len() {
+                        targets[answers as usize] = (i, target);
+                    } else {
+                        spill.push((i, target));
+                    }
+                    answers += 1;
+                }
+                let mut glue = 0u16;
+                for &(i, target) in targets[..(answers as usize).min(64)].iter().chain(&spill) {
+                    if let Some(g) = self.instances[i as usize].address() {
+                        out.extend_from_slice(&(0xC000 | target).to_be_bytes());
+                        out.extend_from_slice(g);
+                        glue += 1;
+                    }
+                }
+                return (answers, glue);
+            }
+            _ => {
+                let start = out.len();
+                for i in set.rotate() {
+                    if answers as usize == limit && qtype != TYPE_TXT {
+                        break;
+                    }
+                    let w = &self.instances[i as usize];
+                    let rec = match qtype {
+                        TYPE_A => w.a(),
+                        TYPE_AAAA => w.aaaa(),
+                        _ => Some(w.txt()),
+                    };
+                    let Some(rec) = rec else { continue };
+                    // Records of one family have one length: the answers so far sit at a
+                    // fixed stride, each after its two-byte owner pointer.
+                    let stride = 2 + rec.len();
+                    if dedup && out[start..].chunks_exact(stride).any(|r| &r[2..] == rec) {
+                        continue;
+                    }
+                    out.extend_from_slice(&QNAME_POINTER);
+                    out.extend_from_slice(rec);
+                    answers += 1;
+                }
+            }
+        }
+        (answers, 0)
+    }
+}
+
+/// A record's bytes after its owner name (encoded as the root, one zero byte), uncompressed so
+/// they can be copied anywhere.
+pub(super) fn tail(record: &Record) -> Box<[u8]> {
+    let mut buf = Vec::with_capacity(64);
+    let mut enc = BinEncoder::new(&mut buf);
+    enc.set_name_encoding(NameEncoding::Uncompressed);
+    record.emit(&mut enc).expect("a record built here encodes");
+    buf[1..].into()
+}
+
+/// The lowercase wire form of `relative` labels followed by the domain's.
+pub(super) fn wire_name(relative: &[&str], domain: &[Vec<u8>]) -> Box<[u8]> {
+    let mut out = Vec::with_capacity(64);
+    for label in relative.iter().map(|l| l.as_bytes()).chain(domain.iter().map(Vec::as_slice)) {
+        out.push(label.len() as u8);
+        out.extend(label.iter().map(u8::to_ascii_lowercase));
+    }
+    out.push(0);
+    out.into()
+}
+
+/// The size of an A or AAAA answer for `set`, or `None` when a member has no address of this
+/// family here (a host name: the full handler answers with what it resolved to).
+fn sized(
+    e: &NameEntry,
+    set: &AnswerSet,
+    view: &ServiceView,
+    instances: &[InstanceWire],
+    rec: fn(&InstanceWire) -> Option<&[u8]>,
+) -> Option<Family> {
+    let mut distinct = std::collections::HashSet::new();
+    let mut per = 0;
+    for &i in set.members.iter() {
+        per = 2 + rec(&instances[i as usize])?.len();
+        distinct.insert(&view.instance(i).instance.address);
+    }
+    let limit = if e.answer_limit == 0 { usize::MAX } else { e.answer_limit as usize };
+    Some(Family { size: per * distinct.len().min(limit), dedup: distinct.len() < set.members.len() })
+}
+
+fn srv_len(w: &InstanceWire) -> usize {
+    2 + w.srv().len() + w.address().map_or(0, |g| 2 + g.len())
+}
