@@ -88,11 +88,13 @@ async fn notify(target: SocketAddr, origin: Name, soa: Record) -> bool {
             // An acknowledgement: a response from the target with our id.
             if from == target && n >= 12 && buf[..2] == id.to_be_bytes() && buf[2] & 0x80 != 0 {
                 debug!(%target, "NOTIFY acknowledged");
+                metrics::counter!("signpost_dns_notifies_total", "result" => "acknowledged").increment(1);
                 return true;
             }
         }
     }
     warn!(%target, "a secondary did not acknowledge NOTIFY; it picks the change up at its next refresh");
+    metrics::counter!("signpost_dns_notifies_total", "result" => "unanswered").increment(1);
     false
 }
 
