@@ -434,3 +434,6 @@ pub(crate) fn address_record(owner: &Name, ip: IpAddr, qtype: RecordType, ttl: u
 pub(crate) fn instance_ttl(snap: &Snapshot, view: &InstanceView) -> u32 {
     snap.service_view(&view.service).map_or(5, |s| s.ttl())
 }
+
+#[cfg(test)]
+mod tests;
