@@ -13,6 +13,8 @@ needs+=([node]=nodejs [npm]=npm)
 needs+=([chromium]=chromium [chromedriver]=chromium-driver)
 # Cluster mode: etcd-client's build needs protoc; tests/it/cluster.rs runs a real 3-member etcd.
 needs+=([protoc]=protobuf-compiler [etcd]=etcd-server)
+# /metrics is checked with the Prometheus project's own lint (tests/it/metrics.rs).
+needs+=([promtool]=prometheus)
 missing=()
 for cmd in "${!needs[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${needs[$cmd]}")

@@ -1,6 +1,13 @@
 //! Prometheus metrics. One process-wide recorder behind the `metrics` facade; every module
 //! records where the event happens, and `GET /metrics` renders the text format. Names follow
 //! Prometheus style: `_total` counters, `_seconds` histograms, plain gauges.
+//!
+//! A scrape shows every family from the start: counters whose label values are a small known
+//! set are registered at zero by `install` (the values are the enums below, which the counting
+//! code uses too), gauges are set from the first snapshot, and `describe` gives each family its
+//! HELP. Left to appear with their first count, because their label sets are open or large:
+//! `signpost_dns_queries_total` (qtype × rcode × proto) and the HTTP request families (every
+//! route template × method × any status code a handler or axum answers with).
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -10,10 +17,70 @@ use tokio_util::sync::CancellationToken;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
-/// How often recorded histogram samples are folded into their buckets.
+/// How often the recorder's histogram samples are folded into their buckets.
 const UPKEEP: Duration = Duration::from_secs(5);
 
-/// Installs the recorder (once per process; later calls return the same handle).
+/// Declares the values of a label: an enum, each value's text, and `ALL` of them for the
+/// registration at zero, so that the list counted from and the list registered are one.
+macro_rules! label_values {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+    };
+}
+
+label_values!(
+    /// A resource bound (`signpost_limit_hits_total{limit}`); README's Limits says what each does.
+    Limit {
+        SlowQueries = "slow_queries",
+        TcpConnections = "tcp_connections",
+        TcpIdleTimeout = "tcp_idle_timeout",
+        TcpQueriesPerConnection = "tcp_queries_per_connection",
+        RrlSlipped = "rrl_slipped",
+        RrlDropped = "rrl_dropped",
+        HttpRequests = "http_requests",
+        HttpBlockingQueries = "http_blocking_queries",
+        HttpHeaderBytes = "http_header_bytes",
+        ZoneFile = "zone_file",
+    }
+);
+
+label_values!(
+    /// What became of a query for a name outside the domain (`signpost_dns_forwarded_total{outcome}`):
+    /// an upstream answered (whatever its rcode), none did (SERVFAIL), or it was not relayed (a zone
+    /// transfer).
+    Forwarded {
+        Answered = "answered",
+        Failed = "failed",
+        Refused = "refused",
+    }
+);
+
+label_values!(
+    /// The `result` of a zone file load or a store write.
+    Outcome {
+        Ok = "ok",
+        Error = "error",
+    }
+);
+
+impl Outcome {
+    pub fn of<T, E>(result: &Result<T, E>) -> Outcome {
+        if result.is_ok() { Outcome::Ok } else { Outcome::Error }
+    }
+}
+
+/// Installs the recorder (once per process; later calls return the same handle), and registers
+/// the families whose label values are known at zero.
 pub fn install() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
         // DNS answers take microseconds; probes and store writes milliseconds to seconds.
@@ -26,6 +93,19 @@ pub fn install() -> &'static PrometheusHandle {
             .install_recorder()
             .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder().handle());
         describe();
+        // A handle asked for is registered, and shown from then on.
+        for &limit in Limit::ALL {
+            limit_counter(limit).increment(0);
+        }
+        for &outcome in Forwarded::ALL {
+            forwarded_counter(outcome).increment(0);
+        }
+        for &result in Outcome::ALL {
+            zone_reload_counter(result).increment(0);
+            store_write_counter(result).increment(0);
+        }
+        let _ = metrics::histogram!("signpost_store_write_duration_seconds");
+        let _ = metrics::histogram!("signpost_dns_query_duration_seconds");
         handle
     })
 }
@@ -54,15 +134,47 @@ pub async fn upkeep(token: CancellationToken) {
 
 /// Counts one hit of a bound (`signpost_limit_hits_total{limit}`): a query dropped, a
 /// connection refused or closed, a request turned away.
-pub fn limit_hit(limit: &'static str) {
-    metrics::counter!("signpost_limit_hits_total", "limit" => limit).increment(1);
+pub fn limit_hit(limit: Limit) {
+    limit_counter(limit).increment(1);
+}
+
+fn limit_counter(limit: Limit) -> metrics::Counter {
+    metrics::counter!("signpost_limit_hits_total", "limit" => limit.as_str())
+}
+
+/// Counts a query for a name outside the domain by what became of it.
+pub fn forwarded(outcome: Forwarded) {
+    forwarded_counter(outcome).increment(1);
+}
+
+fn forwarded_counter(outcome: Forwarded) -> metrics::Counter {
+    metrics::counter!("signpost_dns_forwarded_total", "outcome" => outcome.as_str())
+}
+
+/// Counts a zone file (re)load after a change in the folder.
+pub fn zone_reload(result: Outcome) {
+    zone_reload_counter(result).increment(1);
+}
+
+fn zone_reload_counter(result: Outcome) -> metrics::Counter {
+    metrics::counter!("signpost_zone_reloads_total", "result" => result.as_str())
+}
+
+/// Times and counts one batch written to the store.
+pub fn store_write(result: Outcome, took: Duration) {
+    metrics::histogram!("signpost_store_write_duration_seconds").record(took);
+    store_write_counter(result).increment(1);
+}
+
+fn store_write_counter(result: Outcome) -> metrics::Counter {
+    metrics::counter!("signpost_store_writes_total", "result" => result.as_str())
 }
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
     describe_counter!("signpost_dns_queries_total", "DNS queries answered, by query type, response code and transport");
     describe_histogram!("signpost_dns_query_duration_seconds", "Time to answer a DNS query");
-    describe_counter!("signpost_dns_forwarded_total", "Queries forwarded upstream, by outcome");
+    describe_counter!("signpost_dns_forwarded_total", "Queries for names outside the domain, by outcome");
     describe_gauge!("signpost_instances", "Registered instances, by aggregated health status");
     describe_gauge!("signpost_checks", "Health checks, by status");
     describe_gauge!("signpost_registry_version", "The registry version (X-Consul-Index, SOA serial)");
@@ -70,7 +182,8 @@ fn describe() {
     describe_histogram!("signpost_probe_duration_seconds", "Time a health probe took, by kind");
     describe_histogram!("signpost_probe_lateness_seconds", "How long after its due time a probe started");
     describe_counter!("signpost_check_transitions_total", "Check status changes decided by probes");
-    describe_counter!("signpost_zone_reloads_total", "Zone file loads, by result");
+    describe_gauge!("signpost_checks_probed", "Health checks this server probes (in cluster mode, its share)");
+    describe_counter!("signpost_zone_reloads_total", "Zone file loads after a change in the folder, by result");
     describe_histogram!("signpost_store_write_duration_seconds", "Time to make one batch durable (write + fsync)");
     describe_counter!("signpost_store_writes_total", "Batches written to the store, by result");
     describe_counter!(

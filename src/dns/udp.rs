@@ -25,6 +25,7 @@ use tracing::debug;
 use super::fast::FastTable;
 use super::handler::Handler;
 use super::rrl::{self, Rrl, Verdict};
+use crate::metrics::Limit;
 
 /// Datagrams received (and answers sent) per system call.
 const BATCH: usize = 64;
@@ -130,7 +131,7 @@ impl Io {
                 match self.rrl.as_ref().map_or(Verdict::Answer, |r| r.check(src.ip(), Instant::now())) {
                     Verdict::Answer => {}
                     Verdict::Slip => {
-                        crate::metrics::limit_hit("rrl_slipped");
+                        crate::metrics::limit_hit(Limit::RrlSlipped);
                         if rrl::truncated(query, &mut answers[answered]) {
                             to.push(addr);
                             answered += 1;
@@ -138,7 +139,7 @@ impl Io {
                         continue;
                     }
                     Verdict::Drop => {
-                        crate::metrics::limit_hit("rrl_dropped");
+                        crate::metrics::limit_hit(Limit::RrlDropped);
                         continue;
                     }
                 }
@@ -154,7 +155,7 @@ impl Io {
                     }
                     None => {
                         let Ok(permit) = self.slow.slots.clone().try_acquire_owned() else {
-                            crate::metrics::limit_hit("slow_queries");
+                            crate::metrics::limit_hit(Limit::SlowQueries);
                             continue;
                         };
                         let (socket, handler, query) = (self.socket.clone(), self.slow.handler.clone(), query.to_vec());
