@@ -24,6 +24,7 @@ use tracing::debug;
 
 use super::fast::FastTable;
 use super::handler::Handler;
+use super::metrics::FastBatch;
 use super::rrl::{self, Rrl, Verdict};
 use crate::metrics::Limit;
 
@@ -107,6 +108,7 @@ impl Io {
         let mut send_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
         let mut received: Vec<(usize, Option<SockaddrStorage>)> = Vec::with_capacity(BATCH);
         let mut to: Vec<Option<SockaddrStorage>> = Vec::with_capacity(BATCH);
+        let mut counted = FastBatch::with_capacity(BATCH);
         while !self.stop.load(Ordering::Relaxed) {
             received.clear();
             {
@@ -118,6 +120,7 @@ impl Io {
                     Err(_) => continue,
                 }
             }
+            counted.start();
             let table = self.fast.load();
             to.clear();
             let mut answered = 0;
@@ -143,13 +146,9 @@ impl Io {
                         continue;
                     }
                 }
-                let timed = super::metrics::sample().then(Instant::now);
                 match table.as_ref().and_then(|t| t.answer(query, &mut answers[answered])) {
                     Some(qtype) => {
-                        if let Some(start) = timed {
-                            super::metrics::fast_duration(start.elapsed());
-                        }
-                        super::metrics::fast(qtype, &answers[answered]);
+                        counted.answered(qtype, &answers[answered]);
                         to.push(addr);
                         answered += 1;
                     }
@@ -164,6 +163,7 @@ impl Io {
                     }
                 }
             }
+            counted.finish();
             self.send_all(fd, &mut send_headers, &answers[..answered], &to);
         }
     }

@@ -1,10 +1,14 @@
 //! `/metrics` as monitoring reads it, against the built binary (its own process, so that its
-//! metrics count this test's traffic alone): every family there from the first scrape, and the
-//! Prometheus project's own lint (`promtool check metrics`) clean after every kind of traffic.
+//! metrics count this test's traffic alone): every family there from the first scrape, the DNS
+//! histogram in step with the query counters at the instant of a scrape, and the Prometheus
+//! project's own lint (`promtool check metrics`) clean after every kind of traffic.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
-use std::time::Instant;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
@@ -79,8 +83,73 @@ fn zero_at_start() -> Vec<String> {
     out
 }
 
+/// The DNS queries counted, and the DNS histogram's `_count`, `+Inf` bucket and buckets, in one scrape.
+struct DnsSeen {
+    counted: f64,
+    timed: f64,
+    inf: f64,
+    buckets: Vec<f64>,
+}
+
+fn dns_seen(m: &BTreeMap<String, f64>) -> DnsSeen {
+    let h = "signpost_dns_query_duration_seconds";
+    let counted = m.iter().filter(|(k, _)| k.starts_with("signpost_dns_queries_total{")).map(|(_, v)| v).sum();
+    let mut buckets: Vec<(f64, f64)> = m
+        .iter()
+        .filter_map(|(k, v)| {
+            let le = k.strip_prefix(&format!("{h}_bucket{{le=\""))?.strip_suffix("\"}")?;
+            Some((le.parse().ok()?, *v))
+        })
+        .collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    DnsSeen {
+        counted,
+        timed: m[&format!("{h}_count")],
+        inf: m[&format!("{h}_bucket{{le=\"+Inf\"}}")],
+        buckets: buckets.into_iter().map(|(_, v)| v).collect(),
+    }
+}
+
+/// A stream of plain UDP queries that the fast path answers, eight at a time, until dropped.
+struct Flood {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Flood {
+    fn start(server: SocketAddr) -> Flood {
+        let stop = Arc::new(AtomicBool::new(false));
+        let query = Ask { edns_payload: None, ..Ask::new("web.service.local.", RecordType::A) }.to_bytes();
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+            socket.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+            let mut buf = [0; 512];
+            while !flag.load(Ordering::Relaxed) {
+                for _ in 0..8 {
+                    socket.send_to(&query, server).unwrap();
+                }
+                // A lost answer only ends the wait for this round.
+                for _ in 0..8 {
+                    if socket.recv(&mut buf).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        Flood { stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for Flood {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.take().map(|t| t.join());
+    }
+}
+
 #[tokio::test]
-async fn a_fresh_server_shows_its_gauges_and_known_counters() {
+async fn a_fresh_server_shows_its_gauges_and_known_counters_and_the_dns_histogram_keeps_up() {
     let (zones, data) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     std::fs::write(zones.path().join("web.toml"), WEB).unwrap();
     let b = serve(zones.path(), data.path(), &[]);
@@ -99,6 +168,55 @@ async fn a_fresh_server_shows_its_gauges_and_known_counters() {
     let index: f64 = resp.headers()["x-consul-index"].to_str().unwrap().parse().unwrap();
     assert_eq!(m.get("signpost_registry_version"), Some(&index), "{m:#?}");
     assert!(!m.keys().any(|k| k.starts_with("signpost_dns_queries_total")), "no query yet: {m:#?}");
+
+    // Queries over the fast path (plain UDP), the full handler (EDNS, ANY, TCP) and negative
+    // answers: once the counters hold them all, the histogram counts exactly as many.
+    let plain = Ask { edns_payload: None, ..Ask::new("web.service.local.", RecordType::A) };
+    let asks = [
+        (plain, Transport::Udp),
+        (Ask::new("web.service.local.", RecordType::ANY), Transport::Udp),
+        (Ask::new("missing.service.local.", RecordType::A), Transport::Udp),
+        (Ask::new("web.service.local.", RecordType::SRV), Transport::Tcp),
+    ];
+    let rounds = 5;
+    for _ in 0..rounds {
+        for (ask, transport) in &asks {
+            query(b.dns_udp, *transport, ask).await;
+        }
+    }
+    let sent = (rounds * asks.len()) as f64;
+    let start = Instant::now();
+    let seen = loop {
+        let seen = dns_seen(&scrape(&b).await.1);
+        assert!(seen.timed >= seen.counted, "the histogram is behind the counters: {} < {}", seen.timed, seen.counted);
+        if seen.counted == sent {
+            break seen;
+        }
+        assert!(start.elapsed() < DEADLINE, "{} of {sent} queries counted", seen.counted);
+    };
+    assert_eq!((seen.timed, seen.inf), (sent, sent));
+
+    // Under a stream of queries, every scrape shows the histogram at or past the counters, and
+    // consistent in itself.
+    let flood = Flood::start(b.dns_udp);
+    let mut first = None;
+    for _ in 0..30 {
+        let seen = dns_seen(&scrape(&b).await.1);
+        assert!(seen.timed >= seen.counted, "the histogram is behind the counters: {} < {}", seen.timed, seen.counted);
+        assert_eq!(seen.inf, seen.timed);
+        assert!(seen.buckets.windows(2).all(|w| w[0] <= w[1]), "buckets not cumulative: {:?}", seen.buckets);
+        first.get_or_insert(seen.counted);
+    }
+    drop(flood);
+    // The flood's queries all went the fast path, in order on one socket: once a last query is
+    // answered, everything before it is counted.
+    let start = Instant::now();
+    while exchange_udp(b.dns_udp, &asks[0].0.to_bytes()).await.is_none() {
+        assert!(start.elapsed() < DEADLINE, "the server no longer answers");
+    }
+    let seen = dns_seen(&scrape(&b).await.1);
+    assert!(first.is_some_and(|f| seen.counted > f + 100.0), "the flood ran: {:?} then {}", first, seen.counted);
+    assert_eq!((seen.timed, seen.inf), (seen.counted, seen.counted));
 }
 
 #[tokio::test]

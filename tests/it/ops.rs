@@ -122,7 +122,7 @@ fn metrics_count_the_traffic() {
         answered += udp_query(b.dns_udp, "web.service.local.").is_some() as u32;
     }
 
-    // Every DNS answer is counted (most of these by the fast path, just after it sends).
+    // Every DNS answer is counted (most of these by the fast path, just before it sends).
     let web = r#"signpost_dns_queries_total{qtype="A",rcode="NOERROR",proto="udp"}"#;
     let m = scrape_until(b.http, "two passing probes, the broken zone file, the DNS answers", |m| {
         value(m, web) >= f64::from(answered)
