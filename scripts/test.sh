@@ -15,6 +15,8 @@ needs+=([chromium]=chromium [chromedriver]=chromium-driver)
 needs+=([protoc]=protobuf-compiler [etcd]=etcd-server)
 # Zone transfers (tests/it/transfer.rs): NSD as a secondary that mirrors signpost.
 needs+=([nsd]=nsd)
+# /metrics is checked with the Prometheus project's own lint (tests/it/metrics.rs).
+needs+=([promtool]=prometheus)
 missing=()
 for cmd in "${!needs[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${needs[$cmd]}")

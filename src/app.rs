@@ -161,6 +161,7 @@ impl Running {
 /// Starts everything on the given sockets; returns once the server is ready.
 pub async fn start(config: Config, listeners: Listeners, token: CancellationToken) -> Result<Running, AppError> {
     crate::metrics::install();
+    health::register_metrics();
     let tracker = TaskTracker::new();
     let dir = &config.zones_dir;
     let dir_name = dir.display().to_string();

@@ -28,21 +28,22 @@ pub async fn limit(
     let head =
         req.uri().to_string().len() + req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum::<usize>();
     if head > api.config.limits.max_header_bytes {
-        crate::metrics::limit_hit("http_header_bytes");
+        crate::metrics::limit_hit(crate::metrics::Limit::HttpHeaderBytes);
         return super::ApiError::HeadersTooLarge { limit: api.config.limits.max_header_bytes }.into_response();
     }
     if matches!(req.uri().path(), "/healthz" | "/readyz" | "/metrics") {
         return next.run(req).await;
     }
     let Ok(_slot) = api.requests.clone().try_acquire_owned() else {
-        crate::metrics::limit_hit("http_requests");
+        crate::metrics::limit_hit(crate::metrics::Limit::HttpRequests);
         return super::ApiError::Busy("too many requests in progress; try again shortly").into_response();
     };
     next.run(req).await
 }
 
 /// Counts and times one request. Paths that match no route count as `unmatched`, so that a
-/// scanner cannot grow the label set.
+/// scanner cannot grow the label set. These series show with their first count: route templates
+/// × methods × statuses is too large a set to register at zero.
 pub async fn track(req: Request, next: Next) -> Response {
     let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_string();
     let method = req.method().as_str().to_string();

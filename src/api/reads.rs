@@ -59,7 +59,7 @@ pub(super) async fn block(
     mut ready: impl FnMut(&Snapshot) -> bool,
 ) -> Result<Arc<Snapshot>, ApiError> {
     let Ok(_watching) = api.watchers.clone().try_acquire_owned() else {
-        crate::metrics::limit_hit("http_blocking_queries");
+        crate::metrics::limit_hit(crate::metrics::Limit::HttpBlockingQueries);
         return Err(ApiError::Busy("too many blocking queries waiting; try again shortly"));
     };
     let deadline = tokio::time::sleep(wait);

@@ -30,6 +30,7 @@ use tracing::{debug, info, warn};
 
 use super::answer::{Answer, Transport};
 use crate::config::ForwardConfig;
+use crate::metrics::{Forwarded, forwarded};
 
 /// Upstreams tried per query at most (glibc's MAXNS), which bounds the time to SERVFAIL.
 const MAX_TRIED: usize = 3;
@@ -130,7 +131,7 @@ impl Forwarder {
     pub async fn forward(&self, qname: &Name, qtype: RecordType, transport: Transport) -> Answer {
         if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
             // Zone transfers are between a zone's servers, not something to relay.
-            forwarded("refused");
+            forwarded(Forwarded::Refused);
             return Answer { rcode: ResponseCode::Refused, ..Answer::default() };
         }
         let n = self.upstreams.len();
@@ -163,7 +164,7 @@ impl Forwarder {
                         info!(upstream = %upstream.addr, "an upstream answers again");
                     }
                     echo_case(qname, &mut ans);
-                    forwarded("answered");
+                    forwarded(Forwarded::Answered);
                     return ans;
                 }
                 Attempt::Failed(why) => {
@@ -176,15 +177,9 @@ impl Forwarder {
         } else {
             debug!(name = %qname, %qtype, "no upstream answered; SERVFAIL");
         }
-        forwarded("failed");
+        forwarded(Forwarded::Failed);
         Answer { rcode: ResponseCode::ServFail, ..Answer::default() }
     }
-}
-
-/// Counts a forwarded query by outcome (`signpost_dns_forwarded_total`): an upstream answered
-/// (whatever its rcode), none did (SERVFAIL), or it was not relayed (a zone transfer).
-fn forwarded(outcome: &'static str) {
-    metrics::counter!("signpost_dns_forwarded_total", "outcome" => outcome).increment(1);
 }
 
 /// Sorts a resolver's result into an answer to pass on or a failure to try the next upstream for.

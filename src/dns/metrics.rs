@@ -1,15 +1,17 @@
 //! DNS query metrics: `signpost_dns_queries_total{qtype,rcode,proto}` and
 //! `signpost_dns_query_duration_seconds`. Counter handles are looked up once and kept in a
-//! table, so the fast path pays an atomic add per query, not a label lookup.
+//! table, so the fast path pays an atomic add per query, not a label lookup, and one histogram
+//! update per batch of datagrams.
 
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use metrics::Counter;
 
 use super::answer::Transport;
+use crate::metrics::DNS_QUERY_DURATION;
 
 const QTYPES: [(u16, &str); 10] = [
     (1, "A"),
@@ -34,8 +36,6 @@ const RCODES: [(u16, &str); 8] = [
     (16, "BADVERS"),
 ];
 const PROTOS: [&str; 2] = ["udp", "tcp"];
-/// The fast path records the duration of one query in this many.
-const DURATION_SAMPLE: u32 = 32;
 
 /// One counter per (qtype, rcode, proto), each registered on its first count: a series shows in
 /// `/metrics` once something happened to it, rather than a hundred and more zeros.
@@ -61,30 +61,46 @@ fn index(qtype: u16, rcode: u16, proto: Transport) -> usize {
     (q * (RCODES.len() + 1) + r) * PROTOS.len() + p
 }
 
-/// A query answered by the full handler.
+/// A query answered by the full handler: timed before it is counted (see `crate::metrics::render`).
 pub fn record(qtype: RecordType, rcode: ResponseCode, proto: Transport, took: Duration) {
+    DNS_QUERY_DURATION.record_many(took, 1);
     counter(index(u16::from(qtype), u16::from(rcode), proto)).increment(1);
-    metrics::histogram!("signpost_dns_query_duration_seconds").record(took);
 }
 
-/// A query answered by the fast path: its question's type, as the fast path read it, and the
-/// rcode from the answer's header.
-pub fn fast(qtype: u16, answer: &[u8]) {
-    let rcode = u16::from(answer[3] & 0x0F);
-    counter(index(qtype, rcode, Transport::Udp)).increment(1);
+/// The fast path's metrics for one batch of datagrams: the counter of each query it answered,
+/// kept until the batch's answers are ready, when the batch's time is known.
+pub struct FastBatch {
+    read_at: Instant,
+    slots: Vec<usize>,
 }
 
-/// Returns true for one call in `DURATION_SAMPLE` on this thread: the fast path times that one.
-pub fn sample() -> bool {
-    thread_local!(static N: std::cell::Cell<u32> = const { std::cell::Cell::new(0) });
-    N.with(|n| {
-        let v = n.get().wrapping_add(1);
-        n.set(v);
-        v % DURATION_SAMPLE == 0
-    })
-}
+impl FastBatch {
+    /// For batches of up to `n` datagrams.
+    pub fn with_capacity(n: usize) -> FastBatch {
+        FastBatch { read_at: Instant::now(), slots: Vec::with_capacity(n) }
+    }
 
-/// A sampled fast-path duration.
-pub fn fast_duration(took: Duration) {
-    metrics::histogram!("signpost_dns_query_duration_seconds").record(took);
+    /// A batch was read just now.
+    pub fn start(&mut self) {
+        self.read_at = Instant::now();
+        self.slots.clear();
+    }
+
+    /// A query of the batch answered: its question's type, as the fast path read it, and the
+    /// rcode from the answer's header.
+    pub fn answered(&mut self, qtype: u16, answer: &[u8]) {
+        let rcode = u16::from(answer[3] & 0x0F);
+        self.slots.push(index(qtype, rcode, Transport::Udp));
+    }
+
+    /// The batch's answers are ready to send: every query answered takes the batch's time.
+    pub fn finish(&mut self) {
+        if self.slots.is_empty() {
+            return;
+        }
+        DNS_QUERY_DURATION.record_many(self.read_at.elapsed(), self.slots.len() as u64);
+        for &slot in &self.slots {
+            counter(slot).increment(1);
+        }
+    }
 }

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::answer::Zone;
+use crate::metrics::Notified;
 use crate::registry::Registry;
 
 /// The least time between two rounds of NOTIFY.
@@ -88,13 +89,13 @@ async fn notify(target: SocketAddr, origin: Name, soa: Record) -> bool {
             // An acknowledgement: a response from the target with our id.
             if from == target && n >= 12 && buf[..2] == id.to_be_bytes() && buf[2] & 0x80 != 0 {
                 debug!(%target, "NOTIFY acknowledged");
-                metrics::counter!("signpost_dns_notifies_total", "result" => "acknowledged").increment(1);
+                crate::metrics::notified(Notified::Acknowledged);
                 return true;
             }
         }
     }
     warn!(%target, "a secondary did not acknowledge NOTIFY; it picks the change up at its next refresh");
-    metrics::counter!("signpost_dns_notifies_total", "result" => "unanswered").increment(1);
+    crate::metrics::notified(Notified::Unanswered);
     false
 }
 

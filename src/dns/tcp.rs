@@ -24,7 +24,7 @@ use tracing::debug;
 
 use super::answer::Transport;
 use super::handler::{Handler, Reply};
-use crate::metrics::limit_hit;
+use crate::metrics::{Limit, limit_hit};
 
 /// The bounds of the TCP server (`[dns] tcp_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,7 +100,7 @@ pub async fn serve(
         let permit = match slots.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(_) => {
-                limit_hit("tcp_connections");
+                limit_hit(Limit::TcpConnections);
                 if !idle.evict_oldest() {
                     debug!(%peer, "TCP connection refused: every connection is busy");
                     continue; // Dropping the stream closes it.
@@ -149,7 +149,7 @@ async fn connection<S>(
     let mut queries = 0u32;
     loop {
         if queries >= limits.max_queries {
-            limit_hit("tcp_queries_per_connection");
+            limit_hit(Limit::TcpQueriesPerConnection);
             break;
         }
         // Wait for room in the pipeline before reading more (back pressure on the client).
@@ -162,7 +162,7 @@ async fn connection<S>(
             r = tokio::time::timeout(limits.idle_timeout, reader.read_exact(&mut len)) => match r {
                 Ok(r) => r.is_ok(),
                 Err(_) => {
-                    limit_hit("tcp_idle_timeout");
+                    limit_hit(Limit::TcpIdleTimeout);
                     false
                 }
             },
@@ -181,7 +181,7 @@ async fn connection<S>(
                 Ok(Ok(_)) => Some(body),
                 Ok(Err(_)) => None,
                 Err(_) => {
-                    limit_hit("tcp_idle_timeout");
+                    limit_hit(Limit::TcpIdleTimeout);
                     None
                 }
             },

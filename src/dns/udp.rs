@@ -24,7 +24,9 @@ use tracing::debug;
 use super::answer::Transport;
 use super::fast::FastTable;
 use super::handler::{Handler, Reply};
+use super::metrics::FastBatch;
 use super::rrl::{self, Rrl, Verdict};
+use crate::metrics::Limit;
 
 /// Datagrams received (and answers sent) per system call.
 const BATCH: usize = 64;
@@ -106,6 +108,7 @@ impl Io {
         let mut send_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
         let mut received: Vec<(usize, Option<SockaddrStorage>)> = Vec::with_capacity(BATCH);
         let mut to: Vec<Option<SockaddrStorage>> = Vec::with_capacity(BATCH);
+        let mut counted = FastBatch::with_capacity(BATCH);
         while !self.stop.load(Ordering::Relaxed) {
             received.clear();
             {
@@ -117,6 +120,7 @@ impl Io {
                     Err(_) => continue,
                 }
             }
+            counted.start();
             let table = self.fast.load();
             to.clear();
             let mut answered = 0;
@@ -130,7 +134,7 @@ impl Io {
                 match self.rrl.as_ref().map_or(Verdict::Answer, |r| r.check(src.ip(), Instant::now())) {
                     Verdict::Answer => {}
                     Verdict::Slip => {
-                        crate::metrics::limit_hit("rrl_slipped");
+                        crate::metrics::limit_hit(Limit::RrlSlipped);
                         if rrl::truncated(query, &mut answers[answered]) {
                             to.push(addr);
                             answered += 1;
@@ -138,23 +142,19 @@ impl Io {
                         continue;
                     }
                     Verdict::Drop => {
-                        crate::metrics::limit_hit("rrl_dropped");
+                        crate::metrics::limit_hit(Limit::RrlDropped);
                         continue;
                     }
                 }
-                let timed = super::metrics::sample().then(Instant::now);
                 match table.as_ref().and_then(|t| t.answer(query, &mut answers[answered])) {
                     Some(qtype) => {
-                        if let Some(start) = timed {
-                            super::metrics::fast_duration(start.elapsed());
-                        }
-                        super::metrics::fast(qtype, &answers[answered]);
+                        counted.answered(qtype, &answers[answered]);
                         to.push(addr);
                         answered += 1;
                     }
                     None => {
                         let Ok(permit) = self.slow.slots.clone().try_acquire_owned() else {
-                            crate::metrics::limit_hit("slow_queries");
+                            crate::metrics::limit_hit(Limit::SlowQueries);
                             continue;
                         };
                         let (socket, handler, query) = (self.socket.clone(), self.slow.handler.clone(), query.to_vec());
@@ -163,6 +163,7 @@ impl Io {
                     }
                 }
             }
+            counted.finish();
             self.send_all(fd, &mut send_headers, &answers[..answered], &to);
         }
     }

@@ -94,6 +94,37 @@ struct Outcome {
     output: String,
 }
 
+/// The label values of the probe families: the kinds probed (TTL checks are not: their
+/// heartbeats come through the API) and what a probe finds.
+const PROBED: [&str; 2] = [CheckKind::HTTP, CheckKind::TCP];
+const PROBE_RESULTS: [Status; 3] = [Status::Passing, Status::Warning, Status::Critical];
+
+/// Registers the prober's metrics at zero, so that `/metrics` shows them before the first probe.
+pub fn register_metrics() {
+    // A handle asked for is registered, and shown from then on.
+    for kind in PROBED {
+        let _ = probe_duration(kind);
+        for result in PROBE_RESULTS {
+            probes(kind, result).increment(0);
+        }
+    }
+    let _ = metrics::histogram!("signpost_probe_lateness_seconds");
+    transitions().increment(0);
+    metrics::gauge!("signpost_checks_probed").set(0.0);
+}
+
+fn probes(kind: &'static str, result: Status) -> metrics::Counter {
+    metrics::counter!("signpost_probes_total", "kind" => kind, "result" => result.as_str())
+}
+
+fn probe_duration(kind: &'static str) -> metrics::Histogram {
+    metrics::histogram!("signpost_probe_duration_seconds", "kind" => kind)
+}
+
+fn transitions() -> metrics::Counter {
+    metrics::counter!("signpost_check_transitions_total")
+}
+
 /// Runs the prober until `token` is cancelled, probing the checks `ownership` gives this server.
 pub async fn run(
     registry: Registry,
@@ -261,13 +292,9 @@ impl Scheduler {
             metrics::histogram!("signpost_probe_lateness_seconds").record(late);
             let started = Instant::now();
             let (status, output) = probers.probe(&spec).await;
-            let kind = match spec.kind {
-                CheckKind::Http { .. } => "http",
-                CheckKind::Tcp { .. } => "tcp",
-                CheckKind::Ttl { .. } => "ttl",
-            };
-            metrics::histogram!("signpost_probe_duration_seconds", "kind" => kind).record(started.elapsed());
-            metrics::counter!("signpost_probes_total", "kind" => kind, "result" => status.as_str()).increment(1);
+            let kind = spec.kind.as_str();
+            probe_duration(kind).record(started.elapsed());
+            probes(kind, status).increment(1);
             let _ = tx.send(Outcome { check_id, spec, status, output });
         });
     }
@@ -286,7 +313,7 @@ impl Scheduler {
         }
         if status != t.shown.0 {
             self.stats.transitions.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!("signpost_check_transitions_total").increment(1);
+            transitions().increment(1);
         } else {
             debug!(check = %outcome.check_id, status = status.as_str(), "check output changed");
         }

@@ -22,6 +22,7 @@ pub use ownership::Ownership;
 pub use snapshot::{AnswerSet, Counts, Defaults, InstanceView, NameEntry, NameForm, ServiceView, Snapshot};
 pub use state::{Change, Effect, Entry, RegistryError, State, Stored, id_key};
 
+use crate::metrics::Outcome;
 use crate::store::{Batch, Committed, Store, StoreError};
 
 /// Most changes applied before a snapshot is published, so that a burst cannot starve readers
@@ -55,6 +56,7 @@ impl Registry {
     ) -> (Registry, tokio::task::JoinHandle<()>) {
         let touched = state.take_touched();
         let first = Arc::new(Snapshot::default().next(&state, &defaults, &touched));
+        record_gauges(&first);
         on_publish(&first);
         let current = Arc::new(ArcSwap::from(first));
         let (version_tx, version) = watch::channel(state.version);
@@ -278,9 +280,7 @@ impl Writer {
         .await
         .expect("store commit does not panic");
         self.store = Some(store);
-        metrics::histogram!("signpost_store_write_duration_seconds").record(started.elapsed());
-        metrics::counter!("signpost_store_writes_total", "result" => if result.is_ok() { "ok" } else { "error" })
-            .increment(1);
+        crate::metrics::store_write(Outcome::of(&result), started.elapsed());
         (batch, result)
     }
 

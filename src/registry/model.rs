@@ -148,12 +148,16 @@ pub enum CheckKind {
 }
 
 impl CheckKind {
-    /// `http`, `tcp` or `ttl`, as the API and the status page name the kinds.
+    pub const HTTP: &'static str = "http";
+    pub const TCP: &'static str = "tcp";
+    pub const TTL: &'static str = "ttl";
+
+    /// `http`, `tcp` or `ttl`, as the API, the status page and the probe metrics name the kinds.
     pub fn as_str(&self) -> &'static str {
         match self {
-            CheckKind::Http { .. } => "http",
-            CheckKind::Tcp { .. } => "tcp",
-            CheckKind::Ttl { .. } => "ttl",
+            CheckKind::Http { .. } => CheckKind::HTTP,
+            CheckKind::Tcp { .. } => CheckKind::TCP,
+            CheckKind::Ttl { .. } => CheckKind::TTL,
         }
     }
 }

@@ -46,7 +46,7 @@ impl Default for Limits {
 /// Reads one zone file and says what the registry should do about it.
 pub fn read(path: &Path, limits: Limits) -> Change {
     let broken = |message: String| {
-        crate::metrics::limit_hit("zone_file");
+        crate::metrics::limit_hit(crate::metrics::Limit::ZoneFile);
         let errors = vec![ZoneError { path: path.to_path_buf(), line: 1, col: 1, message }];
         Change::ZoneFileBroken { path: path.to_path_buf(), errors }
     };

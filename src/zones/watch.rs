@@ -13,6 +13,7 @@ use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::metrics::Outcome;
 use crate::registry::{Change, Registry, RegistryError};
 
 /// How long the folder must be quiet before a batch is read.
@@ -94,8 +95,8 @@ fn collect(paths: &mut BTreeSet<PathBuf>, event: notify::Result<notify::Event>) 
 }
 
 fn report(change: &Change) {
-    let result = if matches!(change, Change::ZoneFileBroken { .. }) { "error" } else { "ok" };
-    metrics::counter!("signpost_zone_reloads_total", "result" => result).increment(1);
+    let broken = matches!(change, Change::ZoneFileBroken { .. });
+    crate::metrics::zone_reload(if broken { Outcome::Error } else { Outcome::Ok });
     match change {
         Change::ZoneFile(f) => {
             info!(file = %f.path.display(), instances = f.instances.len(), "zone file loaded")

@@ -22,6 +22,7 @@ mod health;
 mod hosts;
 mod limits;
 mod malformed;
+mod metrics;
 mod negative;
 mod ops;
 mod protocol;

@@ -35,7 +35,7 @@ pub fn scrape(addr: SocketAddr) -> BTreeMap<String, f64> {
     parse_prometheus(&body)
 }
 
-fn parse_prometheus(text: &str) -> BTreeMap<String, f64> {
+pub fn parse_prometheus(text: &str) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
     for line in text.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
         let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("not a sample: {line}"));
@@ -45,7 +45,8 @@ fn parse_prometheus(text: &str) -> BTreeMap<String, f64> {
     out
 }
 
-/// The value of one series, 0 when absent (a counter never incremented is not rendered).
+/// The value of one series, 0 when absent (the DNS and HTTP request series show with their
+/// first count).
 fn value(m: &BTreeMap<String, f64>, series: &str) -> f64 {
     m.get(series).copied().unwrap_or(0.0)
 }
@@ -121,7 +122,7 @@ fn metrics_count_the_traffic() {
         answered += udp_query(b.dns_udp, "web.service.local.").is_some() as u32;
     }
 
-    // Every DNS answer is counted (most of these by the fast path, just after it sends).
+    // Every DNS answer is counted (most of these by the fast path, just before it sends).
     let web = r#"signpost_dns_queries_total{qtype="A",rcode="NOERROR",proto="udp"}"#;
     let m = scrape_until(b.http, "two passing probes, the broken zone file, the DNS answers", |m| {
         value(m, web) >= f64::from(answered)
