@@ -257,7 +257,7 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
         let addr = listener.local_addr().expect("bound listener has an address");
         info!("listening http {addr}");
         http_addr = Some(addr);
-        let api_config = api::ApiConfig::new(&config, config.dns.advertise.or_else(|| first_usable(&dns_addrs)), addr);
+        let api_config = api_config(&config, config.dns.advertise.or_else(|| first_usable(&dns_addrs)), addr);
         let api = api::serve(listener, registry.clone(), api_config, ready.clone(), token.clone(), stages.stop.clone());
         front.spawn(bounded("HTTP", api, stages.abort.clone()));
     }
@@ -337,6 +337,27 @@ async fn shutdown(token: CancellationToken, settings: ShutdownConfig, front: Tas
         front.wait().await;
     }
     stages.flush.cancel();
+}
+
+/// What the API says of this server in Consul's shapes, from the configuration: `Address` is
+/// the advertised DNS address (else the API's own), `Datacenter` the server's region (else
+/// Consul's "dc1"), `Node` the host name (else "signpost").
+fn api_config(config: &Config, advertise: Option<IpAddr>, http: SocketAddr) -> api::ApiConfig {
+    let address = advertise.filter(|ip| !ip.is_unspecified()).unwrap_or(http.ip());
+    let node = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "signpost".into());
+    api::ApiConfig {
+        token: config.token.clone(),
+        node,
+        node_address: address.to_string(),
+        datacenter: config.dns.region.clone().unwrap_or_else(|| "dc1".into()),
+        domain: config.dns.domain.to_ascii().trim_end_matches('.').to_string(),
+        reads_need_token: config.reads_need_token,
+        limits: config.http_limits,
+    }
 }
 
 /// The address `ns.D` answers with by default: the first listen address a client could reach.

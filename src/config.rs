@@ -12,8 +12,11 @@ use hickory_proto::rr::Name;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use crate::dns::ForwardConfig;
 use crate::registry::Defaults;
 use crate::registry::model::WhenNoneHealthy;
+use crate::secret::Secret;
+use crate::store::ClusterConfig;
 
 /// A configuration that cannot be used, naming where and why.
 #[derive(Debug, thiserror::Error)]
@@ -69,33 +72,6 @@ pub struct DnsConfig {
     pub transfer_allow: Vec<IpNet>,
     /// `notify`: secondaries told of every change (RFC 1996 NOTIFY), as `addr:port`.
     pub notify: Vec<SocketAddr>,
-}
-
-/// Cluster mode: the registry lives in etcd, shared by every replica pointed at the same prefix.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClusterConfig {
-    /// gRPC endpoints, `http://host:port`.
-    pub endpoints: Vec<String>,
-    /// Key prefix, ending in `/` (default `/signpost/`).
-    pub prefix: String,
-    /// How long a write may wait for etcd, retries included, before it answers 503 (default 5 s).
-    pub timeout: Duration,
-    /// TTL of the lease that keeps this replica listed as live (default 5 s): its checks are
-    /// taken over within two of these after it dies.
-    pub lease: Duration,
-}
-
-/// Forwarding of names outside the domain (`[dns] upstreams`, `upstream_timeout`,
-/// `recursion_allow`).
-#[derive(Debug, Clone)]
-pub struct ForwardConfig {
-    /// `None`: the nameservers of /etc/resolv.conf, read at start. Empty: no forwarding at all
-    /// (names outside the domain are REFUSED).
-    pub upstreams: Option<Vec<SocketAddr>>,
-    /// How long one upstream may take before the next is tried.
-    pub timeout: Duration,
-    /// Clients that may use forwarding; others get REFUSED for names outside the domain.
-    pub recursion_allow: Vec<IpNet>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -264,37 +240,6 @@ pub struct Overrides {
     pub shutdown_grace: Option<String>,
     /// `SIGNPOST_TOKEN` (environment only: a flag would show the token in `ps`).
     pub token: Option<Secret>,
-}
-
-/// A secret (the API token): used as a `str`, but its `Debug` shows no part of it, so that no
-/// `{:?}` of a configuration, in a log line or a panic, can leak it.
-#[derive(Clone, PartialEq, Eq, Default, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-impl std::ops::Deref for Secret {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(s: &str) -> Secret {
-        Secret(s.to_string())
-    }
-}
-
-impl From<String> for Secret {
-    fn from(s: String) -> Secret {
-        Secret(s)
-    }
 }
 
 impl RawConfig {

@@ -14,5 +14,6 @@ pub mod health;
 pub mod hosts;
 pub mod metrics;
 pub mod registry;
+pub mod secret;
 pub mod store;
 pub mod zones;

@@ -18,7 +18,7 @@ mod render;
 mod ui;
 mod writes;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -43,7 +43,7 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
     /// Required on writes when set; compared in constant time, never logged.
-    pub token: Option<crate::config::Secret>,
+    pub token: Option<crate::secret::Secret>,
     pub node: String,
     pub node_address: String,
     pub datacenter: String,
@@ -69,29 +69,6 @@ pub struct HttpLimits {
 impl Default for HttpLimits {
     fn default() -> HttpLimits {
         HttpLimits { max_concurrent_requests: 1024, max_blocking_queries: 512, max_header_bytes: 16 * 1024 }
-    }
-}
-
-impl ApiConfig {
-    /// The identity from the server's configuration: `Address` is the advertised DNS address
-    /// (else the API's own), `Datacenter` the server's region (else Consul's "dc1"), `Node` the
-    /// host name (else "signpost").
-    pub fn new(config: &crate::config::Config, advertise: Option<IpAddr>, http: SocketAddr) -> ApiConfig {
-        let address = advertise.filter(|ip| !ip.is_unspecified()).unwrap_or(http.ip());
-        let node = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .ok()
-            .map(|h| h.trim().to_string())
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "signpost".into());
-        ApiConfig {
-            token: config.token.clone(),
-            node,
-            node_address: address.to_string(),
-            datacenter: config.dns.region.clone().unwrap_or_else(|| "dc1".into()),
-            domain: config.dns.domain.to_ascii().trim_end_matches('.').to_string(),
-            reads_need_token: config.reads_need_token,
-            limits: config.http_limits,
-        }
     }
 }
 

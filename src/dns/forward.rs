@@ -29,7 +29,6 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::answer::{Answer, Transport};
-use crate::config::ForwardConfig;
 use crate::metrics::{Forwarded, forwarded};
 
 /// Upstreams tried per query at most (glibc's MAXNS), which bounds the time to SERVFAIL.
@@ -40,6 +39,19 @@ const CACHE_SIZE: u64 = 4096;
 const UPSTREAM_PAYLOAD: u16 = 1232;
 /// Where the default upstreams come from.
 pub const RESOLV_CONF: &str = "/etc/resolv.conf";
+
+/// Forwarding of names outside the domain (`[dns] upstreams`, `upstream_timeout`,
+/// `recursion_allow`).
+#[derive(Debug, Clone)]
+pub struct ForwardConfig {
+    /// `None`: the nameservers of /etc/resolv.conf, read at start. Empty: no forwarding at all
+    /// (names outside the domain are REFUSED).
+    pub upstreams: Option<Vec<SocketAddr>>,
+    /// How long one upstream may take before the next is tried.
+    pub timeout: Duration,
+    /// Clients that may use forwarding; others get REFUSED for names outside the domain.
+    pub recursion_allow: Vec<IpNet>,
+}
 
 /// The upstreams and who may use them. Cheap to share: the handler holds it in an `Arc`.
 pub struct Forwarder {

@@ -28,7 +28,7 @@ use tokio_util::task::TaskTracker;
 
 pub use answer::{Transport, Zone, distinct_addresses, srv_weight};
 pub use fast::FastTable;
-pub use forward::Forwarder;
+pub use forward::{ForwardConfig, Forwarder};
 pub use handler::{Handler, Reply};
 pub use notify::run as notify;
 pub use region::Regions;

@@ -13,10 +13,25 @@ pub mod etcd;
 mod journal;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 pub use journal::Journal;
 
 use crate::registry::Stored;
+
+/// Cluster mode: the registry lives in etcd, shared by every replica pointed at the same prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// gRPC endpoints, `http://host:port`.
+    pub endpoints: Vec<String>,
+    /// Key prefix, ending in `/` (default `/signpost/`).
+    pub prefix: String,
+    /// How long a write may wait for etcd, retries included, before it answers 503 (default 5 s).
+    pub timeout: Duration,
+    /// TTL of the lease that keeps this replica listed as live (default 5 s): its checks are
+    /// taken over within two of these after it dies.
+    pub lease: Duration,
+}
 
 /// What one batch of registry changes leaves behind.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]

@@ -30,8 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use self::pool::Pool;
-use super::{Batch, Committed, Fresh, Store, StoreError};
-use crate::config::ClusterConfig;
+use super::{Batch, ClusterConfig, Committed, Fresh, Store, StoreError};
 use crate::registry::{Ownership, Registry, Stored, id_key};
 
 /// Keys per transaction: a deletion takes two operations (the instance and its heartbeats), and
