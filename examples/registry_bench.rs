@@ -194,8 +194,8 @@ fn dnsperf(dns: SocketAddr, queries: &std::path::Path, seconds: u32) -> anyhow::
 /// Writes `n` API registrations of `services` services straight into a data dir, as if
 /// registered earlier; instance i is `i<i>` as `register` would have made it.
 fn seed(data: &std::path::Path, n: usize, services: usize) -> anyhow::Result<()> {
-    use signpost::registry::Stored;
-    use signpost::registry::model::{Address, Health, Instance, ServicePolicy, Source};
+    use signpost::model::Stored;
+    use signpost::model::{Address, Health, Instance, ServicePolicy, Source};
     use signpost::store::{Journal, Store};
     let (mut journal, _) = Journal::open(data)?;
     let records = (0..n)

@@ -264,8 +264,7 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
     front.close();
     #[cfg(feature = "cluster")]
     if let Some(cluster) = opened.cluster {
-        let about =
-            serde_json::json!({ "dns": dns_addrs, "http": http_addr, "started_ms": crate::registry::model::now_ms() });
+        let about = serde_json::json!({ "dns": dns_addrs, "http": http_addr, "started_ms": crate::model::now_ms() });
         tracker.spawn(cluster.run(registry.clone(), about, token.clone()));
     }
     tracker.spawn(shutdown(token, config.shutdown, front, stages));

@@ -13,8 +13,8 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::dns::ForwardConfig;
+use crate::model::WhenNoneHealthy;
 use crate::registry::Defaults;
-use crate::registry::model::WhenNoneHealthy;
 use crate::secret::Secret;
 use crate::store::ClusterConfig;
 
@@ -291,9 +291,7 @@ impl RawConfig {
         let domain_text = d.domain.clone().unwrap_or_else(|| "local".into());
         let domain = Name::from_str(domain_text.trim_end_matches('.'))
             .ok()
-            .filter(|n| {
-                !n.is_root() && n.iter().all(|l| crate::registry::model::is_dns_label(&String::from_utf8_lossy(l)))
-            })
+            .filter(|n| !n.is_root() && n.iter().all(|l| crate::model::is_dns_label(&String::from_utf8_lossy(l))))
             .ok_or_else(|| ConfigError::Invalid {
                 key: "dns.domain",
                 message: format!("{domain_text:?} is not a domain name (write e.g. \"local\" or \"sd.example.com\")"),
@@ -319,7 +317,7 @@ impl RawConfig {
             return invalid("dns.udp_max_payload", format!("must be at least 512, got {udp_max_payload}"));
         }
         if let Some(r) = &d.region
-            && !crate::registry::model::is_dns_label(r)
+            && !crate::model::is_dns_label(r)
         {
             return invalid("dns.region", format!("{r:?} is not a DNS label"));
         }
@@ -329,7 +327,7 @@ impl RawConfig {
                 key: "regions.client.cidr",
                 message: format!("{:?} is not a network (write e.g. \"10.1.0.0/16\")", c.cidr),
             })?;
-            if !crate::registry::model::is_dns_label(&c.region) {
+            if !crate::model::is_dns_label(&c.region) {
                 return invalid("regions.client.region", format!("{:?} is not a DNS label", c.region));
             }
             client_regions.push((net.trunc(), c.region.clone()));

@@ -13,6 +13,7 @@ pub mod duration;
 pub mod health;
 pub mod hosts;
 pub mod metrics;
+pub mod model;
 pub mod registry;
 pub mod secret;
 pub mod store;

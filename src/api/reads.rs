@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use super::render::{CatalogJson, CheckJson, NodeJson, Render, ServiceJson, has_tags};
 use super::{ApiError, Params, Shared};
-use crate::registry::model::Status;
+use crate::model::Status;
 use crate::registry::{InstanceView, RegistryError, Snapshot};
 
 /// A blocking query's wait when `?wait=` is absent, and its cap (Consul's figures).
@@ -125,7 +125,7 @@ pub async fn agent_service(
     Path(id): Path<String>,
     Query(p): Query<Params>,
 ) -> Result<Response, ApiError> {
-    let key = crate::registry::id_key(&id);
+    let key = crate::model::id_key(&id);
     let r = Render::new(&api);
     let snap = match p.get("hash") {
         Some(hash) if !hash.is_empty() => {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::registry::model::{
+use crate::model::{
     Address, CheckKind, CheckSpec, Instance, ServicePolicy, Source, Status, is_dns_label, is_header_name_byte,
     is_http_url, is_tcp_target,
 };

@@ -8,8 +8,8 @@ use serde::Serialize;
 
 use super::Shared;
 use crate::duration::format as fmt_duration;
+use crate::model::{CheckKind, CheckSpec, CheckState, Meta, Status};
 use crate::registry::InstanceView;
-use crate::registry::model::{CheckKind, CheckSpec, CheckState, Meta, Status};
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]

@@ -27,7 +27,7 @@ use tracing::info;
 
 use super::writes::{presented, same};
 use super::{ApiError, Params, Shared, reads};
-use crate::registry::model::now_ms;
+use crate::model::now_ms;
 
 /// Longest and default wait of a blocking `/ui/state` (the page asks for 30 s).
 const MAX_WAIT: Duration = Duration::from_secs(60);

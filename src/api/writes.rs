@@ -14,8 +14,8 @@ use tracing::info;
 
 use super::register::{self, clip_output};
 use super::{ApiError, BODY_LIMIT, Params, Shared};
+use crate::model::Status;
 use crate::registry::Change;
-use crate::registry::model::Status;
 
 /// Consul's note when maintenance is switched on without a reason.
 const DEFAULT_MAINTENANCE_REASON: &str =
@@ -81,7 +81,7 @@ pub async fn register(
 }
 
 pub async fn deregister(State(api): State<Shared>, Path(id): Path<String>) -> Result<(), ApiError> {
-    let view = api.registry.snapshot().instance(&crate::registry::id_key(&id)).cloned();
+    let view = api.registry.snapshot().instance(&crate::model::id_key(&id)).cloned();
     api.registry.apply(Change::Deregister { id: id.clone() }).await?;
     let (service, address) =
         view.map(|v| (v.instance.service.clone(), v.instance.address.to_string())).unwrap_or_default();
@@ -104,7 +104,7 @@ pub async fn maintenance(
     });
     api.registry.apply(Change::Maintenance { id: id.clone(), reason: reason.clone() }).await?;
     let snapshot = api.registry.snapshot();
-    let view = snapshot.instance(&crate::registry::id_key(&id));
+    let view = snapshot.instance(&crate::model::id_key(&id));
     let service = view.map(|v| v.instance.service.as_str()).unwrap_or_default();
     let address = view.map(|v| v.instance.address.to_string()).unwrap_or_default();
     match reason {

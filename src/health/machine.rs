@@ -3,7 +3,7 @@
 //! make a good check critical. Passing and warning both count as good; the status shown is the
 //! latest good result's.
 
-use crate::registry::model::Status;
+use crate::model::Status;
 
 #[derive(Debug, Clone)]
 pub struct Machine {

@@ -24,7 +24,7 @@ use tracing::debug;
 pub use machine::Machine;
 pub use probe::Probers;
 
-use crate::registry::model::{CheckKind, CheckSpec, Status};
+use crate::model::{CheckKind, CheckSpec, Status};
 use crate::registry::{Change, InstanceView, Ownership, Registry, Snapshot};
 
 /// The `[health]` settings.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::Method;
 use tokio::net::TcpStream;
 
-use crate::registry::model::{CheckKind, CheckSpec, Status};
+use crate::model::{CheckKind, CheckSpec, Status};
 
 /// How much of a response body is kept as the check's output.
 const BODY_EXCERPT: usize = 512;

@@ -4,7 +4,6 @@
 //! DNS and the API load without locks, bumps a `watch` channel for those who wait for changes,
 //! and only then answers the senders.
 
-pub mod model;
 mod ownership;
 mod snapshot;
 mod state;
@@ -20,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use ownership::Ownership;
 pub use snapshot::{AnswerSet, Counts, Defaults, InstanceView, NameEntry, NameForm, ServiceView, Snapshot};
-pub use state::{Change, Effect, Entry, RegistryError, State, Stored, id_key};
+pub use state::{Change, Effect, Entry, RegistryError, State};
 
 use crate::metrics::Outcome;
 use crate::store::{Batch, Committed, Store, StoreError};
@@ -305,7 +304,7 @@ impl Writer {
 
 /// Instance and check counts by status, for `/metrics`.
 fn record_gauges(snap: &Snapshot) {
-    use model::Status;
+    use crate::model::Status;
     let all = [Status::Passing, Status::Warning, Status::Critical, Status::Maintenance];
     let Counts { instances, checks } = snap.counts();
     for s in all {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
-use super::model::Source;
+use crate::model::Source;
 
 #[derive(Clone, Default)]
 pub struct Ownership(Option<Arc<Shared>>);

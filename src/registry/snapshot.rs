@@ -21,9 +21,8 @@ use std::time::Duration;
 use imbl::ordmap::DiffItem;
 use imbl::{HashMap as PersistentHashMap, OrdMap, OrdSet};
 
-use super::model::{Address, Health, Instance, ServicePolicy, Status, WhenNoneHealthy};
-use super::state::State;
-use crate::zones::ZoneError;
+use super::state::{State, Touched};
+use crate::model::{Address, Health, Instance, ServicePolicy, Status, WhenNoneHealthy, ZoneError};
 
 /// Global answer policy, from `[dns]`; services may override it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,15 +72,6 @@ impl Counts {
             apply(&mut self.checks[i], other.checks[i]);
         }
     }
-}
-
-/// What changed in the state since the last snapshot was made from it.
-#[derive(Debug, Default)]
-pub struct Touched {
-    /// Entry keys set, replaced or removed (possibly back to what they were).
-    pub keys: BTreeSet<String>,
-    /// Host names (lowercase) whose resolved addresses changed.
-    pub hosts: BTreeSet<String>,
 }
 
 /// A service's view, shared between snapshots until the service changes. Compared by identity:
@@ -365,7 +355,7 @@ fn merge_policies<'a>(policies: impl Iterator<Item = &'a ServicePolicy>, d: &Def
 impl Snapshot {
     /// Builds the view of `state` from scratch (tests, tools); the writer uses `next`.
     pub fn build(state: &State, defaults: &Defaults) -> Snapshot {
-        let touched = Touched { keys: state.entries.keys().cloned().collect(), hosts: BTreeSet::new() };
+        let touched = Touched { keys: state.keys().cloned().collect(), hosts: BTreeSet::new() };
         Snapshot::default().next(state, defaults, &touched)
     }
 
@@ -375,16 +365,16 @@ impl Snapshot {
     pub fn next(&self, state: &State, defaults: &Defaults, touched: &Touched) -> Snapshot {
         let mut next = self.clone();
         next.version = state.version;
-        next.resolved = state.resolved.clone();
+        next.resolved = state.resolved().clone();
         next.zone_errors = state.zone_errors().cloned().collect();
-        next.zone_reloaded_ms = state.zone_reloaded_ms;
+        next.zone_reloaded_ms = state.zone_reloaded_ms();
 
         // Services to rebuild, each with the instances entering it.
         let mut dirty: BTreeMap<Arc<str>, Vec<InstanceView>> = BTreeMap::new();
         let mut removed: HashSet<&str> = HashSet::new();
         let mut entering = Vec::new();
         for key in &touched.keys {
-            let new = state.entries.get(key);
+            let new = state.entry(key);
             if let (Some(old), Some(new)) = (next.by_id.get(key.as_str()), new)
                 && Arc::ptr_eq(&old.instance, &new.instance)
                 && Arc::ptr_eq(&old.health, &new.health)

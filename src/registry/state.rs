@@ -11,11 +11,10 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::model::{CheckKind, Health, Instance, Source, Status, now_ms};
 use super::ownership::Ownership;
-use super::snapshot::Touched;
 use super::timers::{Kind, Timers};
-use crate::zones::{ZoneError, ZoneFile};
+use crate::model::{CheckKind, Health, Instance, Source, Status, Stored, ZoneError, ZoneFile, id_key, now_ms};
+use crate::store::Fresh;
 
 /// Something a source wants the registry to know.
 #[derive(Debug, Clone)]
@@ -86,6 +85,13 @@ impl Change {
     }
 }
 
+impl From<Fresh> for Change {
+    /// The store's value of a key, to apply as news from the store.
+    fn from(f: Fresh) -> Self {
+        Change::Remote { key: f.key, stored: f.stored, modified: f.modified, revision: f.revision }
+    }
+}
+
 /// Why a change was refused. A refused change alters nothing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegistryError {
@@ -135,31 +141,28 @@ impl Entry {
     }
 }
 
-/// What the store keeps of an API registration.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Stored {
-    pub instance: Instance,
-    pub health: Health,
-}
-
-/// Ids are unique case-insensitively, because `<id>.instance.D` is a DNS name.
-pub fn id_key(id: &str) -> String {
-    id.to_ascii_lowercase()
+/// What changed in the state since the last snapshot was made from it.
+#[derive(Debug, Default)]
+pub struct Touched {
+    /// Entry keys set, replaced or removed (possibly back to what they were).
+    pub keys: BTreeSet<String>,
+    /// Host names (lowercase) whose resolved addresses changed.
+    pub hosts: BTreeSet<String>,
 }
 
 #[derive(Debug, Default)]
 pub struct State {
     /// Keyed by `id_key`.
-    pub(crate) entries: BTreeMap<String, Entry>,
+    entries: BTreeMap<String, Entry>,
     /// Check id → owning entry key.
     checks: HashMap<String, String>,
     /// Which ids each zone file declared in its last accepted version.
     zone_files: BTreeMap<PathBuf, Vec<String>>,
     /// Current problems per zone file (parse errors, refused duplicates).
-    pub(crate) zone_errors: BTreeMap<PathBuf, Vec<ZoneError>>,
+    zone_errors: BTreeMap<PathBuf, Vec<ZoneError>>,
     /// When a zone file was last read (loaded, removed or found broken), in milliseconds since
     /// the Unix epoch; 0 = never. Shown on the status page.
-    pub(crate) zone_reloaded_ms: u64,
+    zone_reloaded_ms: u64,
     /// Bumped by the writer once per batch of changes that altered the catalog.
     pub(crate) version: u64,
     /// While a batch runs: previous values of everything it touched, oldest first.
@@ -171,7 +174,7 @@ pub struct State {
     timers: Timers,
     /// Lowercase host name → its addresses as last resolved, for instances registered by name.
     /// Shared with snapshots: copied only when a host name's addresses change.
-    pub(crate) resolved: Arc<HashMap<String, Arc<[IpAddr]>>>,
+    resolved: Arc<HashMap<String, Arc<[IpAddr]>>>,
     /// What changed since the last snapshot was made (`take_touched`).
     touched: Touched,
     /// Shared store only: what this replica knows of each API key's store revisions.
@@ -243,6 +246,26 @@ impl State {
     /// Returns true if nothing is registered.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// The entry with this id key.
+    pub fn entry(&self, key: &str) -> Option<&Entry> {
+        self.entries.get(key)
+    }
+
+    /// Every entry's id key, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.entries.keys()
+    }
+
+    /// Host names (lowercase) and their addresses as last resolved; shared with snapshots.
+    pub fn resolved(&self) -> &Arc<HashMap<String, Arc<[IpAddr]>>> {
+        &self.resolved
+    }
+
+    /// When a zone file was last read, in milliseconds since the Unix epoch; 0 = never.
+    pub fn zone_reloaded_ms(&self) -> u64 {
+        self.zone_reloaded_ms
     }
 
     /// Every zone file problem, in file order.

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::model::{Address, CheckKind, CheckSpec, Health, Instance, ServicePolicy, Source, Status};
 use super::*;
+use crate::model::{Address, CheckKind, CheckSpec, Health, Instance, ServicePolicy, Source, Status, Stored, id_key};
 use crate::store::{Committed, Fresh, StoreError};
 
 fn instance(id: &str, checks: Vec<CheckSpec>) -> Instance {
@@ -66,10 +66,10 @@ fn a_late_echo_of_our_own_older_write_does_not_flap_back() {
     v_other.instance.port = 99;
     assert_eq!(state.apply(remote(&v_other, 6, 6)).unwrap(), Effect::None);
     assert_eq!(state.apply(remote(&v2, 7, 7)).unwrap(), Effect::None);
-    assert_eq!(state.entries["web-1"].instance.port, 81);
+    assert_eq!(state.entry("web-1").unwrap().instance.port, 81);
     // A newer write by another replica wins, and is not written back.
     assert_eq!(state.apply(remote(&v_other, 8, 8)).unwrap(), Effect::Changed);
-    assert_eq!(state.entries["web-1"].instance.port, 99);
+    assert_eq!(state.entry("web-1").unwrap().instance.port, 99);
     assert!(state.take_dirty().is_empty());
     assert_eq!(state.expectations(&[("web-1".into(), None)]), [8]);
 }
@@ -82,7 +82,7 @@ fn a_reload_replaces_every_api_registration() {
     let c = stored(instance("c", vec![]));
     let effect = state.apply(Change::Reload { records: vec![(b.clone(), 3), (c.clone(), 9)], revision: 10 }).unwrap();
     assert_eq!(effect, Effect::Changed);
-    assert_eq!(state.entries.keys().collect::<Vec<_>>(), ["b", "c"]);
+    assert_eq!(state.keys().collect::<Vec<_>>(), ["b", "c"]);
     assert!(state.take_dirty().is_empty());
 }
 

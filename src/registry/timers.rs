@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::model::{CheckKind, CheckSpec, CheckState, Status};
+use crate::model::{CheckKind, CheckSpec, CheckState, Status};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Kind {

@@ -20,7 +20,7 @@ use std::io::{BufReader, ErrorKind, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use super::{Batch, Committed, Loaded, Store, StoreError};
-use crate::registry::Stored;
+use crate::model::Stored;
 
 /// Journal size past which the writer is asked to compact.
 const COMPACT_BYTES: u64 = 64 << 20;
@@ -123,7 +123,7 @@ fn read_snapshot(dir: &Path) -> Result<(u64, BTreeMap<String, Stored>), StoreErr
         Ok(f) => {
             let snap: SnapshotFile = serde_json::from_reader(BufReader::new(f))
                 .map_err(|e| StoreError::Corrupt { path: path.clone(), message: e.to_string() })?;
-            let records = snap.records.into_iter().map(|s| (crate::registry::id_key(&s.instance.id), s)).collect();
+            let records = snap.records.into_iter().map(|s| (crate::model::id_key(&s.instance.id), s)).collect();
             Ok((snap.version, records))
         }
         Err(e) if e.kind() == ErrorKind::NotFound => Ok((0, BTreeMap::new())),
@@ -153,7 +153,7 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::model::{Address, Health, Instance, ServicePolicy, Source};
+    use crate::model::{Address, Health, Instance, ServicePolicy, Source};
 
     fn stored(id: &str) -> Stored {
         Stored {

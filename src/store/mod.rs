@@ -17,7 +17,7 @@ use std::time::Duration;
 
 pub use journal::Journal;
 
-use crate::registry::Stored;
+use crate::model::Stored;
 
 /// Cluster mode: the registry lives in etcd, shared by every replica pointed at the same prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,13 +70,6 @@ pub struct Committed {
 impl Committed {
     pub fn at(version: u64) -> Committed {
         Committed { version, revisions: Vec::new() }
-    }
-}
-
-impl From<Fresh> for crate::registry::Change {
-    /// The store's value of a key, to apply as news from the store.
-    fn from(f: Fresh) -> Self {
-        crate::registry::Change::Remote { key: f.key, stored: f.stored, modified: f.modified, revision: f.revision }
     }
 }
 

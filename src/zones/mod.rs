@@ -8,9 +8,10 @@ mod watch;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-pub use parse::{ParsedInstance, ZoneError, ZoneFile, line_col, parse};
+pub use parse::{line_col, parse};
 pub use watch::Watcher;
 
+use crate::model::ZoneError;
 use crate::registry::{Change, RegistryError, State};
 
 /// Returns true if `path` names a zone file: `*.toml`, not hidden (editors' swap and temp files

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -15,36 +15,10 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use crate::duration;
-use crate::registry::model::{
-    Address, CheckKind, CheckSpec, Instance, ServicePolicy, Source, WhenNoneHealthy, is_dns_label, is_header_name_byte,
-    is_http_url, is_tcp_target,
+use crate::model::{
+    Address, CheckKind, CheckSpec, Instance, ParsedInstance, ServicePolicy, Source, WhenNoneHealthy, ZoneError,
+    ZoneFile, is_dns_label, is_header_name_byte, is_http_url, is_tcp_target,
 };
-
-/// One error, pointing at the offending key or value. Display: "{path}:{line}:{col}: {message}"
-/// (1-based line and column; column counts chars).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}:{line}:{col}: {message}", path.display())]
-pub struct ZoneError {
-    pub path: PathBuf,
-    pub line: usize,
-    pub col: usize,
-    pub message: String,
-}
-
-/// A parsed instance with the position of its `id` value, so later cross-file checks (duplicate
-/// ids across files/API, done elsewhere) can point at it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParsedInstance {
-    pub instance: Instance,
-    pub line: usize,
-    pub col: usize,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ZoneFile {
-    pub path: PathBuf,
-    pub instances: Vec<ParsedInstance>,
-}
 
 /// Parses and validates one file's text. Collects every validation error it can (not just the
 /// first); a TOML syntax error is one error at its position.

@@ -10,8 +10,8 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
 use hickory_proto::rr::RecordType;
+use signpost::model::{Address, CheckKind, CheckSpec, Instance, ServicePolicy, Source, Status};
 use signpost::registry::Change;
-use signpost::registry::model::{Address, CheckKind, CheckSpec, Instance, ServicePolicy, Source, Status};
 
 use crate::support::*;
 

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::registry::model::{CheckKind, Source, Status};
+use crate::model::{CheckKind, Source, Status};
 use crate::registry::{AnswerSet, InstanceView, NameEntry, ServiceView, Snapshot};
 
 #[derive(Debug, Serialize)]

@@ -9,7 +9,7 @@ use hickory_proto::rr::rdata::{A, AAAA, HINFO, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
 use super::parse::{Target, classify, service_names};
-use crate::registry::model::Instance;
+use crate::model::Instance;
 use crate::registry::{AnswerSet, InstanceView, NameEntry, ServiceView, Snapshot};
 
 /// The zone signpost is authoritative for, and how its apex looks.

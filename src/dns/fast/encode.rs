@@ -9,7 +9,7 @@ use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
 use super::query::{QNAME_POINTER, TYPE_A, TYPE_AAAA, TYPE_SRV, TYPE_TXT};
 use crate::dns::answer::{Zone, address_record, srv_record, txt_record};
-use crate::registry::model::Address;
+use crate::model::Address;
 use crate::registry::{AnswerSet, NameEntry, ServiceView};
 
 /// One service version, encoded.
@@ -41,7 +41,7 @@ pub(super) enum AddressFamily {
 }
 
 impl InstanceWire {
-    pub(super) fn encode(zone: &Zone, instance: &crate::registry::model::Instance, ttl: u32) -> InstanceWire {
+    pub(super) fn encode(zone: &Zone, instance: &crate::model::Instance, ttl: u32) -> InstanceWire {
         let root = Name::root();
         let mut bytes = Vec::with_capacity(128);
         let family = match instance.address {

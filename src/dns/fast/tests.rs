@@ -8,7 +8,7 @@ use hickory_proto::rr::{Record, RecordType};
 
 use super::*;
 use crate::dns::answer::{Transport, answer};
-use crate::registry::model::Address;
+use crate::model::Address;
 use crate::registry::{Change, Defaults, State};
 
 const ZONE: &str = r#"
@@ -232,7 +232,7 @@ fn an_answer_too_big_for_the_client_goes_to_the_full_handler() {
 /// ones built from scratch hold, and the fast path answers every name as the full handler.
 #[test]
 fn snapshots_and_tables_updated_batch_by_batch_equal_ones_built_from_scratch() {
-    use crate::registry::model::{CheckKind, CheckSpec, Instance, ServicePolicy, Source, Status, WhenNoneHealthy};
+    use crate::model::{CheckKind, CheckSpec, Instance, ServicePolicy, Source, Status, WhenNoneHealthy};
     use std::time::Duration;
     let mut seed = 0x9E37_79B9_7F4A_7C15u64;
     let mut next = move |n: u64| {

@@ -13,7 +13,8 @@ use tracing::{info, warn};
 
 use super::pool::Pool;
 use super::{Key, Keys, decode, load};
-use crate::registry::{Change, Ownership, Registry, id_key};
+use crate::model::id_key;
+use crate::registry::{Change, Ownership, Registry};
 
 pub(super) struct Follower {
     pub pool: Pool,

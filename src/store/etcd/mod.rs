@@ -31,7 +31,8 @@ use tracing::{info, warn};
 
 use self::pool::Pool;
 use super::{Batch, ClusterConfig, Committed, Fresh, Store, StoreError};
-use crate::registry::{Ownership, Registry, Stored, id_key};
+use crate::model::{Stored, id_key};
+use crate::registry::{Ownership, Registry};
 
 /// Keys per transaction: a deletion takes two operations (the instance and its heartbeats), and
 /// etcd refuses more than 128 operations per transaction branch by default (`--max-txn-ops`).
@@ -227,7 +228,7 @@ async fn commit(pool: Pool, keys: Keys, batch: Batch, deadline: Instant) -> Resu
         revision = at;
         revisions.extend(ops.iter().map(|_| at as u64));
     }
-    let now = crate::registry::model::now_ms().to_string();
+    let now = crate::model::now_ms().to_string();
     for beats in batch.beats.chunks(2 * CHUNK) {
         let puts: Vec<TxnOp> =
             beats.iter().map(|(key, check)| TxnOp::put(keys.beat(key, check), now.clone(), None)).collect();

@@ -1,5 +1,7 @@
-//! The registry's domain objects: what a service instance is, where it came from, how it is
-//! checked and how its service wants to be answered. No DNS records live here; those are built
+//! The domain model, on the ground floor: what a service instance is, where it came from, how it
+//! is checked and how its service wants to be answered; what the store keeps of one (`Stored`)
+//! and what a zone file hands the registry (`ZoneFile`, or `ZoneError`s). Every other module
+//! builds on these; this one imports none of them. No DNS records live here; those are built
 //! from these objects in `dns/answer.rs`.
 
 use std::collections::BTreeMap;
@@ -306,4 +308,42 @@ impl Health {
 /// Milliseconds since the Unix epoch, for timestamps shown to people and stored.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// What the store keeps of an API registration.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Stored {
+    pub instance: Instance,
+    pub health: Health,
+}
+
+/// Ids are unique case-insensitively, because `<id>.instance.D` is a DNS name.
+pub fn id_key(id: &str) -> String {
+    id.to_ascii_lowercase()
+}
+
+/// One error, pointing at the offending key or value. Display: "{path}:{line}:{col}: {message}"
+/// (1-based line and column; column counts chars).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}:{line}:{col}: {message}", path.display())]
+pub struct ZoneError {
+    pub path: PathBuf,
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+/// A parsed instance with the position of its `id` value, so later cross-file checks (duplicate
+/// ids across files/API, done elsewhere) can point at it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedInstance {
+    pub instance: Instance,
+    pub line: usize,
+    pub col: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneFile {
+    pub path: PathBuf,
+    pub instances: Vec<ParsedInstance>,
 }
