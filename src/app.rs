@@ -281,14 +281,15 @@ struct Opened {
     ownership: Ownership,
     /// Cluster mode: the watch and lease, started once the registry runs.
     #[cfg(feature = "cluster")]
-    cluster: Option<crate::store::etcd::Cluster>,
+    cluster: Option<crate::cluster::Cluster>,
 }
 
 /// Opens the store named by the configuration and restores what it holds into `state`.
 async fn open_store(config: &Config, state: &mut State) -> Result<Opened, AppError> {
     #[cfg(feature = "cluster")]
     if let Some(c) = &config.cluster {
-        let (store, loaded, cluster) = crate::store::etcd::open(c).await?;
+        let (store, loaded) = crate::store::etcd::open(c).await?;
+        let cluster = crate::cluster::Cluster::new(&store, &loaded, c);
         state.restore_shared(loaded.revision, loaded.records);
         let ownership = cluster.ownership();
         state.set_ownership(ownership.clone());

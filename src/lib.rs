@@ -7,6 +7,8 @@ pub mod api;
 pub mod app;
 pub mod cli;
 pub mod client;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod config;
 pub mod dns;
 pub mod duration;

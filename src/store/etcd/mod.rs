@@ -14,11 +14,10 @@
 //! `[store] timeout`, then refused with a message naming etcd. The version (X-Consul-Index, SOA
 //! serial) follows etcd's revision: global across replicas, and it never goes back.
 //!
-//! Reads: `open` loads everything before the replica is `ready`; then `follow.rs` watches the
-//! prefix from the loaded revision and feeds every change to the registry as a remote change.
+//! Reads: `open` loads everything before the replica is `ready`; then the cluster source
+//! (`cluster/`) watches the prefix from the loaded revision through the same clients (`link`)
+//! and feeds every change to the registry as a remote change.
 
-mod follow;
-mod members;
 mod pool;
 
 use std::time::Duration;
@@ -26,13 +25,11 @@ use std::time::Duration;
 use etcd_client::{Compare, CompareOp, DeleteOptions, GetOptions, KeyValue, Txn, TxnOp, TxnOpResponse};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use self::pool::Pool;
+pub(crate) use self::pool::Pool;
 use super::{Batch, ClusterConfig, Committed, Fresh, Store, StoreError};
 use crate::model::{Stored, id_key};
-use crate::registry::{Ownership, Registry};
 
 /// Keys per transaction: a deletion takes two operations (the instance and its heartbeats), and
 /// etcd refuses more than 128 operations per transaction branch by default (`--max-txn-ops`).
@@ -51,28 +48,17 @@ pub struct Etcd {
     handle: tokio::runtime::Handle,
 }
 
-/// The other half, started once the registry runs: the watch that follows etcd and the lease
-/// that keeps this replica listed as live.
-pub struct Cluster {
-    pool: Pool,
-    keys: Keys,
-    config: ClusterConfig,
-    ownership: Ownership,
-    /// The revision the load read at; the watch starts after it.
-    revision: i64,
-    replicas: Vec<String>,
-}
-
 /// Everything under the prefix at one revision: each record with the revision it was last
-/// modified at.
+/// modified at, and the replicas listed as live.
 pub struct Loaded {
     pub revision: u64,
     pub records: Vec<(Stored, u64)>,
+    pub replicas: Vec<String>,
 }
 
-/// Opens cluster mode: connects, and reads everything under the prefix (retrying while etcd
-/// does not answer, for up to 30 s).
-pub async fn open(config: &ClusterConfig) -> Result<(Etcd, Loaded, Cluster), StoreError> {
+/// Opens the shared store: connects, and reads everything under the prefix (retrying while
+/// etcd does not answer, for up to 30 s).
+pub async fn open(config: &ClusterConfig) -> Result<(Etcd, Loaded), StoreError> {
     let endpoints = config.endpoints.iter().map(|e| e.trim_start_matches("http://")).collect::<Vec<_>>().join(",");
     let pool = Pool::connect(&config.endpoints)
         .await
@@ -103,50 +89,17 @@ pub async fn open(config: &ClusterConfig) -> Result<(Etcd, Loaded, Cluster), Sto
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     let (records, replicas) = keys.parse_all(&kvs);
-    let me = replica_id();
-    let ownership = Ownership::replica(&me);
-    ownership.set_live(replicas.iter().cloned());
-    info!(endpoints = %endpoints, prefix = %keys.prefix, revision, instances = records.len(), replicas = replicas.len(), replica = %me, "cluster store loaded");
-    let loaded = Loaded { revision: revision as u64, records };
-    let store = Etcd {
-        pool: pool.clone(),
-        keys: keys.clone(),
-        timeout: config.timeout,
-        endpoints,
-        handle: tokio::runtime::Handle::current(),
-    };
-    let cluster = Cluster { pool, keys, config: config.clone(), ownership, revision, replicas };
-    Ok((store, loaded, cluster))
+    info!(endpoints = %endpoints, prefix = %keys.prefix, revision, instances = records.len(), replicas = replicas.len(), "cluster store loaded");
+    let loaded = Loaded { revision: revision as u64, records, replicas };
+    let store = Etcd { pool, keys, timeout: config.timeout, endpoints, handle: tokio::runtime::Handle::current() };
+    Ok((store, loaded))
 }
 
-impl Cluster {
-    /// Which API checks this replica probes, expires and reaps.
-    pub fn ownership(&self) -> Ownership {
-        self.ownership.clone()
-    }
-
-    /// Follows etcd into `registry` and holds this replica's lease until `token` is cancelled;
-    /// then gives the lease back, so that the others take its checks over at once. `about` is
-    /// what the replica key says of this replica (its addresses), for people reading etcd.
-    pub async fn run(self, registry: Registry, about: serde_json::Value, token: CancellationToken) {
-        let me = self.ownership.me().expect("a cluster replica has an id").to_string();
-        let hold = members::hold(
-            self.pool.clone(),
-            self.keys.replica(&me),
-            about.to_string(),
-            self.config.lease,
-            token.clone(),
-        );
-        let follow = follow::Follower {
-            pool: self.pool,
-            keys: self.keys,
-            next: self.revision + 1,
-            registry,
-            ownership: self.ownership,
-            replicas: self.replicas.into_iter().collect(),
-        }
-        .run(token);
-        tokio::join!(hold, follow);
+impl Etcd {
+    /// The clients and key layout this store uses, for the cluster source that watches the same
+    /// prefix.
+    pub(crate) fn link(&self) -> (Pool, Keys) {
+        (self.pool.clone(), self.keys.clone())
     }
 }
 
@@ -306,7 +259,10 @@ fn retryable(e: &etcd_client::Error) -> bool {
 }
 
 /// Everything under `prefix` at one revision, read in pages.
-async fn load(client: &etcd_client::Client, prefix: &str) -> Result<(i64, Vec<KeyValue>), etcd_client::Error> {
+pub(crate) async fn load(
+    client: &etcd_client::Client,
+    prefix: &str,
+) -> Result<(i64, Vec<KeyValue>), etcd_client::Error> {
     let mut kv = client.kv_client();
     let end = prefix_end(prefix.as_bytes());
     let mut from = prefix.as_bytes().to_vec();
@@ -346,7 +302,7 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     vec![0]
 }
 
-fn decode(value: &[u8], key: &str) -> Option<Stored> {
+pub(crate) fn decode(value: &[u8], key: &str) -> Option<Stored> {
     match serde_json::from_slice::<Stored>(value) {
         Ok(s) if id_key(&s.instance.id) == key => Some(s),
         Ok(s) => {
@@ -360,21 +316,9 @@ fn decode(value: &[u8], key: &str) -> Option<Stored> {
     }
 }
 
-/// A random id for this run of this replica: hostname, pid and a random part, so that a
-/// restarted replica never inherits the lease of its previous life.
-fn replica_id() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let host = std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string()).unwrap_or_default();
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
-    let host: String = host.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(40).collect();
-    let host = if host.is_empty() { "signpost".to_string() } else { host };
-    format!("{host}-{}-{:08x}", std::process::id(), h.finish() as u32)
-}
-
 /// What a key under the prefix is.
 #[derive(Debug, PartialEq, Eq)]
-enum Key<'a> {
+pub(crate) enum Key<'a> {
     Instance(&'a str),
     Beat { instance: &'a str, check: &'a str },
     Replica(&'a str),
@@ -382,28 +326,28 @@ enum Key<'a> {
 }
 
 #[derive(Debug, Clone)]
-struct Keys {
-    prefix: String,
+pub(crate) struct Keys {
+    pub prefix: String,
 }
 
 impl Keys {
-    fn instance(&self, key: &str) -> String {
+    pub(crate) fn instance(&self, key: &str) -> String {
         format!("{}instances/{key}", self.prefix)
     }
 
-    fn beats_of(&self, key: &str) -> String {
+    pub(crate) fn beats_of(&self, key: &str) -> String {
         format!("{}beats/{key}/", self.prefix)
     }
 
-    fn beat(&self, key: &str, check: &str) -> String {
+    pub(crate) fn beat(&self, key: &str, check: &str) -> String {
         format!("{}beats/{key}/{check}", self.prefix)
     }
 
-    fn replica(&self, id: &str) -> String {
+    pub(crate) fn replica(&self, id: &str) -> String {
         format!("{}replicas/{id}", self.prefix)
     }
 
-    fn parse<'a>(&self, key: &'a [u8]) -> Key<'a> {
+    pub(crate) fn parse<'a>(&self, key: &'a [u8]) -> Key<'a> {
         let Some(rest) = std::str::from_utf8(key).ok().and_then(|k| k.strip_prefix(self.prefix.as_str())) else {
             return Key::Other;
         };
@@ -420,7 +364,7 @@ impl Keys {
     }
 
     /// The registrations (each with its modification revision) and live replicas among `kvs`.
-    fn parse_all(&self, kvs: &[KeyValue]) -> (Vec<(Stored, u64)>, Vec<String>) {
+    pub(crate) fn parse_all(&self, kvs: &[KeyValue]) -> (Vec<(Stored, u64)>, Vec<String>) {
         let (mut records, mut replicas) = (Vec::new(), Vec::new());
         for kv in kvs {
             match self.parse(kv.key()) {

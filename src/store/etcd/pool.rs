@@ -10,7 +10,7 @@ use std::time::Duration;
 use etcd_client::{Client, ConnectOptions};
 
 #[derive(Clone)]
-pub(super) struct Pool {
+pub(crate) struct Pool {
     clients: Arc<[(String, Client)]>,
     current: Arc<AtomicUsize>,
 }

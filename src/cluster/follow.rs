@@ -11,10 +11,9 @@ use etcd_client::{EventType, WatchOptions};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::pool::Pool;
-use super::{Key, Keys, decode, load};
 use crate::model::id_key;
 use crate::registry::{Change, Ownership, Registry};
+use crate::store::etcd::{Key, Keys, Pool, decode, load};
 
 pub(super) struct Follower {
     pub pool: Pool,

@@ -15,7 +15,7 @@ use etcd_client::PutOptions;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::pool::Pool;
+use crate::store::etcd::Pool;
 
 /// Keeps `key` = `value` alive on a lease of `ttl` until `token` is cancelled, then revokes it.
 /// If the lease is lost (etcd was unreachable for longer than `ttl`), it takes a new one.
