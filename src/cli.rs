@@ -1,12 +1,16 @@
 //! The command line (clap): `serve`, the offline tools and the API client subcommands (run by
 //! `client.rs`). Every `serve` flag also reads a `SIGNPOST_<FLAG>` variable; repeatable flags
-//! take comma-separated values there.
+//! take comma-separated values there. `register`'s flags are checked here by the model's rules
+//! (`model::rules`, as the API and zone files check theirs), so a bad value is refused naming
+//! its flag before anything is sent.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::Overrides;
+use crate::model::Address;
+use crate::model::rules::{self, Invalid};
 
 #[derive(Debug, Parser)]
 #[command(name = "signpost", version, about = "DNS-interface service discovery: healthy instances, rotated fairly")]
@@ -82,42 +86,42 @@ pub struct ApiArgs {
 #[command(group = clap::ArgGroup::new("check").args(["http_check", "tcp_check", "ttl"]))]
 pub struct RegisterArgs {
     /// The service name
-    #[arg(long)]
+    #[arg(long, value_parser = label_arg)]
     pub name: String,
     /// The instance id, unique across services [default: the name]
-    #[arg(long)]
+    #[arg(long, value_parser = label_arg)]
     pub id: Option<String>,
     /// IP address or host name [default: this host's address as the server sees it]
-    #[arg(long)]
+    #[arg(long, value_parser = address_arg)]
     pub address: Option<String>,
     #[arg(long, default_value_t = 0)]
     pub port: u16,
     /// A tag (repeatable)
-    #[arg(long)]
+    #[arg(long, value_parser = tag_arg)]
     pub tag: Vec<String>,
     /// Metadata KEY=VALUE (repeatable)
-    #[arg(long)]
+    #[arg(long, value_parser = meta_arg)]
     pub meta: Vec<String>,
     /// Share of first places in rotation, and the SRV weight [default: 1]
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65535))]
     pub weight: Option<u32>,
     /// The instance's region
-    #[arg(long)]
+    #[arg(long, value_parser = label_arg)]
     pub region: Option<String>,
     /// HTTP health check URL (2xx passing, 429 warning)
-    #[arg(long)]
+    #[arg(long, value_parser = rule_arg(rules::http_url))]
     pub http_check: Option<String>,
     /// TCP health check HOST:PORT (passing while it accepts connections)
-    #[arg(long)]
+    #[arg(long, value_parser = rule_arg(rules::tcp_target))]
     pub tcp_check: Option<String>,
     /// TTL check: passing while `signpost pass service:<id>` comes within this duration
-    #[arg(long, value_parser = duration_arg)]
+    #[arg(long, value_parser = positive_duration_arg)]
     pub ttl: Option<String>,
     /// How often the HTTP or TCP check runs [default: 10s]
-    #[arg(long, requires = "check", value_parser = duration_arg)]
+    #[arg(long, requires = "check", value_parser = positive_duration_arg)]
     pub interval: Option<String>,
     /// Probe timeout [default: 5s]
-    #[arg(long, requires = "check", value_parser = duration_arg)]
+    #[arg(long, requires = "check", value_parser = positive_duration_arg)]
     pub timeout: Option<String>,
     /// Remove the instance once its check has been critical this long
     #[arg(long, requires = "check", value_parser = duration_arg)]
@@ -126,9 +130,41 @@ pub struct RegisterArgs {
     pub api: ApiArgs,
 }
 
-/// A duration flag (`10s`, `1m30s`), checked here and sent as written.
+// Flags are checked by the model's rules and sent as written: the server reads them as it reads
+// any registration.
+
+/// A flag checked by `rule`.
+fn rule_arg(rule: fn(&str) -> Result<(), Invalid>) -> impl Fn(&str) -> Result<String, String> + Clone {
+    move |s| rule(s).map(|()| s.to_string()).map_err(|e| e.to_string())
+}
+
+fn label_arg(s: &str) -> Result<String, String> {
+    rule_arg(rules::label)(s)
+}
+
+fn tag_arg(s: &str) -> Result<String, String> {
+    rule_arg(rules::tag)(s)
+}
+
+fn address_arg(s: &str) -> Result<String, String> {
+    Address::parse(s).map(|_| s.to_string()).map_err(|e| e.to_string())
+}
+
+/// `KEY=VALUE`, by the rules of a `Meta` pair (`dns-ttl=500ms` is refused here as everywhere).
+fn meta_arg(s: &str) -> Result<String, String> {
+    let (k, v) = s.split_once('=').ok_or("expected KEY=VALUE")?;
+    rules::meta_entry(k, v).map(|()| s.to_string()).map_err(|e| format!("{k}: {e}"))
+}
+
+/// A duration flag (`10s`, `1m30s`).
 fn duration_arg(s: &str) -> Result<String, String> {
     crate::duration::parse(s).map(|_| s.to_string()).map_err(|e| e.to_string())
+}
+
+/// A probe interval, a timeout or a TTL: above 0.
+fn positive_duration_arg(s: &str) -> Result<String, String> {
+    let d = crate::duration::parse(s).map_err(|e| e.to_string())?;
+    rules::positive(d).map(|_| s.to_string()).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Args)]

@@ -173,8 +173,9 @@ pub fn registration(args: &RegisterArgs) -> anyhow::Result<Value> {
         meta.insert(k.to_string(), Value::String(v.to_string()));
     }
     if let Some(region) = &args.region {
-        meta.insert("region".into(), Value::String(region.clone()));
+        meta.insert(crate::model::rules::META_REGION.into(), Value::String(region.clone()));
     }
+    crate::model::rules::meta_count(meta.len()).map_err(|e| anyhow!("--meta: {e}"))?;
     let mut body = json!({ "Name": args.name, "Port": args.port });
     let b = body.as_object_mut().expect("an object");
     if let Some(id) = &args.id {

@@ -291,7 +291,9 @@ impl RawConfig {
         let domain_text = d.domain.clone().unwrap_or_else(|| "local".into());
         let domain = Name::from_str(domain_text.trim_end_matches('.'))
             .ok()
-            .filter(|n| !n.is_root() && n.iter().all(|l| crate::model::is_dns_label(&String::from_utf8_lossy(l))))
+            .filter(|n| {
+                !n.is_root() && n.iter().all(|l| crate::model::rules::is_dns_label(&String::from_utf8_lossy(l)))
+            })
             .ok_or_else(|| ConfigError::Invalid {
                 key: "dns.domain",
                 message: format!("{domain_text:?} is not a domain name (write e.g. \"local\" or \"sd.example.com\")"),
@@ -303,8 +305,8 @@ impl RawConfig {
                 message: format!("{s:?} is not an IP address"),
             })?),
         };
-        let ttl = duration("dns.ttl", d.ttl.as_deref(), Duration::from_secs(5))?;
-        let negative_ttl = duration("dns.negative_ttl", d.negative_ttl.as_deref(), Duration::from_secs(1))?;
+        let ttl = dns_ttl("dns.ttl", d.ttl.as_deref(), Duration::from_secs(5))?;
+        let negative_ttl = dns_ttl("dns.negative_ttl", d.negative_ttl.as_deref(), Duration::from_secs(1))?;
         let when_none_healthy = match d.when_none_healthy.as_deref() {
             None | Some("empty") => WhenNoneHealthy::Empty,
             Some("all") => WhenNoneHealthy::All,
@@ -317,7 +319,7 @@ impl RawConfig {
             return invalid("dns.udp_max_payload", format!("must be at least 512, got {udp_max_payload}"));
         }
         if let Some(r) = &d.region
-            && !crate::model::is_dns_label(r)
+            && !crate::model::rules::is_dns_label(r)
         {
             return invalid("dns.region", format!("{r:?} is not a DNS label"));
         }
@@ -327,7 +329,7 @@ impl RawConfig {
                 key: "regions.client.cidr",
                 message: format!("{:?} is not a network (write e.g. \"10.1.0.0/16\")", c.cidr),
             })?;
-            if !crate::model::is_dns_label(&c.region) {
+            if !crate::model::rules::is_dns_label(&c.region) {
                 return invalid("regions.client.region", format!("{:?} is not a DNS label", c.region));
             }
             client_regions.push((net.trunc(), c.region.clone()));
@@ -609,6 +611,14 @@ fn at_least_one<const N: usize>(values: [(&'static str, Option<usize>); N]) -> R
     }
 }
 
+/// A TTL, by the rule of the services' own (`model::rules::dns_ttl`): whole seconds.
+fn dns_ttl(key: &'static str, s: Option<&str>, default: Duration) -> Result<Duration, ConfigError> {
+    match s {
+        None => Ok(default),
+        Some(s) => crate::model::rules::dns_ttl(s).map_err(|e| ConfigError::Invalid { key, message: e.to_string() }),
+    }
+}
+
 fn duration(key: &'static str, s: Option<&str>, default: Duration) -> Result<Duration, ConfigError> {
     match s {
         None => Ok(default),
@@ -746,6 +756,8 @@ drain = "1s"
         for (text, key) in [
             ("[dns]\nlisten = [\"localhost\"]\n", "dns.listen"),
             ("[dns]\nttl = \"5\"\n", "dns.ttl"),
+            ("[dns]\nttl = \"500ms\"\n", "dns.ttl"),
+            ("[dns]\nnegative_ttl = \"100ms\"\n", "dns.negative_ttl"),
             ("[dns]\ndomain = \"bad domain\"\n", "dns.domain"),
             ("[dns]\nwhen_none_healthy = \"some\"\n", "dns.when_none_healthy"),
             ("[log]\nformat = \"xml\"\n", "log.format"),

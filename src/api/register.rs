@@ -2,8 +2,10 @@
 //!
 //! Clients spell keys differently (node-consul and Go send `Name`, `ID`, `Checks`; py-consul sends
 //! `name`, `id`, `checks`, `deregister_critical_service_after`), so keys are matched after
-//! lowercasing and dropping `_`, and unknown keys are ignored, as Consul does. Every error names
-//! the field the way Consul's documentation spells it (`Checks[1].Interval`) and the rule broken.
+//! lowercasing and dropping `_`, and unknown keys are ignored, as Consul does. What makes a value
+//! valid is the model's (`model::rules`, shared with zone files and the command line); every
+//! error names the field the way Consul's documentation spells it (`Checks[1].Interval`) and the
+//! rule broken.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -11,16 +13,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::model::{
-    Address, CheckKind, CheckSpec, Instance, ServicePolicy, Source, Status, is_dns_label, is_header_name_byte,
-    is_http_url, is_tcp_target,
-};
-
-/// Most `Meta` pairs per instance (Consul's limit too).
-const MAX_META: usize = 64;
-/// Consul's limits on a `Meta` key and value.
-const MAX_META_KEY: usize = 128;
-const MAX_META_VALUE: usize = 512;
+use crate::model::rules::{self, Invalid};
+use crate::model::{Address, CheckKind, CheckSpec, Instance, Source, Status};
 /// An HTTP/TCP check's timeout when the body gives none (the zone files' default too).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest output text kept per check update (Consul keeps 4 KiB too): it is stored.
@@ -56,7 +50,7 @@ pub fn decode(body: &[u8], client: IpAddr) -> Result<Instance, FieldError> {
     let tags = tags(&f)?;
     let meta = meta(&f)?;
     let weight = weight(&f)?;
-    let (region, policy) = meta_settings(&meta)?;
+    let (region, policy) = rules::meta_settings(&meta).map_err(|(key, e)| f.invalid(&format!("Meta.{key}"), e))?;
     let checks = checks(&f, id, name)?;
     Ok(Instance {
         id: id.to_string(),
@@ -130,6 +124,11 @@ impl<'a> Fields<'a> {
         FieldError { field: self.name(key), rule: rule.into() }
     }
 
+    /// The field `key` breaks a rule of the model.
+    fn invalid(&self, key: &str, e: Invalid) -> FieldError {
+        self.error(key, e.to_string())
+    }
+
     fn str(&self, key: &str) -> Result<Option<&'a str>, FieldError> {
         match self.get(key) {
             None => Ok(None),
@@ -163,63 +162,37 @@ impl<'a> Fields<'a> {
     }
 
     fn positive_duration(&self, key: &str) -> Result<Option<Duration>, FieldError> {
-        match self.duration(key)? {
-            Some(d) if d.is_zero() => Err(self.error(key, "must be greater than 0")),
-            d => Ok(d),
-        }
+        self.duration(key)?.map(rules::positive).transpose().map_err(|e| self.invalid(key, e))
     }
 }
 
 fn label(f: &Fields, key: &str, value: &str) -> Result<(), FieldError> {
-    if is_dns_label(value) {
-        return Ok(());
-    }
-    Err(f.error(key, format!("{value:?} must be 1-63 characters of A-Z a-z 0-9 _ -, not starting or ending with '-'")))
+    rules::label(value).map_err(|e| f.invalid(key, e))
 }
 
+/// Absent and empty are Consul's "where the registration came from".
 fn address(f: &Fields, client: IpAddr) -> Result<Address, FieldError> {
-    let text = f.str("Address")?.unwrap_or_default().trim();
-    if text.is_empty() {
-        // Consul's rule: no address means "where the registration came from".
+    let text = f.str("Address")?.unwrap_or_default();
+    if text.trim().is_empty() {
         return Ok(Address::Ip(client.to_canonical()));
     }
-    if let Ok(ip) = text.parse::<IpAddr>() {
-        if ip.is_unspecified() {
-            return Err(f.error(
-                "Address",
-                format!("{text} is not an address clients can reach; give the instance's own address, or leave Address empty for the registering client's"),
-            ));
-        }
-        return Ok(Address::Ip(ip.to_canonical()));
-    }
-    if is_host_name(text) {
-        return Ok(Address::Host(text.trim_end_matches('.').to_string()));
-    }
-    Err(f.error("Address", format!("{text:?} is neither an IP address nor a host name")))
+    Address::parse(text).map_err(|e| f.invalid("Address", e))
 }
 
-/// Returns true if `s` is a DNS host name; an all-digit last label is refused so that a
-/// mistyped IPv4 address (`10.0.0.300`) is not taken for a name.
-fn is_host_name(s: &str) -> bool {
-    let s = s.strip_suffix('.').unwrap_or(s);
-    let last = s.rsplit('.').next().unwrap_or_default();
-    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label) && !last.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// Tags as given, without duplicates. They need not be DNS labels: Consul users tag with
-/// `traefik.enable=true` and the like; such tags are simply not reachable as DNS names.
+/// Tags as given, without duplicates.
 fn tags(f: &Fields) -> Result<Vec<String>, FieldError> {
     let Some(v) = f.get("Tags") else { return Ok(Vec::new()) };
     let Value::Array(items) = v else { return Err(f.error("Tags", "must be an array of strings")) };
     let mut out: Vec<String> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         match item {
-            Value::String(s) if !s.is_empty() => {
+            Value::String(s) => {
+                rules::tag(s).map_err(|e| f.invalid(&format!("Tags[{i}]"), e))?;
                 if !out.contains(s) {
                     out.push(s.clone());
                 }
             }
-            other => return Err(f.error(&format!("Tags[{i}]"), format!("must be a non-empty string, got {other}"))),
+            other => return Err(f.error(&format!("Tags[{i}]"), format!("must be a string, got {other}"))),
         }
     }
     Ok(out)
@@ -228,22 +201,12 @@ fn tags(f: &Fields) -> Result<Vec<String>, FieldError> {
 fn meta(f: &Fields) -> Result<BTreeMap<String, String>, FieldError> {
     let Some(v) = f.get("Meta") else { return Ok(BTreeMap::new()) };
     let Value::Object(obj) = v else { return Err(f.error("Meta", "must be an object of strings")) };
-    if obj.len() > MAX_META {
-        return Err(f.error("Meta", format!("has {} keys; at most {MAX_META} are allowed", obj.len())));
-    }
+    rules::meta_count(obj.len()).map_err(|e| f.invalid("Meta", e))?;
     let mut out = BTreeMap::new();
     for (key, value) in obj {
         let name = format!("Meta.{key}");
-        let key_ok = !key.is_empty()
-            && key.len() <= MAX_META_KEY
-            && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !key_ok {
-            return Err(f.error(&name, format!("keys must be 1-{MAX_META_KEY} characters of A-Z a-z 0-9 _ -")));
-        }
         let Value::String(s) = value else { return Err(f.error(&name, format!("must be a string, got {value}"))) };
-        if s.len() > MAX_META_VALUE {
-            return Err(f.error(&name, format!("is longer than {MAX_META_VALUE} bytes")));
-        }
+        rules::meta_entry(key, s).map_err(|e| f.invalid(&name, e))?;
         out.insert(key.clone(), s.clone());
     }
     Ok(out)
@@ -256,28 +219,6 @@ fn weight(f: &Fields) -> Result<u32, FieldError> {
     let w = Fields::new(v, &f.name("Weights"))?;
     w.uint("Warning", 0, u16::MAX.into())?;
     Ok(w.uint("Passing", 1, u16::MAX.into())?.unwrap_or(1) as u32)
-}
-
-/// The region and service-level DNS settings an API registration carries in its `Meta`.
-fn meta_settings(meta: &BTreeMap<String, String>) -> Result<(Option<String>, ServicePolicy), FieldError> {
-    let err = |key: &str, rule: String| FieldError { field: format!("Meta.{key}"), rule };
-    let region = match meta.get("region") {
-        Some(r) if !is_dns_label(r) => {
-            return Err(err("region", format!("{r:?} must be a DNS label (1-63 of A-Z a-z 0-9 _ -)")));
-        }
-        r => r.cloned(),
-    };
-    let mut policy = ServicePolicy::default();
-    if let Some(t) = meta.get("dns-ttl") {
-        let d = crate::duration::parse(t).map_err(|e| err("dns-ttl", e.to_string()))?;
-        // DNS TTLs are whole seconds.
-        policy.ttl = Some(Duration::from_secs(d.as_secs()));
-    }
-    if let Some(l) = meta.get("dns-answer-limit") {
-        let n = l.parse::<u32>().map_err(|_| err("dns-answer-limit", format!("{l:?} is not a whole number")))?;
-        policy.answer_limit = Some(n);
-    }
-    Ok((region, policy))
 }
 
 /// `Check` and `Checks[]`, in that order. Ids default to `service:<id>`, numbered
@@ -361,9 +302,7 @@ fn check_kind(f: &Fields) -> Result<CheckKind, FieldError> {
         ["HTTP"] => http_check(f),
         ["TCP"] => {
             let target = f.str("TCP")?.unwrap_or_default();
-            if !is_tcp_target(target) {
-                return Err(f.error("TCP", format!("{target:?} is not host:port (IPv6 as [addr]:port)")));
-            }
+            rules::tcp_target(target).map_err(|e| f.invalid("TCP", e))?;
             Ok(CheckKind::Tcp { target: target.to_string() })
         }
         _ => {
@@ -375,21 +314,14 @@ fn check_kind(f: &Fields) -> Result<CheckKind, FieldError> {
 
 fn http_check(f: &Fields) -> Result<CheckKind, FieldError> {
     let url = f.str("HTTP")?.unwrap_or_default();
-    if !is_http_url(url) {
-        return Err(f.error("HTTP", format!("{url:?} is not an http:// or https:// URL with a host")));
-    }
-    let method = f.str("Method")?.filter(|m| !m.is_empty()).unwrap_or("GET");
-    if !method.bytes().all(|b| b.is_ascii_alphabetic()) {
-        return Err(f.error("Method", format!("{method:?} is not an HTTP method")));
-    }
+    rules::http_url(url).map_err(|e| f.invalid("HTTP", e))?;
+    let method = rules::http_method(f.str("Method")?.unwrap_or_default()).map_err(|e| f.invalid("Method", e))?;
     let mut headers = BTreeMap::new();
     if let Some(v) = f.get("Header") {
         let Value::Object(obj) = v else { return Err(f.error("Header", "must be an object of string arrays")) };
         for (name, values) in obj {
+            rules::header_name(name).map_err(|e| f.invalid("Header", e))?;
             let field = format!("Header.{name}");
-            if name.is_empty() || !name.bytes().all(is_header_name_byte) {
-                return Err(f.error(&field, "is not a valid HTTP header name"));
-            }
             // Consul wants arrays; a lone string is what people write by hand, so take it too.
             let values = match values {
                 Value::String(s) => vec![s.clone()],
@@ -400,11 +332,14 @@ fn http_check(f: &Fields) -> Result<CheckKind, FieldError> {
                     .ok_or_else(|| f.error(&field, "must be an array of strings"))?,
                 _ => return Err(f.error(&field, "must be an array of strings")),
             };
+            for v in &values {
+                rules::header_value(v).map_err(|e| f.invalid(&field, e))?;
+            }
             headers.insert(name.clone(), values);
         }
     }
     let tls_skip_verify = f.bool("TLSSkipVerify")?.unwrap_or(false);
-    Ok(CheckKind::Http { url: url.to_string(), method: method.to_ascii_uppercase(), headers, tls_skip_verify })
+    Ok(CheckKind::Http { url: url.to_string(), method, headers, tls_skip_verify })
 }
 
 fn check_status(f: &Fields, key: &str, s: &str) -> Result<Status, FieldError> {

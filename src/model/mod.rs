@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub mod rules;
+
 /// One registered endpoint of a service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Instance {
@@ -208,43 +210,30 @@ pub struct ServicePolicy {
     pub when_none_healthy: Option<WhenNoneHealthy>,
 }
 
-/// Returns true if `b` may appear in an HTTP header name (RFC 9110 `tchar`).
-pub fn is_header_name_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-/// Returns true if `url` is an `http://` or `https://` URL with a host, as HTTP checks need.
-pub fn is_http_url(url: &str) -> bool {
-    let Some(rest) = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")) else {
-        return false;
-    };
-    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    !host.is_empty() && !host.contains(char::is_whitespace)
-}
-
-/// Returns true if `target` is `host:port` or `[v6]:port`, as TCP checks need.
-pub fn is_tcp_target(target: &str) -> bool {
-    let (host, port) = match target.strip_prefix('[') {
-        Some(rest) => match rest.split_once("]:") {
-            Some(pair) => pair,
-            None => return false,
-        },
-        None => match target.rsplit_once(':') {
-            Some((host, port)) if !host.contains(':') => (host, port),
-            _ => return false,
-        },
-    };
-    !host.is_empty() && !host.contains(char::is_whitespace) && port.parse::<u16>().is_ok()
-}
-
-/// Returns true if `s` is a valid service name, instance id or tag label for DNS: 1–63 of
-/// `[A-Za-z0-9_-]`, not starting or ending with `-`.
-pub fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
+impl ServicePolicy {
+    /// Two declarations of one service's settings as one, the most conservative of each.
+    pub fn merge(self, other: ServicePolicy) -> ServicePolicy {
+        ServicePolicy {
+            ttl: match (self.ttl, other.ttl) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+            // 0 means "no limit", so the smallest positive limit wins over it.
+            answer_limit: match (self.answer_limit, other.answer_limit) {
+                (Some(a), Some(b)) if a > 0 && b > 0 => Some(a.min(b)),
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            },
+            only_passing: match (self.only_passing, other.only_passing) {
+                (Some(a), Some(b)) => Some(a || b),
+                (a, b) => a.or(b),
+            },
+            when_none_healthy: match (self.when_none_healthy, other.when_none_healthy) {
+                (Some(WhenNoneHealthy::All), _) | (_, Some(WhenNoneHealthy::All)) => Some(WhenNoneHealthy::All),
+                (a, b) => a.or(b),
+            },
+        }
+    }
 }
 
 impl std::str::FromStr for Status {

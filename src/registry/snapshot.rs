@@ -322,33 +322,12 @@ struct Effective {
 }
 
 fn merge_policies<'a>(policies: impl Iterator<Item = &'a ServicePolicy>, d: &Defaults) -> Effective {
-    let (mut ttl, mut limit, mut only, mut none): (Option<Duration>, Option<u32>, Option<bool>, _) =
-        (None, None, None, None);
-    for p in policies {
-        ttl = match (ttl, p.ttl) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        // 0 means "no limit", so the smallest positive limit wins over it.
-        limit = match (limit, p.answer_limit) {
-            (Some(a), Some(b)) if a > 0 && b > 0 => Some(a.min(b)),
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
-        only = match (only, p.only_passing) {
-            (Some(a), Some(b)) => Some(a || b),
-            (a, b) => a.or(b),
-        };
-        none = match (none, p.when_none_healthy) {
-            (Some(WhenNoneHealthy::All), _) | (_, Some(WhenNoneHealthy::All)) => Some(WhenNoneHealthy::All),
-            (a, b) => a.or(b),
-        };
-    }
+    let p = policies.fold(ServicePolicy::default(), |a, b| a.merge(*b));
     Effective {
-        ttl: ttl.unwrap_or(d.ttl).as_secs().min(u64::from(u32::MAX)) as u32,
-        answer_limit: limit.unwrap_or(d.answer_limit),
-        only_passing: only.unwrap_or(d.only_passing),
-        when_none_healthy: none.unwrap_or(d.when_none_healthy),
+        ttl: p.ttl.unwrap_or(d.ttl).as_secs().min(u64::from(u32::MAX)) as u32,
+        answer_limit: p.answer_limit.unwrap_or(d.answer_limit),
+        only_passing: p.only_passing.unwrap_or(d.only_passing),
+        when_none_healthy: p.when_none_healthy.unwrap_or(d.when_none_healthy),
     }
 }
 

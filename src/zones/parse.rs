@@ -2,7 +2,8 @@
 //!
 //! Parsing goes through toml's spanned document tree rather than one `from_str` call, so that
 //! every service, instance and check is deserialized on its own: one bad instance does not hide
-//! the errors of the next, and every error can point at the key or value it is about.
+//! the errors of the next, and every error can point at the key or value it is about. What makes
+//! a value valid is the model's (`model::rules`, shared with the API and the command line).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -15,9 +16,10 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use crate::duration;
+use crate::model::rules::{self, Invalid};
 use crate::model::{
     Address, CheckKind, CheckSpec, Instance, ParsedInstance, ServicePolicy, Source, WhenNoneHealthy, ZoneError,
-    ZoneFile, is_dns_label, is_header_name_byte, is_http_url, is_tcp_target,
+    ZoneFile,
 };
 
 /// Parses and validates one file's text. Collects every validation error it can (not just the
@@ -114,11 +116,6 @@ struct RawCheck {
     tls_skip_verify: Option<Spanned<bool>>,
 }
 
-const MAX_META_KEYS: usize = 64;
-/// Bounds on one meta key (the API's) and value (above the API's 512: zone files carry long
-/// TXT values, split into 255-byte strings).
-const MAX_META_KEY: usize = 128;
-const MAX_META_VALUE: usize = 4096;
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -205,19 +202,19 @@ impl Cx<'_> {
         if written == Some(value.get_ref().as_str()) { span.start + 1 + index } else { span.start }
     }
 
+    /// A value that breaks a rule of the model, as `field: rule` at `offset`.
+    fn invalid(&mut self, offset: usize, field: &str, e: Invalid) {
+        self.err(offset, format!("{field}: {e}"));
+    }
+
+    /// The value of a rule's verdict; `None` (and the error recorded at `offset`) if it failed.
+    fn rule<T>(&mut self, offset: usize, field: &str, verdict: Result<T, Invalid>) -> Option<T> {
+        verdict.map_err(|e| self.invalid(offset, field, e)).ok()
+    }
+
     fn label(&mut self, field: &str, value: &Spanned<String>) -> Option<String> {
-        if is_dns_label(value.get_ref()) {
-            return Some(value.get_ref().clone());
-        }
-        self.err(
-            value.span().start,
-            format!(
-                "{field} {:?} is not a valid DNS label \
-                 (1-63 of A-Z, a-z, 0-9, '_' and '-', not starting or ending with '-')",
-                value.get_ref()
-            ),
-        );
-        None
+        let v = value.get_ref();
+        self.rule(value.span().start, field, rules::label(v)).map(|()| v.clone())
     }
 
     fn duration(&mut self, field: &str, value: &Spanned<String>) -> Option<Duration> {
@@ -226,11 +223,7 @@ impl Cx<'_> {
 
     fn positive_duration(&mut self, field: &str, value: &Spanned<String>) -> Option<Duration> {
         let d = self.duration(field, value)?;
-        if d.is_zero() {
-            self.err(value.span().start, format!("{field} must be greater than 0"));
-            return None;
-        }
-        Some(d)
+        self.rule(value.span().start, field, rules::positive(d))
     }
 
     fn int(&mut self, field: &str, value: &Spanned<i64>, min: i64, max: i64) -> Option<i64> {
@@ -257,10 +250,9 @@ impl Cx<'_> {
 
     fn tags(&mut self, into: &mut Vec<String>, tags: &[Spanned<String>]) {
         for tag in tags {
-            if let Some(tag) = self.label("tag", tag)
-                && !into.contains(&tag)
+            if self.rule(tag.span().start, "tag", rules::tag(tag.get_ref())).is_some() && !into.contains(tag.get_ref())
             {
-                into.push(tag);
+                into.push(tag.get_ref().clone());
             }
         }
     }
@@ -285,15 +277,8 @@ impl Cx<'_> {
         }
         self.tags(&mut d.tags, &raw.tags);
         d.region = raw.region.and_then(|r| self.label("region", &r));
-        if let Some(ttl) = raw.ttl
-            && let Some(t) = self.duration("ttl", &ttl)
-        {
-            // DNS TTLs are whole seconds; silently answering 0 for "500ms" would disable caching.
-            if t.as_secs() == 0 && !t.is_zero() {
-                let msg = format!("ttl must be 0 or at least 1s (DNS TTLs are whole seconds), got {:?}", ttl.get_ref());
-                self.err(ttl.span().start, msg);
-            }
-            d.policy.ttl = Some(Duration::from_secs(t.as_secs()));
+        if let Some(ttl) = raw.ttl {
+            d.policy.ttl = self.rule(ttl.span().start, "ttl", rules::dns_ttl(ttl.get_ref()));
         }
         d.policy.answer_limit =
             raw.answer_limit.and_then(|l| self.int("answer_limit", &l, 0, u32::MAX.into())).map(|l| l as u32);
@@ -330,20 +315,21 @@ impl Cx<'_> {
                 self.ids.insert(id.get_ref().clone(), line);
             }
         }
-        let address =
-            address.and_then(|a| parse_address(a.get_ref()).map_err(|msg| self.err(a.span().start, msg)).ok());
+        let address = address.and_then(|a| self.rule(a.span().start, "address", Address::parse(a.get_ref())));
         let port = port.and_then(|p| self.int("port", &p, 0, 65535)).map(|p| p as u16);
         let mut tags = service.tags.clone();
         self.tags(&mut tags, &raw.tags);
+        let meta = raw.meta.map(|m| self.meta(m)).unwrap_or_default();
+        // Its keys were checked one by one above, each error at its key; this is what they mean.
+        let (meta_region, meta_policy) = rules::meta_settings(&meta).unwrap_or_default();
         let region = match raw.region {
             Some(r) => self.label("region", &r),
-            None => service.region.clone(),
+            None => meta_region.or_else(|| service.region.clone()),
         };
         let weight = match raw.weight {
             Some(w) => self.int("weight", &w, 1, 65535).unwrap_or(1) as u32,
             None => 1,
         };
-        let meta = raw.meta.map(|m| self.meta(m)).unwrap_or_default();
         let check = match &own_check {
             Some(own) => own.as_ref(),
             None => service_check,
@@ -374,25 +360,20 @@ impl Cx<'_> {
             region,
             meta: meta.into(),
             checks,
-            policy: service.policy,
+            policy: service.policy.merge(meta_policy),
             source: Source::Zone(self.path.to_path_buf()),
         };
         self.instances.push(ParsedInstance { instance, line, col });
     }
 
     fn meta(&mut self, meta: Spanned<BTreeMap<Spanned<String>, String>>) -> BTreeMap<String, String> {
-        if meta.get_ref().len() > MAX_META_KEYS {
-            let msg = format!("meta has {} keys; at most {MAX_META_KEYS} are allowed", meta.get_ref().len());
-            self.err(meta.span().start, msg);
+        if let Err(e) = rules::meta_count(meta.get_ref().len()) {
+            self.invalid(meta.span().start, "meta", e);
         }
         let mut out = BTreeMap::new();
         for (key, value) in meta.into_inner() {
-            if key.get_ref().is_empty() {
-                self.err(key.span().start, "meta keys must not be empty");
-            } else if key.get_ref().len() > MAX_META_KEY {
-                self.err(key.span().start, format!("meta keys must be at most {MAX_META_KEY} bytes"));
-            } else if value.len() > MAX_META_VALUE {
-                self.err(key.span().start, format!("meta values must be at most {MAX_META_VALUE} bytes"));
+            if let Err(e) = rules::meta_entry(key.get_ref(), &value) {
+                self.invalid(key.span().start, &format!("meta.{}", key.get_ref().escape_debug()), e);
             }
             out.insert(key.into_inner(), value);
         }
@@ -438,24 +419,16 @@ impl Cx<'_> {
         let rise = raw.rise.and_then(|v| self.int("rise", &v, 1, u32::MAX.into()));
         let fall = raw.fall.and_then(|v| self.int("fall", &v, 1, u32::MAX.into()));
         let deregister_after = raw.deregister_after.and_then(|v| self.duration("deregister_after", &v));
-        let method = raw.method.map_or_else(
-            || "GET".to_string(),
-            |m| {
-                let ok = !m.get_ref().is_empty() && m.get_ref().bytes().all(|b| b.is_ascii_uppercase());
-                if !ok {
-                    let msg = format!("method must be uppercase letters, like \"GET\", got {:?}", m.get_ref());
-                    self.err(m.span().start, msg);
-                }
-                m.into_inner()
-            },
-        );
+        let method = match raw.method {
+            Some(m) => self.rule(m.span().start, "method", rules::http_method(m.get_ref())).unwrap_or_default(),
+            None => "GET".to_string(),
+        };
         let mut headers = BTreeMap::new();
         for (name, values) in raw.header.map(Spanned::into_inner).unwrap_or_default() {
-            if name.get_ref().is_empty() || !name.get_ref().bytes().all(is_header_name_byte) {
-                self.err(
-                    name.span().start,
-                    format!("header name {:?} is not a valid HTTP header name", name.get_ref()),
-                );
+            let at = name.span().start;
+            self.rule(at, "header", rules::header_name(name.get_ref()));
+            for v in &values {
+                self.rule(at, &format!("header.{}", name.get_ref().escape_debug()), rules::header_value(v));
             }
             headers.insert(name.into_inner(), values);
         }
@@ -494,48 +467,17 @@ impl Cx<'_> {
                 self.err(self.offset_in(value, open), msg);
                 None
             }
-            Ok(sample) if is_url && !is_http_url(&sample) => {
-                let msg = format!("check http {s:?} is not an http:// or https:// URL with a host");
-                self.err(value.span().start, msg);
-                None
+            // The written template is what is wrong, not its stand-in expansion.
+            Ok(sample) if is_url => {
+                let verdict = rules::http_url(&sample).map_err(|_| Invalid::Url(s.clone()));
+                self.rule(value.span().start, "check http", verdict)
             }
-            Ok(sample) if !is_url && !is_tcp_target(&sample) => {
-                let msg = format!("check tcp {s:?} is not host:port (IPv6 as [addr]:port)");
-                self.err(value.span().start, msg);
-                None
+            Ok(sample) => {
+                let verdict = rules::tcp_target(&sample).map_err(|_| Invalid::TcpTarget(s.clone()));
+                self.rule(value.span().start, "check tcp", verdict)
             }
-            Ok(_) => Some(()),
         }
     }
-}
-
-fn parse_address(s: &str) -> Result<Address, String> {
-    if s.is_empty() {
-        return Err("address must not be empty".into());
-    }
-    if let Ok(ip) = s.parse::<IpAddr>() {
-        if ip.is_unspecified() {
-            return Err(format!("address {s:?} is unspecified; give an address the instance is reachable at"));
-        }
-        return Ok(Address::Ip(ip));
-    }
-    if is_host_name(s) {
-        Ok(Address::Host(s.to_ascii_lowercase()))
-    } else {
-        Err(format!("address {s:?} is neither an IP address nor a host name"))
-    }
-}
-
-/// Requiring a letter is what tells a mistyped IPv4 address ("300.1.1.1") from a host name.
-fn is_host_name(s: &str) -> bool {
-    s.len() <= 253
-        && s.bytes().any(|b| b.is_ascii_alphabetic())
-        && s.split('.').all(|label| {
-            (1..=63).contains(&label.len())
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
 }
 
 #[cfg(test)]
@@ -682,6 +624,37 @@ check = { tcp = "192.168.1.21:8002", interval = "5s" }   # instance check replac
     }
 
     #[test]
+    fn meta_region_and_dns_settings_mean_what_they_mean_in_the_api() {
+        let text = r#"
+            [[service]]
+            name = "web"
+            region = "eu"
+            ttl = "30s"
+            answer_limit = 0
+            [[service.instance]]
+            id = "web-1"
+            address = "10.0.0.1"
+            port = 80
+            meta = { region = "us", dns-ttl = "10s", dns-answer-limit = "2" }
+            [[service.instance]]
+            id = "web-2"
+            address = "10.0.0.2"
+            port = 80
+            region = "ap"
+            meta = { region = "us", dns-ttl = "1m" }
+        "#;
+        let file = zone(text).unwrap();
+        let [one, two] = file.instances.as_slice() else { panic!("{file:#?}") };
+        let (one, two) = (&one.instance, &two.instance);
+        // An instance's own key beats its meta, which beats its service's.
+        assert_eq!((one.region.as_deref(), two.region.as_deref()), (Some("us"), Some("ap")));
+        // Meta settings merge with the service's like two declarations: the smallest wins.
+        assert_eq!((one.policy.ttl, one.policy.answer_limit), (Some(Duration::from_secs(10)), Some(2)));
+        assert_eq!((two.policy.ttl, two.policy.answer_limit), (Some(Duration::from_secs(30)), Some(0)));
+        assert_eq!(one.meta["dns-ttl"], "10s", "and they stay meta, as in the API");
+    }
+
+    #[test]
     fn ipv6_is_bracketed_only_in_host_position() {
         let text = inst(
             "id = \"a-1\"\naddress = \"fe80::1\"\nport = 80\ncheck = { http = \"http://{address}/?ip={address}\" }",
@@ -727,38 +700,43 @@ check = { tcp = "192.168.1.21:8002", interval = "5s" }   # instance check replac
             (inst7("colour = 1"), 7, 1, "unknown field `colour`"),
             (svc("check = { tcp = \"x:1\", colour = 1 }"), 3, 24, "unknown field `colour`"),
             ("[[service]]\ntags = []\n".into(), 1, 1, "missing field `name`"),
-            (addr("300.1.1.1"), 5, 11, "address \"300.1.1.1\" is neither an IP address nor a host name"),
-            (addr("0.0.0.0"), 5, 11, "address \"0.0.0.0\" is unspecified"),
-            (addr("::"), 5, 11, "address \"::\" is unspecified"),
-            (addr(""), 5, 11, "address must not be empty"),
-            (addr("bad_host!"), 5, 11, "address \"bad_host!\" is neither"),
+            (addr("300.1.1.1"), 5, 11, "address: \"300.1.1.1\" is neither an IP address nor a host name"),
+            (addr("0.0.0.0"), 5, 11, "address: \"0.0.0.0\" is not an address clients can reach"),
+            (addr("::"), 5, 11, "address: \"::\" is not an address clients can reach"),
+            (addr(""), 5, 11, "address: must not be empty"),
+            (addr("bad_host!"), 5, 11, "address: \"bad_host!\" is neither"),
             (addr(&format!("{}.com", "a".repeat(64))), 5, 11, "is neither"),
             (inst("id = \"a-1\"\naddress = \"10.0.0.1\"\nport = 70000"), 6, 8, "port must be between 0 and 65535, got 70000"),
             (inst("id = \"a-1\"\naddress = \"10.0.0.1\"\nport = \"80\""), 6, 8, "invalid type: string \"80\""),
             (inst7("weight = 0"), 7, 10, "weight must be between 1 and 65535, got 0"),
-            (inst("id = \"a b\"\naddress = \"10.0.0.1\"\nport = 80"), 4, 6, "id \"a b\" is not a valid DNS label"),
+            (inst("id = \"a b\"\naddress = \"10.0.0.1\"\nport = 80"), 4, 6, "id: \"a b\" must be 1-63 characters"),
             (inst7(&format!("[[service.instance]]\n{OK_INSTANCE}")), 8, 6, "duplicate instance id \"a-1\" (first declared on line 4)"),
-            (inst7("tags = [\"ok\", \"-no\"]"), 7, 15, "tag \"-no\" is not a valid DNS label"),
-            (inst7("region = \"us east\""), 7, 10, "region \"us east\" is not a valid DNS label"),
-            (inst7(&format!("meta = {{ {meta_65}}}")), 7, 8, "meta has 65 keys; at most 64 are allowed"),
-            (inst7("meta = { \"\" = \"x\" }"), 7, 10, "meta keys must not be empty"),
-            (inst7(&format!("meta = {{ {} = \"x\" }}", "k".repeat(129))), 7, 10, "meta keys must be at most 128 bytes"),
-            (inst7(&format!("meta = {{ k = \"{}\" }}", "v".repeat(4097))), 7, 10, "meta values must be at most 4096 bytes"),
+            (inst7("tags = [\"ok\", \"\"]"), 7, 15, "tag: must not be empty"),
+            (inst7("region = \"us east\""), 7, 10, "region: \"us east\" must be 1-63 characters"),
+            (inst7(&format!("meta = {{ {meta_65}}}")), 7, 8, "meta: has 65 keys; at most 64 are allowed"),
+            (inst7("meta = { \"\" = \"x\" }"), 7, 10, "meta.: keys must be 1-128 characters of A-Z a-z 0-9 _ -"),
+            (inst7("meta = { \"a.b\" = \"x\" }"), 7, 10, "meta.a.b: keys must be 1-128 characters"),
+            (inst7(&format!("meta = {{ {} = \"x\" }}", "k".repeat(129))), 7, 10, "keys must be 1-128 characters"),
+            (inst7(&format!("meta = {{ k = \"{}\" }}", "v".repeat(513))), 7, 10, "meta.k: is longer than 512 bytes"),
+            (inst7("meta = { dns-ttl = \"500ms\" }"), 7, 10, "meta.dns-ttl: \"500ms\" must be 0 or at least 1s"),
+            (inst7("meta = { region = \"us east\" }"), 7, 10, "meta.region: \"us east\" must be 1-63 characters"),
             (inst7("meta = { k = 1 }"), 7, 14, "invalid type: integer `1`, expected a string"),
             (svc("ttl = \"10\""), 3, 7, "ttl: invalid duration \"10\": missing unit"),
-            (svc("ttl = \"500ms\""), 3, 7, "ttl must be 0 or at least 1s"),
+            (svc("ttl = \"500ms\""), 3, 7, "ttl: \"500ms\" must be 0 or at least 1s"),
             (svc("answer_limit = -1"), 3, 16, "answer_limit must be at least 0, got -1"),
             (svc("answer_limit = 5000000000"), 3, 16, "between 0 and 4294967295"),
             (svc("when_none_healthy = \"some\""), 3, 21, "when_none_healthy must be \"empty\" or \"all\""),
             (svc("check = { ttl = \"30s\", interval = \"5x\" }"), 3, 35, "interval: invalid duration \"5x\": unknown unit"),
-            (svc("check = { tcp = \"x:1\", timeout = \"0\" }"), 3, 34, "timeout must be greater than 0"),
+            (svc("check = { tcp = \"x:1\", timeout = \"0\" }"), 3, 34, "timeout: must be greater than 0"),
             (svc("check = { http = \"http://x/\", tcp = \"x:1\" }"), 3, 37, "found `http` and `tcp`"),
             (svc("check = { interval = \"5s\" }"), 3, 9, "check needs one of `http`, `tcp` or `ttl`"),
             (svc("check = { http = \"http://{host}/\" }"), 3, 26, "unknown placeholder `{host}` in check http"),
-            (svc("check = { http = \"ftp://x/\" }"), 3, 18, "is not an http:// or https:// URL"),
-            (svc("check = { tcp = \"x\" }"), 3, 17, "check tcp \"x\" is not host:port"),
+            (svc("check = { http = \"ftp://x/\" }"), 3, 18, "check http: \"ftp://x/\" is not an http:// or https:// URL"),
+            (svc("check = { tcp = \"x\" }"), 3, 17, "check tcp: \"x\" is not host:port"),
             (svc("check = { tcp = \"x:1\", method = \"GET\" }"), 3, 33, "`method` applies only to http checks"),
-            (svc("check = { http = \"http://x/\", method = \"get\" }"), 3, 40, "method must be uppercase letters"),
+            (svc("check = { http = \"http://x/\", method = \"GE T\" }"), 3, 40, "method: \"GE T\" is not an HTTP method"),
+            (svc("check = { http = \"http://x/\", header = { \"A B\" = [] } }"), 3, 42, "header: \"A B\" is not a valid HTTP header name"),
+            (svc("check = { http = \"http://x/\", header = { A = [\"1\\n\"] } }"), 3, 42, "header.A: \"1\\n\" has a control character"),
             (svc("check = { ttl = \"30s\", timeout = \"1s\" }"), 3, 34, "`timeout` applies only to http and tcp checks"),
             (svc("check = { ttl = \"30s\", rise = 0 }"), 3, 31, "rise must be at least 1, got 0"),
             (svc("[service.check]\ntcp = \"x:1\"\nhttp = \"https://x/\""), 5, 8, "found `tcp` and `http`"),

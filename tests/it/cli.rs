@@ -25,6 +25,10 @@ fn serve(env: &[(&str, &str)]) -> Fixture {
 }
 
 impl Fixture {
+    fn zones(&self) -> std::path::PathBuf {
+        self._dir.path().join("zones")
+    }
+
     fn api(&self) -> String {
         format!("http://{}", self.server.http)
     }
@@ -139,15 +143,47 @@ async fn register_list_pass_and_deregister_from_the_command_line() {
 #[tokio::test]
 async fn server_refusals_print_the_status_and_the_servers_line() {
     let f = serve(&[]);
-    let e = failure(&f.run(&["register", "--name", "web", "--address", "0.0.0.0"]));
-    assert!(e.starts_with("signpost: 400 Bad Request: Address: 0.0.0.0 is not an address clients can reach"), "{e}");
-    let e = failure(&f.run(&["register", "--name=-web"]));
-    assert!(e.starts_with("signpost: 400 Bad Request: Name: \"-web\" must be 1-63 characters"), "{e}");
+    std::fs::write(
+        f.zones().join("web.toml"),
+        "[[service]]\nname = \"web\"\n[[service.instance]]\nid = \"web-1\"\naddress = \"10.1.0.1\"\nport = 80\n",
+    )
+    .unwrap();
+    wait_for("the zone file", || async { f.a("web-1.instance.local.").await.1 == ["10.1.0.1"] }).await;
+    let e = failure(&f.run(&["register", "--name", "web", "--id", "web-1", "--address", "10.1.0.9"]));
+    assert!(e.starts_with("signpost: 409 Conflict: id \"web-1\" is declared in zone file "), "{e}");
+    assert!(e.ends_with("web.toml; change it there"), "{e}");
     let e = failure(&f.run(&["deregister", "nope"]));
     assert_eq!(e, "signpost: 404 Not Found: unknown service id \"nope\"");
     let e = failure(&f.run(&["pass", "service:nope"]));
     assert_eq!(e, "signpost: 404 Not Found: unknown check id \"service:nope\"");
-    assert_eq!(f.ok(&["services"]).trim(), "no services registered", "nothing changed");
+    let services = cells(&f.ok(&["services"]));
+    assert_eq!(services[1], ["web", "1", "1"], "nothing changed");
+}
+
+#[test]
+fn bad_flags_are_refused_naming_the_flag_before_anything_is_sent() {
+    // Nothing listens at the API: the flags are checked by the same rules as the API's fields.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let api = format!("http://{closed}");
+    for (args, flag, rule) in [
+        (
+            &["--name", "web", "--address", "0.0.0.0"][..],
+            "--address",
+            "\"0.0.0.0\" is not an address clients can reach",
+        ),
+        (&["--name=-web"][..], "--name", "\"-web\" must be 1-63 characters"),
+        (&["--name", "web", "--region", "us east"][..], "--region", "\"us east\" must be 1-63 characters"),
+        (&["--name", "web", "--meta", "version"][..], "--meta", "expected KEY=VALUE"),
+        (&["--name", "web", "--http-check", "ftp://x/"][..], "--http-check", "is not an http:// or https:// URL"),
+        (&["--name", "web", "--tcp-check", "x"][..], "--tcp-check", "\"x\" is not host:port"),
+        (&["--name", "web", "--ttl", "0s"][..], "--ttl", "must be greater than 0"),
+    ] {
+        let out = signpost().arg("register").args(args).args(["--api", &api]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(&format!("'{flag} <")) && stderr.contains(rule), "{args:?}: {stderr}");
+        assert!(!stderr.contains("connect"), "{args:?}: nothing was sent: {stderr}");
+    }
 }
 
 #[tokio::test]

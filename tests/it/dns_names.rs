@@ -177,7 +177,8 @@ async fn txt_carries_the_id_then_meta() {
 
 #[tokio::test]
 async fn txt_splits_long_meta_values_into_255_byte_strings() {
-    let long = "x".repeat(600);
+    // The longest value a registration may carry (512 bytes): `long=` and it span three strings.
+    let long = "x".repeat(512);
     let zone = format!(
         "[[service]]\nname = \"big\"\n[[service.instance]]\nid = \"big-1\"\naddress = \"10.0.0.1\"\nport = 1\n\
          meta = {{ a = \"1\", long = \"{long}\", z = \"last\" }}\n"

@@ -30,6 +30,7 @@ mod readme;
 mod regions;
 mod rotation;
 mod rrl;
+mod rules;
 mod sizes;
 mod transfer;
 mod truncation;

@@ -170,7 +170,7 @@ async fn a_record_larger_than_the_buffer_leaves_an_empty_truncated_answer() {
     let zone = format!(
         "[[service]]\nname = \"fat\"\n[[service.instance]]\nid = \"fat-1\"\naddress = \"10.0.0.1\"\nport = 1\n\
          meta = {{ blob = \"{}\" }}\n",
-        "b".repeat(700)
+        "b".repeat(512)
     );
     let s = server().zone("fat.toml", &zone).start().await;
     let (m, size) = udp(&s, &Ask { edns_payload: None, ..Ask::new("fat.service.local.", RecordType::TXT) }).await;

@@ -64,13 +64,15 @@ fn defaults_fill_in() {
     assert!(i.checks.is_empty() && i.tags.is_empty() && i.meta.is_empty() && i.region.is_none());
 }
 
+/// The model's rule (`model::rules`, tested there), plus the API's own: empty is the client.
 #[test]
 fn addresses() {
     let cases = [
         ("::1", Address::Ip("::1".parse().unwrap())),
         ("::ffff:10.0.0.1", Address::Ip("10.0.0.1".parse().unwrap())),
-        ("DB.Example.com.", Address::Host("DB.Example.com".into())),
-        ("db-1", Address::Host("db-1".into())),
+        ("DB.Example.com.", Address::Host("db.example.com".into())),
+        ("db_1", Address::Host("db_1".into())),
+        (" ", Address::Ip(CLIENT)),
     ];
     for (text, want) in cases {
         assert_eq!(ok(json!({"Name": "a", "Address": text})).address, want, "{text}");
@@ -119,8 +121,8 @@ fn rules_name_the_field() {
         (json!({"Name": "a.b"}), "Name: "),
         (json!({"Name": 5}), "Name: must be a string"),
         (json!({"Name": "a", "ID": "a-"}), "ID: \"a-\" must be 1-63"),
-        (json!({"Name": "a", "Address": "0.0.0.0"}), "Address: 0.0.0.0 is not an address clients can reach"),
-        (json!({"Name": "a", "Address": "::"}), "Address: :: is not"),
+        (json!({"Name": "a", "Address": "0.0.0.0"}), "Address: \"0.0.0.0\" is not an address clients can reach"),
+        (json!({"Name": "a", "Address": "::"}), "Address: \"::\" is not"),
         (json!({"Name": "a", "Address": "10.0.0.300"}), "Address: \"10.0.0.300\" is neither"),
         (json!({"Name": "a", "Address": "a b"}), "Address: "),
         (json!({"Name": "a", "Port": 65536}), "Port: must be a whole number from 0 to 65535, got 65536"),
@@ -132,12 +134,15 @@ fn rules_name_the_field() {
         ),
         (json!({"Name": "a", "Weights": 3}), "Weights: must be a JSON object"),
         (json!({"Name": "a", "Tags": "x"}), "Tags: must be an array"),
-        (json!({"Name": "a", "Tags": ["x", 1]}), "Tags[1]: must be a non-empty string"),
+        (json!({"Name": "a", "Tags": ["x", 1]}), "Tags[1]: must be a string"),
+        (json!({"Name": "a", "Tags": [""]}), "Tags[0]: must not be empty"),
         (json!({"Name": "a", "Meta": many}), "Meta: has 65 keys; at most 64 are allowed"),
         (json!({"Name": "a", "Meta": {"k": 1}}), "Meta.k: must be a string"),
         (json!({"Name": "a", "Meta": {"a b": "1"}}), "Meta.a b: keys must be"),
-        (json!({"Name": "a", "Meta": {"region": "us east"}}), "Meta.region: \"us east\" must be a DNS label"),
+        (json!({"Name": "a", "Meta": {"region": "us east"}}), "Meta.region: \"us east\" must be 1-63 characters"),
         (json!({"Name": "a", "Meta": {"dns-ttl": "5"}}), "Meta.dns-ttl: invalid duration \"5\": missing unit"),
+        (json!({"Name": "a", "Meta": {"dns-ttl": "500ms"}}), "Meta.dns-ttl: \"500ms\" must be 0 or at least 1s"),
+        (json!({"Name": "a", "Meta": {"k": "v".repeat(513)}}), "Meta.k: is longer than 512 bytes"),
         (
             json!({"Name": "a", "Meta": {"dns-answer-limit": "-1"}}),
             "Meta.dns-answer-limit: \"-1\" is not a whole number",
@@ -171,7 +176,15 @@ fn rules_name_the_field() {
         ),
         (
             json!({"Name": "a", "Check": {"HTTP": "http://x", "Interval": "1s", "Header": {"A B": ["1"]}}}),
-            "Check.Header.A B: is not a valid",
+            "Check.Header: \"A B\" is not a valid HTTP header name",
+        ),
+        (
+            json!({"Name": "a", "Check": {"HTTP": "http://x", "Interval": "1s", "Header": {"A": ["1\r\nB: 2"]}}}),
+            "Check.Header.A: \"1\\r\\nB: 2\" has a control character",
+        ),
+        (
+            json!({"Name": "a", "Check": {"HTTP": "http://x", "Interval": "1s", "Method": "GE T"}}),
+            "Check.Method: \"GE T\" is not an HTTP method",
         ),
         (
             json!({"Name": "a", "Check": {"HTTP": "http://x", "Interval": "1s", "Header": {"A": [1]}}}),
