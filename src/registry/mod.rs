@@ -3,8 +3,16 @@
 //! whole batch: group commit), publishes a new immutable `Snapshot` through an `ArcSwap`, which
 //! DNS and the API load without locks, bumps a `watch` channel for those who wait for changes,
 //! and only then answers the senders.
+//!
+//! Sources speak `Change` (`change.rs`); the writer's `State` (`state/`, with its shared-store
+//! and zone-file sides) decides each one; `Snapshot` (`snapshot.rs`) is what readers see, made
+//! of one `ServiceView` per service (`service.rs`) whose names rotate (`rotation.rs`); time-driven
+//! changes are `timers.rs`, the sharing of checks among replicas `ownership.rs`.
 
+mod change;
 mod ownership;
+mod rotation;
+mod service;
 mod snapshot;
 mod state;
 #[cfg(test)]
@@ -17,9 +25,12 @@ use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
+pub use change::{Change, Effect, RegistryError};
 pub use ownership::Ownership;
-pub use snapshot::{AnswerSet, Counts, Defaults, InstanceView, NameEntry, NameForm, ServiceView, Snapshot};
-pub use state::{Change, Effect, Entry, RegistryError, State};
+pub use rotation::AnswerSet;
+pub use service::{Counts, Defaults, InstanceView, NameEntry, NameForm, ServiceView};
+pub use snapshot::Snapshot;
+pub use state::{Entry, State};
 
 use crate::metrics::Outcome;
 use crate::store::{Batch, Committed, Store, StoreError};

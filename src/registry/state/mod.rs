@@ -11,117 +11,15 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+mod shared;
+mod zone_files;
+
+use self::shared::Revisions;
+use self::zone_files::restore;
+use super::change::{Change, Effect, RegistryError};
 use super::ownership::Ownership;
 use super::timers::{Kind, Timers};
-use crate::model::{CheckKind, Health, Instance, Source, Status, Stored, ZoneError, ZoneFile, id_key, now_ms};
-use crate::store::Fresh;
-
-/// Something a source wants the registry to know.
-#[derive(Debug, Clone)]
-pub enum Change {
-    /// A zone file parsed and validated; replaces everything that file declared before.
-    ZoneFile(ZoneFile),
-    /// A zone file is gone; its instances go with it.
-    ZoneFileRemoved(PathBuf),
-    /// A zone file no longer parses; its last good version keeps serving.
-    ZoneFileBroken {
-        path: PathBuf,
-        errors: Vec<ZoneError>,
-    },
-    /// An API registration, new or replacing one with the same id. Without
-    /// `replace_existing_checks`, checks registered earlier and absent now are kept (Consul's rule).
-    Register {
-        instance: Instance,
-        replace_existing_checks: bool,
-    },
-    Deregister {
-        id: String,
-    },
-    /// `Some(reason)` puts an instance into maintenance, `None` takes it out.
-    Maintenance {
-        id: String,
-        reason: Option<String>,
-    },
-    /// A check's new result: a heartbeat, an explicit pass/warn/fail, or a probe.
-    CheckUpdate {
-        check_id: String,
-        status: Status,
-        output: String,
-    },
-    /// What a host-name address resolves to now (`hosts.rs`); empty forgets the name. Not stored
-    /// and not a new catalog version: it is the upstream's data, re-resolved after a restart.
-    Resolved {
-        host: String,
-        addrs: Vec<IpAddr>,
-    },
-    /// A registration as the shared store holds it (cluster mode: another replica wrote it, or
-    /// this one did and the watch reports it back). Applied without writing back. `revision` is
-    /// the store revision this is known at; anything older than what this replica already knows
-    /// of the key is ignored, so its own writes never flap back. `modified` is the key's
-    /// modification revision (0 = absent), which the next write of the key must expect.
-    Remote {
-        key: String,
-        stored: Option<Stored>,
-        modified: u64,
-        revision: u64,
-    },
-    /// A TTL heartbeat another replica received.
-    RemoteBeat {
-        check_id: String,
-    },
-    /// Everything the shared store holds at `revision` (after a gap in watching it that the store
-    /// can no longer replay): replaces every API registration. Each record with its `modified`.
-    Reload {
-        records: Vec<(Stored, u64)>,
-        revision: u64,
-    },
-}
-
-impl Change {
-    /// Returns true if the change comes from the shared store: it is already durable there, so
-    /// it is never written back nor rolled back.
-    pub fn is_remote(&self) -> bool {
-        matches!(self, Change::Remote { .. } | Change::RemoteBeat { .. } | Change::Reload { .. })
-    }
-}
-
-impl From<Fresh> for Change {
-    /// The store's value of a key, to apply as news from the store.
-    fn from(f: Fresh) -> Self {
-        Change::Remote { key: f.key, stored: f.stored, modified: f.modified, revision: f.revision }
-    }
-}
-
-/// Why a change was refused. A refused change alters nothing.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RegistryError {
-    #[error("{0}")]
-    Zone(ZoneError),
-    #[error("id {id:?} is declared in zone file {}; change it there", path.display())]
-    ZoneOwned { id: String, path: PathBuf },
-    #[error("unknown service id {0:?}")]
-    UnknownInstance(String),
-    #[error("unknown check id {0:?}")]
-    UnknownCheck(String),
-    #[error("check id {check:?} already belongs to instance {owner:?}")]
-    CheckIdTaken { check: String, owner: String },
-    #[error("the store could not write ({0}); nothing was changed")]
-    Store(String),
-    #[error("the registry has stopped")]
-    Stopped,
-}
-
-/// What a change did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Effect {
-    /// Nothing visible changed.
-    None,
-    /// Only detail changed (a check's output text): readers should see it, but it is not a new
-    /// version of the catalog (no `X-Consul-Index` or SOA serial bump).
-    Detail,
-    /// The catalog changed.
-    Changed,
-}
+use crate::model::{CheckKind, Health, Instance, Source, Status, Stored, ZoneError, id_key, now_ms};
 
 /// One registered instance and what the registry knows of its health.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,14 +87,6 @@ pub struct State {
     pub(crate) store_revision: u64,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Revisions {
-    /// The newest revision at which this replica knows the key's value; older news is stale.
-    known: u64,
-    /// The key's modification revision at `known` (0 = absent): what a write must expect.
-    modified: u64,
-}
-
 /// How soon a timer is looked at again when it cannot be acted on now.
 const RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -221,16 +111,6 @@ impl State {
             self.set_entry(key, Some(entry));
         }
         self.dirty.clear();
-    }
-
-    /// Restores what a shared store held at `revision`, each record with the revision it was
-    /// last modified at.
-    pub fn restore_shared(&mut self, revision: u64, records: Vec<(Stored, u64)>) {
-        for (s, modified) in &records {
-            self.revisions.insert(id_key(&s.instance.id), Revisions { known: revision, modified: *modified });
-        }
-        self.store_revision = revision;
-        self.restore(revision, records.into_iter().map(|(s, _)| s));
     }
 
     /// Shares out the API checks whose TTL expiry and reaping this replica does.
@@ -302,27 +182,6 @@ impl State {
         for (kind, check_id) in std::mem::take(&mut self.expired) {
             self.timers.defer(kind, &check_id, at);
         }
-    }
-
-    /// For a shared store: the modification revision each key of `ops` is expected to have.
-    pub fn expectations(&self, ops: &[(String, Option<Stored>)]) -> Vec<u64> {
-        ops.iter().map(|(key, _)| self.revisions.get(key).map_or(0, |r| r.modified)).collect()
-    }
-
-    /// A shared store accepted `ops`, each at its revision in `revisions` (empty: all at
-    /// `revision`).
-    pub fn committed(&mut self, ops: &[(String, Option<Stored>)], revisions: &[u64], revision: u64) {
-        for (i, (key, stored)) in ops.iter().enumerate() {
-            let at = revisions.get(i).copied().unwrap_or(revision);
-            let modified = if stored.is_some() { at } else { 0 };
-            self.revisions.insert(key.clone(), Revisions { known: at, modified });
-        }
-        self.store_revision = self.store_revision.max(revision);
-    }
-
-    /// TTL heartbeats received in this batch, as (instance key, check id).
-    pub fn take_beats(&mut self) -> Vec<(String, String)> {
-        std::mem::take(&mut self.beats)
     }
 
     /// API registrations changed since the last call: the record to store, or `None` to delete.
@@ -470,58 +329,6 @@ impl State {
         }
     }
 
-    /// Applies a registration as the shared store holds it, unless this replica already knows
-    /// a newer state of the key.
-    fn remote(&mut self, key: String, stored: Option<Stored>, modified: u64, revision: u64) -> Effect {
-        self.store_revision = self.store_revision.max(revision);
-        if self.revisions.get(&key).is_some_and(|r| r.known >= revision) {
-            return Effect::None;
-        }
-        self.revisions.insert(key.clone(), Revisions { known: revision, modified });
-        let current = self.entries.get(&key);
-        if let Some(Source::Zone(path)) = current.map(|e| &e.instance.source) {
-            tracing::warn!(id = %key, file = %path.display(), "another replica registered an id that a zone file here declares; the zone file wins on this replica (ids must be unique across replicas)");
-            return Effect::None;
-        }
-        let effect = match stored {
-            None if current.is_none() => return Effect::None,
-            None => {
-                self.set_entry(key.clone(), None);
-                Effect::Changed
-            }
-            Some(s) => {
-                if current.is_some_and(|e| *e.instance == s.instance && *e.health == s.health) {
-                    return Effect::None;
-                }
-                let entry = Entry { instance: Arc::new(s.instance), health: Arc::new(s.health) };
-                self.set_entry(key.clone(), Some(entry));
-                Effect::Changed
-            }
-        };
-        // It is the store's own value: nothing to write back.
-        self.dirty.remove(&key);
-        effect
-    }
-
-    /// Replaces every API registration with what the shared store holds at `revision`.
-    fn reload(&mut self, records: Vec<(Stored, u64)>, revision: u64) -> Effect {
-        let keep: BTreeSet<String> = records.iter().map(|(s, _)| id_key(&s.instance.id)).collect();
-        let gone: Vec<String> = self
-            .entries
-            .iter()
-            .filter(|(k, e)| e.instance.source == Source::Api && !keep.contains(*k))
-            .map(|(k, _)| k.clone())
-            .collect();
-        let mut effect = Effect::None;
-        for key in gone {
-            effect = effect.max(self.remote(key, None, 0, revision));
-        }
-        for (s, modified) in records {
-            effect = effect.max(self.remote(id_key(&s.instance.id), Some(s), modified, revision));
-        }
-        effect
-    }
-
     fn register(&mut self, mut instance: Instance, replace_existing_checks: bool) -> Result<Effect, RegistryError> {
         let key = id_key(&instance.id);
         let old = self.entries.get(&key);
@@ -614,70 +421,6 @@ impl State {
         }
     }
 
-    /// Replaces a zone file's instances, unless one of its ids belongs to another source: then
-    /// the whole file is refused (its previous version keeps serving) and the error points at
-    /// the id.
-    fn apply_zone_file(&mut self, file: ZoneFile) -> Result<Effect, RegistryError> {
-        let source = Source::Zone(file.path.clone());
-        for parsed in &file.instances {
-            let key = id_key(&parsed.instance.id);
-            let owner = match self.entries.get(&key) {
-                Some(other) if other.instance.source != source => match &other.instance.source {
-                    Source::Zone(p) => Some(format!("zone file {}", p.display())),
-                    Source::Api => Some("an API registration".to_string()),
-                },
-                _ => None,
-            };
-            let owner = owner.or_else(|| {
-                // A check id is claimed by another instance (custom API check ids can collide).
-                parsed.instance.checks.iter().find_map(|c| {
-                    self.checks
-                        .get(&c.id)
-                        .filter(|o| **o != key)
-                        .map(|o| format!("check id {:?} of instance {o}", c.id))
-                })
-            });
-            if let Some(owner) = owner {
-                let error = ZoneError {
-                    path: file.path.clone(),
-                    line: parsed.line,
-                    col: parsed.col,
-                    message: format!(
-                        "id {:?} is already taken by {owner}; the file is ignored until the id is unique",
-                        parsed.instance.id
-                    ),
-                };
-                self.set_zone_errors(&file.path, Some(vec![error.clone()]));
-                return Err(RegistryError::Zone(error));
-            }
-        }
-        self.set_zone_errors(&file.path, None);
-
-        let old_ids = self.set_zone_file(&file.path, None).unwrap_or_default();
-        let mut old: BTreeMap<String, Entry> =
-            old_ids.into_iter().filter_map(|k| self.entries.get(&k).cloned().map(|e| (k, e))).collect();
-        let mut effect = Effect::None;
-        let mut ids = Vec::with_capacity(file.instances.len());
-        for parsed in file.instances {
-            let key = id_key(&parsed.instance.id);
-            match old.remove(&key) {
-                // An unchanged declaration keeps its health.
-                Some(prev) if *prev.instance == parsed.instance => {}
-                _ => {
-                    effect = Effect::Changed;
-                    self.set_entry(key.clone(), Some(Entry::new(parsed.instance)));
-                }
-            }
-            ids.push(key);
-        }
-        for (key, _) in old {
-            effect = Effect::Changed;
-            self.set_entry(key, None);
-        }
-        self.set_zone_file(&file.path, Some(ids));
-        Ok(effect)
-    }
-
     /// The one way entries change: keeps the check index, the undo log and the dirty set right.
     fn set_entry(&mut self, key: String, new: Option<Entry>) {
         let old = match &new {
@@ -711,30 +454,6 @@ impl State {
         }
     }
 
-    fn set_zone_file(&mut self, path: &PathBuf, ids: Option<Vec<String>>) -> Option<Vec<String>> {
-        let old = match ids {
-            Some(ids) => self.zone_files.insert(path.clone(), ids),
-            None => self.zone_files.remove(path),
-        };
-        if let Some(log) = &mut self.undo {
-            log.push(Undo::ZoneFile(path.clone(), old.clone()));
-        }
-        old
-    }
-
-    fn set_zone_errors(&mut self, path: &PathBuf, errors: Option<Vec<ZoneError>>) {
-        if self.zone_errors.get(path) != errors.as_ref() {
-            self.errors_changed = true;
-        }
-        let old = match errors {
-            Some(e) => self.zone_errors.insert(path.clone(), e),
-            None => self.zone_errors.remove(path),
-        };
-        if let Some(log) = &mut self.undo {
-            log.push(Undo::ZoneErrors(path.clone(), old));
-        }
-    }
-
     /// Readers see new addresses of a host name in the next snapshot; it is detail, like a
     /// check's output, so neither the store nor the catalog version is touched.
     fn set_resolved(&mut self, host: String, addrs: Vec<IpAddr>) -> Effect {
@@ -759,16 +478,5 @@ impl State {
         let entry = self.entries.get(self.checks.get(check_id)?)?;
         let i = entry.instance.checks.iter().position(|c| c.id == check_id)?;
         Some((entry, i))
-    }
-}
-
-fn restore<V>(map: &mut BTreeMap<PathBuf, V>, key: PathBuf, old: Option<V>) {
-    match old {
-        Some(v) => {
-            map.insert(key, v);
-        }
-        None => {
-            map.remove(&key);
-        }
     }
 }
