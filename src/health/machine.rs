@@ -61,34 +61,61 @@ mod tests {
     use super::*;
     use Status::*;
 
-    fn run(start: Status, results: &[Status]) -> Vec<Status> {
-        let mut m = Machine::new(start, 2, 3);
-        results.iter().map(|&r| m.observe(r)).collect()
+    /// What a case is called, the status shown before any result, rise, fall, the results, and
+    /// the status shown after each.
+    type Case = (&'static str, Status, u32, u32, Vec<Status>, Vec<Status>);
+
+    /// Rise, fall, results, the status set from outside, results after it, and the status shown
+    /// after each of those.
+    type OutsideCase = (u32, u32, Vec<Status>, Status, Vec<Status>, Vec<Status>);
+
+    #[test]
+    fn results_and_the_status_they_show() {
+        #[rustfmt::skip]
+        let cases: Vec<Case> = vec![
+            ("the first result decides at once", Critical, 2, 3, vec![Passing], vec![Passing]),
+            ("even a failure", Passing, 2, 3, vec![Critical], vec![Critical]),
+            ("fall failures make it critical, rise successes bring it back", Critical, 2, 3,
+                vec![Passing, Critical, Critical, Critical, Passing, Passing],
+                vec![Passing, Passing, Passing, Critical, Critical, Passing]),
+            ("a single blip does not flap", Critical, 2, 3,
+                vec![Passing, Critical, Passing, Critical, Critical, Passing], vec![Passing; 6]),
+            ("warning counts as up and shows as warning", Critical, 2, 3,
+                vec![Passing, Warning, Passing], vec![Passing, Warning, Passing]),
+            ("warning climbs out of critical after rise", Critical, 2, 3,
+                vec![Critical, Warning, Warning], vec![Critical, Critical, Warning]),
+            ("a success resets the failures counted", Critical, 2, 2,
+                vec![Passing, Critical, Passing, Critical, Passing], vec![Passing; 5]),
+            ("rise and fall of 1 follow every result", Critical, 1, 1,
+                vec![Passing, Critical, Warning, Critical], vec![Passing, Critical, Warning, Critical]),
+            ("rise and fall of 0 count as 1", Critical, 0, 0,
+                vec![Passing, Critical, Passing], vec![Passing, Critical, Passing]),
+        ];
+        for (case, start, rise, fall, results, want) in cases {
+            let mut m = Machine::new(start, rise, fall);
+            let got: Vec<Status> = results.iter().map(|&r| m.observe(r)).collect();
+            assert_eq!(got, want, "{case}");
+            assert_eq!(m.status(), *want.last().unwrap(), "{case}: status() is the last shown");
+        }
     }
 
     #[test]
-    fn the_first_result_decides_at_once() {
-        assert_eq!(run(Critical, &[Passing]), [Passing]);
-        assert_eq!(run(Passing, &[Critical]), [Critical]);
-    }
-
-    #[test]
-    fn fall_failures_make_it_critical_and_rise_successes_bring_it_back() {
-        let r = run(Critical, &[Passing, Critical, Critical, Critical, Passing, Passing]);
-        assert_eq!(r, [Passing, Passing, Passing, Critical, Critical, Passing]);
-    }
-
-    #[test]
-    fn a_single_blip_does_not_flap() {
-        let r = run(Critical, &[Passing, Critical, Passing, Critical, Critical, Passing]);
-        assert!(r.iter().all(|&s| s == Passing), "{r:?}");
-    }
-
-    #[test]
-    fn warning_counts_as_up_and_shows_as_warning() {
-        let r = run(Critical, &[Passing, Warning, Passing]);
-        assert_eq!(r, [Passing, Warning, Passing]);
-        let r = run(Critical, &[Critical, Warning, Warning]);
-        assert_eq!(r, [Critical, Critical, Warning]);
+    fn a_status_set_from_outside_is_followed_and_counted_from_afresh() {
+        #[rustfmt::skip]
+        let cases: [OutsideCase; 3] = [
+            (2, 3, vec![Passing, Critical, Critical], Passing, vec![Critical, Critical], vec![Passing, Passing]),
+            (2, 3, vec![Critical], Passing, vec![Critical, Critical, Critical], vec![Passing, Passing, Critical]),
+            (2, 3, vec![Passing], Critical, vec![Passing, Passing], vec![Critical, Passing]),
+        ];
+        for (rise, fall, before, set, after, want) in cases {
+            let mut m = Machine::new(Critical, rise, fall);
+            before.iter().for_each(|&r| {
+                m.observe(r);
+            });
+            m.reset_to(set);
+            assert_eq!(m.status(), set);
+            let got: Vec<Status> = after.iter().map(|&r| m.observe(r)).collect();
+            assert_eq!(got, want, "{before:?}, set {set:?}, then {after:?}");
+        }
     }
 }

@@ -78,13 +78,47 @@ impl Stats {
 
 struct Tracked {
     spec: Arc<CheckSpec>,
-    machine: Machine,
-    /// The last result sent to the registry, to send only changes.
-    shown: (Status, String),
+    verdict: Verdict,
     key: delay_queue::Key,
     due: Instant,
     in_flight: bool,
     probed_once: bool,
+}
+
+/// What the prober makes of one check's results: the rise/fall machine, and what the registry
+/// shows of the check, so that only changes are sent.
+#[derive(Debug)]
+struct Verdict {
+    machine: Machine,
+    shown: (Status, String),
+}
+
+impl Verdict {
+    fn new(status: Status, output: &str, rise: u32, fall: u32) -> Verdict {
+        Verdict { machine: Machine::new(status, rise, fall), shown: (status, output.to_string()) }
+    }
+
+    /// The registry shows `status`: when someone else set it (an explicit pass/fail call), the
+    /// machine follows it and counts afresh from there.
+    fn follow(&mut self, status: Status, output: &str) {
+        if status != self.shown.0 {
+            self.machine.reset_to(status);
+            self.shown = (status, output.to_string());
+        }
+    }
+
+    /// A probe's result. `None` when the registry already shows what it comes to; otherwise
+    /// `shown` is the update to send, and the answer says whether its status (not only its
+    /// output) changed.
+    fn observe(&mut self, result: Status, output: String) -> Option<bool> {
+        let shown = (self.machine.observe(result), output);
+        if shown == self.shown {
+            return None;
+        }
+        let transition = shown.0 != self.shown.0;
+        self.shown = shown;
+        Some(transition)
+    }
 }
 
 struct Outcome {
@@ -233,10 +267,9 @@ impl Scheduler {
             present.insert(spec.id.clone());
             match self.checks.get_mut(&spec.id) {
                 Some(t) if *t.spec == *spec => {
-                    // Someone else (an explicit pass/fail call) set the status: follow it.
-                    if state.status != t.shown.0 && !t.in_flight {
-                        t.machine.reset_to(state.status);
-                        t.shown = (state.status, state.output.clone());
+                    // A probe in flight will report on top of what it started from.
+                    if !t.in_flight {
+                        t.verdict.follow(state.status, &state.output);
                     }
                 }
                 _ => self.track(spec, state.status, &state.output),
@@ -254,8 +287,7 @@ impl Scheduler {
         let key = self.queue.insert_at(spec.id.clone(), now);
         let tracked = Tracked {
             spec: Arc::new(spec.clone()),
-            machine: Machine::new(status, rise, fall),
-            shown: (status, output.to_string()),
+            verdict: Verdict::new(status, output, rise, fall),
             key,
             due: now,
             in_flight: false,
@@ -306,19 +338,15 @@ impl Scheduler {
         if *t.spec != *outcome.spec {
             return; // The check was redefined while this probe ran.
         }
-        let status = t.machine.observe(outcome.status);
-        let shown = (status, outcome.output);
-        if shown == t.shown {
-            return;
-        }
-        if status != t.shown.0 {
+        let Some(transition) = t.verdict.observe(outcome.status, outcome.output) else { return };
+        let (status, output) = t.verdict.shown.clone();
+        if transition {
             self.stats.transitions.fetch_add(1, Ordering::Relaxed);
             transitions().increment(1);
         } else {
             debug!(check = %outcome.check_id, status = status.as_str(), "check output changed");
         }
-        t.shown = shown.clone();
-        self.registry.send(Change::CheckUpdate { check_id: outcome.check_id, status: shown.0, output: shown.1 });
+        self.registry.send(Change::CheckUpdate { check_id: outcome.check_id, status, output });
     }
 }
 
@@ -329,3 +357,6 @@ fn jitter() -> f64 {
     h.write_u64(Instant::now().elapsed().as_nanos() as u64);
     (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
+
+#[cfg(test)]
+mod tests;

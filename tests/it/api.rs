@@ -48,6 +48,42 @@ pub(crate) async fn get(s: &TestServer, path: &str) -> Answer {
     send(client().get(s.url(path))).await
 }
 
+/// A server's configuration that lets one blocking query wait at a time, so that `held` can see
+/// when one does.
+pub(crate) const ONE_BLOCKING: &str = "[http]\nmax_blocking_queries = 1\n";
+
+/// A blocking read in flight: its answer, and how long it took from when it was sent.
+pub(crate) type Blocked = tokio::task::JoinHandle<(Answer, Duration)>;
+
+/// Sends the blocking read `path` (with `?index=` or `?hash=`, and a long `wait`) and returns once
+/// the server holds it. The server allows one blocking query at a time (`ONE_BLOCKING`), so its
+/// own refusal (429) of a second one is the sign that this one waits. A probe that takes the slot
+/// first gets the read refused; it is then sent again.
+pub(crate) async fn held(s: &TestServer, path: &str) -> Blocked {
+    let probe = format!("/v1/agent/services?index={}&wait=1ms", u64::MAX);
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let url = s.url(path);
+        let read: Blocked = tokio::spawn(async move {
+            let start = Instant::now();
+            (send(client().get(url)).await, start.elapsed())
+        });
+        while !read.is_finished() {
+            assert!(Instant::now() < deadline, "{path} was never held");
+            if get(s, &probe).await.status == StatusCode::TOO_MANY_REQUESTS {
+                return read;
+            }
+        }
+        let (a, _) = read.await.unwrap();
+        assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{path} was answered instead of held: {}", a.text);
+    }
+}
+
+/// Returns true if the server still holds a blocking query (see `held`).
+pub(crate) async fn still_held(s: &TestServer) -> bool {
+    get(s, &format!("/v1/agent/services?index={}&wait=1ms", u64::MAX)).await.status == StatusCode::TOO_MANY_REQUESTS
+}
+
 /// Registers and insists on Consul's success answer: exactly 200 with an empty body.
 pub(crate) async fn register(s: &TestServer, body: Value) {
     let a = put(s, "/v1/agent/service/register", Some(body.clone())).await;
@@ -446,7 +482,7 @@ async fn a_check_id_of_another_instance_is_409() {
 
 #[tokio::test]
 async fn blocking_queries_return_on_a_change_or_at_the_wait() {
-    let s = server().start().await;
+    let s = server().config(ONE_BLOCKING).start().await;
     register(&s, web("web-1", "10.0.0.1")).await;
     let index = get(&s, "/v1/catalog/services").await.index;
 
@@ -456,12 +492,7 @@ async fn blocking_queries_return_on_a_change_or_at_the_wait() {
     assert_eq!(a.index, index);
     assert!(waited >= Duration::from_millis(190) && waited < Duration::from_secs(5), "waited {waited:?}");
 
-    let url = s.url(&format!("/v1/health/service/web?index={index}&wait=30s"));
-    let blocked = tokio::spawn(async move {
-        let start = Instant::now();
-        (send(client().get(url)).await, start.elapsed())
-    });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let blocked = held(&s, &format!("/v1/health/service/web?index={index}&wait=30s")).await;
     register(&s, web("web-2", "10.0.0.2")).await;
     let (a, took) = tokio::time::timeout(DEADLINE, blocked).await.unwrap().unwrap();
     assert!(a.index > index);
@@ -608,15 +639,13 @@ async fn the_binary_serves_the_api_on_the_port_it_logs() {
 
 #[tokio::test]
 async fn shutdown_answers_blocking_queries_at_once() {
-    let s = server().start().await;
+    let s = server().config(ONE_BLOCKING).start().await;
     let index = get(&s, "/v1/agent/services").await.index;
-    let url = s.url(&format!("/v1/agent/services?index={index}&wait=5m"));
-    let blocked = tokio::spawn(async move { send(client().get(url)).await });
-    // Let the query reach the server and block (no change will come).
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // No change will come: only the shutdown can answer it.
+    let blocked = held(&s, &format!("/v1/agent/services?index={index}&wait=5m")).await;
     let start = Instant::now();
     s.stop().await;
-    let a = tokio::time::timeout(DEADLINE, blocked).await.unwrap().unwrap();
+    let (a, _) = tokio::time::timeout(DEADLINE, blocked).await.unwrap().unwrap();
     assert_eq!((a.status, a.index), (StatusCode::OK, index), "the in-flight query is answered");
     assert!(start.elapsed() < Duration::from_secs(2), "shutdown took {:?}", start.elapsed());
 }

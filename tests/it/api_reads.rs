@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::api::{client, get, ok_put, register, send, web};
+use crate::api::{ONE_BLOCKING, client, get, held, ok_put, register, still_held, web};
 use crate::support::*;
 
 /// `GET /v1/agent/service/ID` with its status, `X-Consul-ContentHash` and JSON body.
@@ -58,7 +58,7 @@ async fn agent_service_is_one_value_of_agent_services_with_its_content_hash() {
 
 #[tokio::test]
 async fn agent_service_blocks_until_its_definition_changes() {
-    let s = server().start().await;
+    let s = server().config(ONE_BLOCKING).start().await;
     register(&s, web("web-1", "10.0.0.1")).await;
     let (_, hash, _) = agent_service(&s, "web-1").await;
 
@@ -73,25 +73,23 @@ async fn agent_service_blocks_until_its_definition_changes() {
     assert_eq!(agent_service(&s, "web-1?hash=0&wait=30s").await.1, hash);
     assert!(start.elapsed() < Duration::from_secs(2));
 
-    let url = s.url(&format!("/v1/agent/service/web-1?hash={hash}&wait=30s"));
-    let blocked = tokio::spawn(async move { send(client().get(url)).await });
-    // Changes elsewhere, and to web-1's health, do not answer it.
+    let blocked = held(&s, &format!("/v1/agent/service/web-1?hash={hash}&wait=30s")).await;
+    // Changes elsewhere, and to web-1's health, do not answer it: its hash is still the one asked
+    // about, the query still waits, and what finally answers it is the change below.
     register(&s, web("web-2", "10.0.0.2")).await;
     ok_put(&s, "/v1/agent/service/maintenance/web-1?enable=true").await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(!blocked.is_finished(), "answered on a change that left web-1's definition alone");
+    assert_eq!(agent_service(&s, "web-1").await.1, hash);
+    assert!(still_held(&s).await && !blocked.is_finished(), "answered on a change that left web-1's definition alone");
     register(&s, json!({"Name": "web", "ID": "web-1", "Address": "10.0.0.1", "Port": 8080})).await;
-    let a = tokio::time::timeout(DEADLINE, blocked).await.expect("answered on the change").unwrap();
+    let (a, _) = tokio::time::timeout(DEADLINE, blocked).await.expect("answered on the change").unwrap();
     assert_eq!((a.status, a.json()["Port"].as_u64()), (StatusCode::OK, Some(8080)));
     assert_ne!(a.json()["ContentHash"], json!(hash));
 
     // A deregistration answers a blocked query with 404.
     let (_, hash, _) = agent_service(&s, "web-1").await;
-    let url = s.url(&format!("/v1/agent/service/web-1?hash={hash}&wait=30s"));
-    let blocked = tokio::spawn(async move { send(client().get(url)).await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let blocked = held(&s, &format!("/v1/agent/service/web-1?hash={hash}&wait=30s")).await;
     ok_put(&s, "/v1/agent/service/deregister/web-1").await;
-    let a = tokio::time::timeout(DEADLINE, blocked).await.expect("answered on the deregistration").unwrap();
+    let (a, _) = tokio::time::timeout(DEADLINE, blocked).await.expect("answered on the deregistration").unwrap();
     assert_eq!(a.status, StatusCode::NOT_FOUND);
 
     let a = get(&s, "/v1/agent/service/web-2?hash=x&wait=5").await;
@@ -142,7 +140,7 @@ async fn health_state_lists_the_checks_in_a_state_in_health_checks_shape() {
 
 #[tokio::test]
 async fn health_state_blocks_until_the_catalog_changes() {
-    let s = server().start().await;
+    let s = server().config(ONE_BLOCKING).start().await;
     register(
         &s,
         json!({"Name": "web", "ID": "web-1", "Address": "10.0.0.1", "Check": {"TTL": "1m", "Status": "passing"}}),
@@ -150,11 +148,9 @@ async fn health_state_blocks_until_the_catalog_changes() {
     .await;
     let a = get(&s, "/v1/health/state/critical").await;
     assert_eq!(a.json(), json!([]));
-    let url = s.url(&format!("/v1/health/state/critical?index={}&wait=30s", a.index));
-    let blocked = tokio::spawn(async move { send(client().get(url)).await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let blocked = held(&s, &format!("/v1/health/state/critical?index={}&wait=30s", a.index)).await;
     ok_put(&s, "/v1/agent/check/fail/service:web-1?note=down").await;
-    let b = tokio::time::timeout(DEADLINE, blocked).await.expect("answered on the change").unwrap();
+    let (b, _) = tokio::time::timeout(DEADLINE, blocked).await.expect("answered on the change").unwrap();
     assert!(b.index > a.index, "{} after {}", b.index, a.index);
     assert_eq!(check_ids(&b.json()), ["service:web-1"]);
     assert_eq!(b.json()[0]["Output"], "down");

@@ -12,6 +12,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 mod shared;
+#[cfg(test)]
+mod tests;
 mod zone_files;
 
 use self::shared::Revisions;
