@@ -73,21 +73,6 @@ pub fn format(d: Duration) -> String {
     out
 }
 
-/// Serde helper: `#[serde(with = "crate::duration::serde_str")]` on a `Duration` field.
-pub mod serde_str {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let s = String::deserialize(d)?;
-        super::parse(&s).map_err(serde::de::Error::custom)
-    }
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&super::format(*d))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

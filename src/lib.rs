@@ -8,12 +8,12 @@ pub mod app;
 pub mod cli;
 pub mod client;
 #[cfg(feature = "cluster")]
-pub mod cluster;
+pub(crate) mod cluster;
 pub mod config;
 pub mod dns;
 pub mod duration;
 pub mod health;
-pub mod hosts;
+pub(crate) mod hosts;
 pub mod metrics;
 pub mod model;
 pub mod registry;

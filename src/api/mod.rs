@@ -30,7 +30,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 pub use error::ApiError;
-pub use ops::PROMETHEUS_TEXT;
 pub use register::{FieldError, decode as decode_registration};
 
 use crate::registry::Registry;

@@ -21,6 +21,7 @@ impl Machine {
         Machine { status, decided: false, up: 0, down: 0, rise: rise.max(1), fall: fall.max(1) }
     }
 
+    #[cfg(test)]
     pub fn status(&self) -> Status {
         self.status
     }

@@ -21,8 +21,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::time::{DelayQueue, delay_queue};
 use tracing::debug;
 
-pub use machine::Machine;
-pub use probe::Probers;
+use machine::Machine;
+use probe::Probers;
 
 use crate::model::{CheckKind, CheckSpec, Status};
 use crate::registry::{Change, InstanceView, Ownership, Registry, Snapshot};

@@ -9,14 +9,14 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 pub use parse::{line_col, parse};
-pub use watch::Watcher;
+pub(crate) use watch::Watcher;
 
 use crate::model::ZoneError;
 use crate::registry::{Change, RegistryError, State};
 
 /// Returns true if `path` names a zone file: `*.toml`, not hidden (editors' swap and temp files
 /// are hidden or carry other extensions).
-pub fn is_zone_file(path: &Path) -> bool {
+pub(crate) fn is_zone_file(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "toml")
         && path.file_name().and_then(|n| n.to_str()).is_some_and(|n| !n.starts_with('.'))
 }
@@ -45,7 +45,7 @@ impl Default for Limits {
 }
 
 /// Reads one zone file and says what the registry should do about it.
-pub fn read(path: &Path, limits: Limits) -> Change {
+pub(crate) fn read(path: &Path, limits: Limits) -> Change {
     let broken = |message: String| {
         crate::metrics::limit_hit(crate::metrics::Limit::ZoneFile);
         let errors = vec![ZoneError { path: path.to_path_buf(), line: 1, col: 1, message }];

@@ -24,7 +24,6 @@ const MAX_DELAY: Duration = Duration::from_millis(100);
 /// A started watch whose events are buffered until `run` consumes them. Start it before the
 /// first load of the folder, so that nothing written in between is missed.
 pub struct Watcher {
-    dir: PathBuf,
     _watcher: notify::RecommendedWatcher,
     events: mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
     limits: super::Limits,
@@ -37,7 +36,7 @@ impl Watcher {
             let _ = tx.send(event);
         })?;
         watcher.watch(dir, RecursiveMode::NonRecursive)?;
-        Ok(Watcher { dir: dir.to_path_buf(), _watcher: watcher, events, limits })
+        Ok(Watcher { _watcher: watcher, events, limits })
     }
 
     /// Applies changed files to the registry until `token` is cancelled.
@@ -79,10 +78,6 @@ impl Watcher {
                 }
             }
         }
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 }
 
