@@ -10,7 +10,8 @@ use super::*;
 use crate::model::{Address, CheckKind, CheckSpec, Health, Instance, ServicePolicy, Source, Status, Stored, id_key};
 use crate::store::{Committed, Fresh, StoreError};
 
-fn instance(id: &str, checks: Vec<CheckSpec>) -> Instance {
+/// An API instance of service `web` at 10.0.0.1:80 (the state's own tests use it too).
+pub(super) fn instance(id: &str, checks: Vec<CheckSpec>) -> Instance {
     Instance {
         id: id.into(),
         service: "web".into(),

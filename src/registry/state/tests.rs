@@ -4,22 +4,10 @@
 use std::time::Duration;
 
 use super::*;
-use crate::model::{Address, CheckSpec, ParsedInstance, ServicePolicy, ZoneFile};
+use crate::model::{CheckSpec, ParsedInstance, ZoneFile};
 
 fn instance(id: &str, port: u16, checks: Vec<CheckSpec>, source: Source) -> Instance {
-    Instance {
-        id: id.into(),
-        service: "web".into(),
-        address: Address::Ip("10.0.0.1".parse().unwrap()),
-        port,
-        tags: vec![],
-        weight: 1,
-        region: None,
-        meta: Default::default(),
-        checks,
-        policy: ServicePolicy::default(),
-        source,
-    }
+    Instance { port, source, ..crate::registry::tests::instance(id, checks) }
 }
 
 fn ttl(check_id: &str, initial: Status) -> CheckSpec {
