@@ -206,18 +206,23 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
         config.dns.defaults.ttl.as_secs() as u32,
         config.dns.negative_ttl.as_secs() as u32,
     );
-    let regions = dns::Regions::new(config.dns.client_regions.clone(), config.dns.region.clone());
+    let settings = Arc::new(dns::Settings {
+        regions: dns::Regions::new(config.dns.client_regions.clone(), config.dns.region.clone()),
+        udp_max_payload: config.dns.udp_max_payload,
+        nsid: config.dns.nsid.clone(),
+        ..dns::Settings::new(zone.clone())
+    });
     // The fast path's pre-encoded answers follow every snapshot, built before the registry tells
     // anyone of the change, so an acknowledged write is in the very next UDP answer too. Only
     // the writer calls this, one snapshot after another: each table is the previous one with
     // the services that changed encoded again.
     let fast = Arc::new(ArcSwapOption::<dns::FastTable>::empty());
     let on_publish: OnPublish = {
-        let (fast, zone, regional, max) = (fast.clone(), zone.clone(), !regions.is_empty(), config.dns.udp_max_payload);
+        let (fast, settings) = (fast.clone(), settings.clone());
         Box::new(move |snap| {
             let next = match fast.load().as_deref() {
                 Some(previous) => previous.update(snap.clone()),
-                None => dns::FastTable::build(snap.clone(), &zone, regional, max),
+                None => dns::FastTable::build(snap.clone(), settings.clone()),
             };
             fast.store(Some(Arc::new(next)));
         })
@@ -240,9 +245,8 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
     tracker.spawn(crate::metrics::upkeep(token.clone()));
     let notify = dns::notify(registry.clone(), zone.clone(), config.dns.notify.clone(), token.clone());
     tracker.spawn(notify);
-    let handler = Handler::new(registry.clone(), zone, config.dns.udp_max_payload)
+    let handler = Handler::new(registry.clone(), settings)
         .with_forwarder(forwarder)
-        .with_regions(regions)
         .with_transfers(dns::Transfers::new(config.dns.transfer_allow.clone()));
     // DNS and HTTP: tracked apart, so that shutdown can wait for exactly them.
     let front = TaskTracker::new();

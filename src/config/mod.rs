@@ -80,6 +80,8 @@ pub struct DnsConfig {
     pub transfer_allow: Vec<IpNet>,
     /// `notify`: secondaries told of every change (RFC 1996 NOTIFY), as `addr:port`.
     pub notify: Vec<SocketAddr>,
+    /// `nsid`: this server's identifier for NSID queries (RFC 5001).
+    pub nsid: Option<std::sync::Arc<[u8]>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -54,6 +54,7 @@ pub struct RawDns {
     pub rrl: Option<RawRrl>,
     pub transfer_allow: Option<Vec<String>>,
     pub notify: Option<Vec<String>>,
+    pub nsid: Option<String>,
 }
 
 /// `[dns] rrl = { responses_per_second = 20, window = "1s", slip = 2, exempt = [...] }`.

@@ -85,6 +85,12 @@ fn dns_config(d: &RawDns, regions: &RawRegions) -> Result<DnsConfig, ConfigError
             None => Vec::new(),
         },
         notify: d.notify.iter().flatten().map(|s| socket_addr("dns.notify", s)).collect::<Result<_, _>>()?,
+        nsid: match d.nsid.as_deref() {
+            Some(n) if n.is_empty() || n.len() > 255 => {
+                return invalid("dns.nsid", format!("must be 1 to 255 bytes, got {}", n.len()));
+            }
+            n => n.map(|n| n.as_bytes().into()),
+        },
     })
 }
 
@@ -227,7 +233,6 @@ fn dns_limits(d: &RawDns) -> Result<crate::dns::Limits, ConfigError> {
     at_least_one([
         ("dns.max_slow_queries", d.max_slow_queries),
         ("dns.tcp_max_connections", d.tcp_max_connections),
-        ("dns.tcp_max_queries", d.tcp_max_queries.map(|n| n as usize)),
         ("dns.tcp_pipeline", d.tcp_pipeline),
     ])?;
     let idle_timeout = duration("dns.tcp_idle_timeout", d.tcp_idle_timeout.as_deref(), defaults.tcp.idle_timeout)?;

@@ -205,6 +205,7 @@ fn attempt(result: Result<hickory_resolver::lookup::Lookup, NetError>) -> Attemp
                 answers: m.answers.clone(),
                 authorities: m.authorities.clone(),
                 additionals: m.additionals.clone(),
+                regional: false,
             })
         }
         Err(NetError::Dns(DnsError::NoRecordsFound(none)))

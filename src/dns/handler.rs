@@ -14,16 +14,18 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hickory_proto::op::{Edns, Header, Message, MessageType, Metadata, OpCode, Query, ResponseCode};
-use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
+use hickory_proto::rr::rdata::opt::EdnsOption;
 use hickory_proto::rr::{DNSClass, LowerName, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use tracing::debug;
 
-use super::answer::{Answer, Transport, Zone, answer, reverse};
+use super::Settings;
+use super::answer::{Answer, Transport, answer, reverse};
+use super::cookie::unix_seconds;
+use super::edns::{self, Options};
 use super::forward::Forwarder;
 use super::message::{Sections, encode};
 use super::parse::reverse_ip;
-use super::region::Regions;
 use super::transfer::{self, Transfer, Transfers};
 use crate::registry::Registry;
 
@@ -39,9 +41,7 @@ pub struct Handler {
 
 struct Inner {
     registry: Registry,
-    zone: Zone,
-    udp_max_payload: u16,
-    regions: Regions,
+    settings: Arc<Settings>,
     transfers: Transfers,
 }
 
@@ -54,21 +54,9 @@ pub enum Reply {
 }
 
 impl Handler {
-    pub fn new(registry: Registry, zone: Zone, udp_max_payload: u16) -> Handler {
-        let inner = Inner {
-            registry,
-            zone,
-            udp_max_payload: udp_max_payload.max(PLAIN_UDP_LIMIT),
-            regions: Regions::default(),
-            transfers: Transfers::default(),
-        };
+    pub fn new(registry: Registry, settings: Arc<Settings>) -> Handler {
+        let inner = Inner { registry, settings, transfers: Transfers::default() };
         Handler { inner: Arc::new(inner), forwarder: None }
-    }
-
-    /// Prefers each client's region in answers (see `region.rs`).
-    pub fn with_regions(mut self, regions: Regions) -> Handler {
-        self.configure().regions = regions;
-        self
     }
 
     /// Serves zone transfers of the domain to the clients `transfers` allows.
@@ -81,6 +69,11 @@ impl Handler {
     pub fn with_forwarder(mut self, forwarder: Arc<Forwarder>) -> Handler {
         self.forwarder = Some(forwarder);
         self
+    }
+
+    /// How this handler answers (the fast path answers the same way).
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
     }
 
     fn configure(&mut self) -> &mut Inner {
@@ -101,7 +94,7 @@ impl Handler {
             false => Message::from_vec(query).ok(),
         };
         let (reply, qtype, rcode) = match parsed {
-            Some(request) => self.respond(request, src, transport).await,
+            Some(request) => self.respond(query, request, src, transport).await,
             None => (Reply::Message(formerr(&header.metadata)), RecordType::Unknown(0), ResponseCode::FormErr),
         };
         super::metrics::record(qtype, rcode, transport, started.elapsed());
@@ -110,6 +103,7 @@ impl Handler {
 
     async fn respond(
         &self,
+        bytes: &[u8],
         request: Message,
         src: SocketAddr,
         transport: Transport,
@@ -118,24 +112,25 @@ impl Handler {
         let mut meta = Metadata::response_from_request(&request.metadata);
         let limit = match (&request.edns, transport) {
             (_, Transport::Tcp) => u16::MAX,
-            (Some(e), Transport::Udp) => e.max_payload().clamp(PLAIN_UDP_LIMIT, inner.udp_max_payload),
+            (Some(e), Transport::Udp) => e.max_payload().clamp(PLAIN_UDP_LIMIT, inner.settings.udp_max_payload),
             (None, Transport::Udp) => PLAIN_UDP_LIMIT,
         };
-        let ecs = request.edns.as_ref().and_then(|e| match e.option(EdnsCode::Subnet) {
-            Some(EdnsOption::Subnet(s)) => Some(s),
-            _ => None,
-        });
-        let client = inner.regions.of(src.ip(), ecs);
+        // The options, read as the fast path reads them (hickory has parsed the OPT its own way).
+        let options = match request.edns {
+            Some(_) => edns::find_opt(bytes).map_or(Ok(Options::default()), |opt| edns::parse(opt.data)),
+            None => Ok(Options::default()),
+        };
+        let (options, malformed) = match options {
+            Ok(o) => (o, None),
+            Err(m) => (Options::default(), Some(m)),
+        };
+        let client = inner.settings.regions.of(src.ip(), options.subnet.map(|s| (s.addr, s.source_prefix)));
         // The response OPT: our own version 0, the client's DO bit echoed (RFC 3225), the payload
-        // we honour, and the client subnet with our scope (RFC 7871 §7.2.1).
+        // we honour; its options once the answer is known.
         let mut edns = request.edns.as_ref().map(|e| {
             let mut r = Edns::new();
-            r.set_max_payload(limit.min(inner.udp_max_payload));
+            r.set_max_payload(limit.min(inner.settings.udp_max_payload));
             r.set_dnssec_ok(e.flags().dnssec_ok);
-            if let (Some(subnet), Some(scope)) = (ecs, client.ecs_scope) {
-                let echo = ClientSubnet::new(subnet.addr(), subnet.source_prefix(), scope);
-                r.options_mut().insert(EdnsOption::Subnet(echo));
-            }
             r
         });
         let query = request.queries.first();
@@ -147,6 +142,9 @@ impl Handler {
             Some(ResponseCode::FormErr)
         } else if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
             Some(ResponseCode::BADVERS)
+        } else if let Some(why) = malformed {
+            debug!(id = meta.id, why = why.0, "malformed EDNS option");
+            Some(ResponseCode::FormErr)
         } else if !matches!(request.queries[0].query_class(), DNSClass::IN | DNSClass::ANY) {
             Some(ResponseCode::Refused)
         } else {
@@ -158,6 +156,7 @@ impl Handler {
             if let Some(e) = edns.as_mut() {
                 // Extended codes (BADVERS) keep their high bits in the OPT (RFC 6891 §6.1.3).
                 e.set_rcode_high(rcode.high());
+                self.answer_options(e, &options, src, None);
             }
             let question = query.filter(|_| request.queries.len() == 1);
             let bytes = encode(meta, question, &Sections::default(), edns.as_ref(), limit);
@@ -166,11 +165,14 @@ impl Handler {
         let query = &request.queries[0];
 
         if matches!(qtype, RecordType::AXFR | RecordType::IXFR)
-            && inner.zone.lower.zone_of(&LowerName::new(query.name()))
+            && inner.settings.zone.lower.zone_of(&LowerName::new(query.name()))
         {
+            if let Some(e) = edns.as_mut() {
+                self.answer_options(e, &options, src, None);
+            }
             let snapshot = inner.registry.snapshot();
             let asked = transfer::Asked { query, request: &request, client: src.ip(), transport, limit };
-            return match inner.transfers.serve(&inner.zone, snapshot, &asked, meta, edns) {
+            return match inner.transfers.serve(&inner.settings.zone, snapshot, &asked, meta, edns) {
                 transfer::Served::Transfer(t) => (Reply::Transfer(t), qtype, ResponseCode::NoError),
                 transfer::Served::Message(bytes, rcode) => (Reply::Message(bytes), qtype, rcode),
             };
@@ -178,11 +180,33 @@ impl Handler {
 
         let (ans, recursive) = self.lookup(query, src, transport, client.region).await;
         debug!(name = %query.name(), qtype = %qtype, rcode = %ans.rcode, answers = ans.answers.len(), "query");
+        if let Some(e) = edns.as_mut() {
+            self.answer_options(e, &options, src, client.ecs_scope.filter(|_| ans.regional));
+        }
         meta.response_code = ans.rcode;
         meta.authoritative = ans.authoritative;
         meta.recursion_available = recursive;
         let sections = Sections { answers: &ans.answers, authorities: &ans.authorities, additionals: &ans.additionals };
         (Reply::Message(encode(meta, Some(query), &sections, edns.as_ref(), limit)), qtype, ans.rcode)
+    }
+
+    /// The options of an answer's OPT, for what the query asked: the client's cookie with a
+    /// fresh server cookie, the client subnet echoed with `scope` (0 when the answer holds for
+    /// every address, RFC 7871 §7.2.1), and this server's NSID when one is set.
+    fn answer_options(&self, edns: &mut Edns, options: &Options<'_>, src: SocketAddr, scope: Option<u8>) {
+        let mut add = |code: u16, value: Vec<u8>| edns.options_mut().insert(EdnsOption::Unknown(code, value));
+        if let Some(cookie) = options.cookie {
+            let (_, server) =
+                self.inner.settings.cookies.check(&cookie.client, cookie.server, src.ip(), unix_seconds());
+            add(edns::COOKIE, [&cookie.client[..], &server].concat());
+        }
+        if let Some(subnet) = options.subnet {
+            let [f0, f1] = subnet.family.to_be_bytes();
+            add(edns::SUBNET, [&[f0, f1, subnet.source_prefix, scope.unwrap_or(0)][..], subnet.raw].concat());
+        }
+        if let (true, Some(nsid)) = (options.nsid, &self.inner.settings.nsid) {
+            add(edns::NSID, nsid.to_vec());
+        }
     }
 
     /// The records for a question: from the snapshot for names in the domain and reverse names
@@ -198,13 +222,16 @@ impl Handler {
         let inner = &self.inner;
         let lower = LowerName::new(query.name());
         let snapshot = inner.registry.snapshot();
-        if inner.zone.lower.zone_of(&lower) {
-            return (answer(&inner.zone, &snapshot, query.name(), query.query_type(), transport, region), false);
+        if inner.settings.zone.lower.zone_of(&lower) {
+            return (
+                answer(&inner.settings.zone, &snapshot, query.name(), query.query_type(), transport, region),
+                false,
+            );
         }
         // Only names outside the domain can be reverse names of registered addresses.
         let reverse_of = reverse_ip(&lower);
         if let Some(ans) =
-            reverse_of.and_then(|ip| reverse(&inner.zone, &snapshot, query.name(), ip, query.query_type()))
+            reverse_of.and_then(|ip| reverse(&inner.settings.zone, &snapshot, query.name(), ip, query.query_type()))
         {
             return (ans, false);
         }

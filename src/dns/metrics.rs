@@ -72,12 +72,13 @@ pub fn record(qtype: RecordType, rcode: ResponseCode, proto: Transport, took: Du
 pub struct FastBatch {
     read_at: Instant,
     slots: Vec<usize>,
+    transport: Transport,
 }
 
 impl FastBatch {
-    /// For batches of up to `n` datagrams.
-    pub fn with_capacity(n: usize) -> FastBatch {
-        FastBatch { read_at: Instant::now(), slots: Vec::with_capacity(n) }
+    /// For batches of up to `n` queries that came over `transport`.
+    pub fn with_capacity(n: usize, transport: Transport) -> FastBatch {
+        FastBatch { read_at: Instant::now(), slots: Vec::with_capacity(n), transport }
     }
 
     /// A batch was read just now.
@@ -90,7 +91,7 @@ impl FastBatch {
     /// rcode from the answer's header.
     pub fn answered(&mut self, qtype: u16, answer: &[u8]) {
         let rcode = u16::from(answer[3] & 0x0F);
-        self.slots.push(index(qtype, rcode, Transport::Udp));
+        self.slots.push(index(qtype, rcode, self.transport));
     }
 
     /// The batch's answers are ready to send: every query answered takes the batch's time.

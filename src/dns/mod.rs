@@ -5,6 +5,8 @@
 //! to secondaries and `notify` tells them of changes.
 
 mod answer;
+mod cookie;
+mod edns;
 mod fast;
 mod forward;
 mod handler;
@@ -27,14 +29,51 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use answer::{Transport, Zone, distinct_addresses, srv_weight};
-pub use fast::FastTable;
+pub use cookie::Cookies;
+pub use fast::{Client, FastTable};
 pub use forward::{ForwardConfig, Forwarder};
 pub use handler::{Handler, Reply};
 pub use notify::run as notify;
 pub use region::Regions;
 pub use rrl::RrlConfig;
-pub use tcp::{TcpLimits, serve_stream};
+pub use tcp::{Answerers, TcpLimits, serve_stream};
 pub use transfer::Transfers;
+
+/// How both paths answer: the zone, the clients' regions, the UDP size cap, the cookies and
+/// the NSID. Shared by the full handler and every version of the fast path's table.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub zone: Zone,
+    pub regions: Regions,
+    /// The largest UDP answer, whatever the client offers (at least 512).
+    pub udp_max_payload: u16,
+    pub cookies: Cookies,
+    /// `[dns] nsid`: what NSID queries are answered with (RFC 5001); none by default.
+    pub nsid: Option<Arc<[u8]>>,
+}
+
+impl Settings {
+    /// Answers for `zone`, with no regions, the default UDP cap, cookies of this process's own
+    /// and no NSID.
+    pub fn new(zone: Zone) -> Settings {
+        Settings {
+            zone,
+            regions: Regions::default(),
+            udp_max_payload: 1232,
+            cookies: Cookies::new(cookie::random_seed()),
+            nsid: None,
+        }
+    }
+
+    /// Returns true if `query` carries a server cookie this server (or a replica sharing its
+    /// cookie seed) made for the client at `ip` within the last hour: the client has proved it
+    /// receives what is sent to its address.
+    pub fn has_valid_cookie(&self, query: &[u8], ip: std::net::IpAddr, now: u32) -> bool {
+        let Some(opt) = edns::find_opt(query) else { return false };
+        let Ok(options) = edns::parse(opt.data) else { return false };
+        options.cookie.is_some_and(|c| self.cookies.check(&c.client, c.server, ip, now).0 == cookie::Verdict::Valid)
+    }
+}
 
 /// The bounds of the DNS servers (`[dns] max_slow_queries`, `tcp_*`, `rrl`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,7 +111,8 @@ pub async fn serve(
         loops.spawn(udp::serve(socket, fast.clone(), slow, rrl.clone(), token.clone()));
     }
     for listener in tcp {
-        loops.spawn(tcp::serve(listener, handler.clone(), limits.tcp, connections.clone(), token.clone()));
+        let answerers = tcp::Answerers { fast: fast.clone(), handler: handler.clone() };
+        loops.spawn(tcp::serve(listener, answerers, limits.tcp, connections.clone(), token.clone()));
     }
     token.cancelled().await;
     loops.close();

@@ -103,7 +103,9 @@ fn service_name<'a>(left: &'a str, right: &'a str, region: Option<&'a str>) -> T
 
 /// One of a service's names, as `service_names` gives them.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct ServiceName {
+pub(crate) struct ServiceName<'a> {
+    /// The tag the name selects by, if any.
+    pub tag: Option<&'a str>,
     /// Position for `ServiceView::entry`.
     pub entry: u32,
     /// The RFC 2782 form (`_<name>._<tag>`): its own SRV rotation.
@@ -115,10 +117,11 @@ pub(crate) struct ServiceName {
 /// Calls `f` with every name of a service (its labels below the domain) that `classify` reads
 /// back as that name: with tags or regions spelled like `_tcp` or `service`, a generated name
 /// can mean something else, and then it is not this service's.
-pub(crate) fn service_names(view: &ServiceView, mut f: impl FnMut(&[&str], ServiceName)) {
+pub(crate) fn service_names<'v>(view: &'v ServiceView, mut f: impl FnMut(&[&str], ServiceName<'v>)) {
     for form in view.name_forms() {
         let meant = |rfc2782| Target::Service { service: form.service, tag: form.tag, region: form.region, rfc2782 };
-        let name = |rfc2782| ServiceName { entry: form.index, rfc2782, names_region: form.region.is_some() };
+        let name =
+            |rfc2782| ServiceName { tag: form.tag, entry: form.index, rfc2782, names_region: form.region.is_some() };
         let mut plain: Vec<&str> = form.tag.into_iter().collect();
         plain.extend([form.service, "service"]);
         plain.extend(form.region);

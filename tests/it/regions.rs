@@ -152,14 +152,28 @@ async fn client_subnet_decides_the_region_and_is_echoed_with_its_scope() {
         _ => None,
     });
     assert_eq!(echoed, Some(("10.30.7.0".into(), 24, 16)), "scope = the matching CIDR's prefix");
-    // A subnet of no region: no preference (and no server region), scope 0.
+    let scope = |m: &hickory_proto::op::Message| {
+        m.edns.as_ref().and_then(|e| match e.option(EdnsCode::Subnet) {
+            Some(EdnsOption::Subnet(s)) => Some(s.scope_prefix()),
+            _ => None,
+        })
+    };
+    // A subnet of no region gets no preference (and there is no server region); the answer
+    // holds for that subnet only: a scope of 0 would let a resolver cache it for every client,
+    // those of east and west included.
     let m = query(s.dns, Transport::Udp, &ecs("192.0.2.0", 24)).await;
     assert_eq!(addresses(&m).len(), 3);
-    let scope = m.edns.as_ref().and_then(|e| match e.option(EdnsCode::Subnet) {
-        Some(EdnsOption::Subnet(s)) => Some(s.scope_prefix()),
-        _ => None,
-    });
-    assert_eq!(scope, Some(0));
+    assert_eq!(scope(&m), Some(24));
+    // Answers that do not depend on the client's region hold for every address: scope 0.
+    let named =
+        Ask { name: hickory_proto::rr::Name::from_ascii("web.service.west.local.").unwrap(), ..ecs("10.30.7.0", 24) };
+    let m = query(s.dns, Transport::Udp, &named).await;
+    assert_eq!((addresses(&m).len(), scope(&m)), (1, Some(0)), "a name that names its region");
+    let own = Ask { name: hickory_proto::rr::Name::from_ascii("w1.instance.local.").unwrap(), ..ecs("10.30.7.0", 24) };
+    assert_eq!(scope(&query(s.dns, Transport::Udp, &own).await), Some(0), "an instance's own name");
+    let none =
+        Ask { name: hickory_proto::rr::Name::from_ascii("nope.service.local.").unwrap(), ..ecs("10.30.7.0", 24) };
+    assert_eq!(scope(&query(s.dns, Transport::Udp, &none).await), Some(0), "NXDOMAIN");
 }
 
 #[tokio::test]

@@ -88,6 +88,9 @@ pub struct Answer {
     pub answers: Vec<Record>,
     pub authorities: Vec<Record>,
     pub additionals: Vec<Record>,
+    /// The records depend on the client's region (an ECS answer's scope then says for which
+    /// addresses they hold).
+    pub regional: bool,
 }
 
 impl Answer {
@@ -135,6 +138,12 @@ pub fn answer(
                 };
                 let choice = Choice { view, entry, local, rfc2782 };
                 service_records(zone, snap, qname, qtype, transport, &choice, &mut out);
+                out.regional = region.is_none()
+                    && matches!(
+                        qtype,
+                        RecordType::A | RecordType::AAAA | RecordType::SRV | RecordType::TXT | RecordType::ANY
+                    )
+                    && splits_by_region(view, tag);
                 true
             }
             None => false,
@@ -162,6 +171,12 @@ pub fn answer(
         out.authorities.push(zone.soa(snap.version, zone.negative_ttl));
     }
     out
+}
+
+/// Returns true if some of the service's instances under `tag` (all, for `None`) carry a region:
+/// only then does a name that names no region answer one client differently from another.
+pub(crate) fn splits_by_region(view: &ServiceView, tag: Option<&str>) -> bool {
+    view.name_forms().any(|f| f.tag == tag && f.region.is_some())
 }
 
 /// A reverse (PTR) question about an address some instance is registered at: one PTR record per

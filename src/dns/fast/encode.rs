@@ -7,7 +7,7 @@ use std::sync::Arc;
 use hickory_proto::rr::{Name, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
-use super::query::{QNAME_POINTER, TYPE_A, TYPE_AAAA, TYPE_SRV, TYPE_TXT};
+use super::query::{QNAME_POINTER, TYPE_A, TYPE_AAAA, TYPE_TXT};
 use crate::dns::answer::{Zone, address_record, srv_record, txt_record};
 use crate::model::Address;
 use crate::registry::{AnswerSet, NameEntry, ServiceView};
@@ -145,70 +145,69 @@ impl ServiceWire {
 
     /// Appends the records of one name and type in this query's rotated order; returns the
     /// answer and additional counts.
-    pub(super) fn records(
-        &self,
-        qtype: u16,
-        e: &NameEntry,
-        set: &AnswerSet,
-        dedup: bool,
-        out: &mut Vec<u8>,
-    ) -> (u16, u16) {
+    /// Appends the A, AAAA or TXT records of `set` in this query's rotated order, each address
+    /// once when `dedup`, at most the entry's answer limit (A/AAAA); returns how many.
+    pub(super) fn records(&self, qtype: u16, e: &NameEntry, set: &AnswerSet, dedup: bool, out: &mut Vec<u8>) -> u16 {
         let limit = if e.answer_limit == 0 { usize::MAX } else { e.answer_limit as usize };
         let mut answers = 0u16;
-        match qtype {
-            TYPE_SRV => {
-                // Glue follows all SRV records; each glue owner points at its SRV's target.
-                let mut targets: [(u32, u16); 64] = [(0, 0); 64];
-                let mut spill = Vec::new();
-                for i in set.rotate() {
-                    let w = &self.instances[i as usize];
-                    out.extend_from_slice(&QNAME_POINTER);
-                    // TYPE CLASS TTL RDLENGTH (10) and priority, weight, port (6) precede the target.
-                    let target = (out.len() + 16) as u16;
-                    out.extend_from_slice(w.srv());
-                    if (answers as usize) < targets.len() {
-                        targets[answers as usize] = (i, target);
-                    } else {
-                        spill.push((i, target));
-                    }
-                    answers += 1;
-                }
-                let mut glue = 0u16;
-                for &(i, target) in targets[..(answers as usize).min(64)].iter().chain(&spill) {
-                    if let Some(g) = self.instances[i as usize].address() {
-                        out.extend_from_slice(&(0xC000 | target).to_be_bytes());
-                        out.extend_from_slice(g);
-                        glue += 1;
-                    }
-                }
-                return (answers, glue);
+        let start = out.len();
+        for i in set.rotate() {
+            if answers as usize == limit && qtype != TYPE_TXT {
+                break;
             }
-            _ => {
-                let start = out.len();
-                for i in set.rotate() {
-                    if answers as usize == limit && qtype != TYPE_TXT {
-                        break;
-                    }
-                    let w = &self.instances[i as usize];
-                    let rec = match qtype {
-                        TYPE_A => w.a(),
-                        TYPE_AAAA => w.aaaa(),
-                        _ => Some(w.txt()),
-                    };
-                    let Some(rec) = rec else { continue };
-                    // Records of one family have one length: the answers so far sit at a
-                    // fixed stride, each after its two-byte owner pointer.
-                    let stride = 2 + rec.len();
-                    if dedup && out[start..].chunks_exact(stride).any(|r| &r[2..] == rec) {
-                        continue;
-                    }
-                    out.extend_from_slice(&QNAME_POINTER);
-                    out.extend_from_slice(rec);
-                    answers += 1;
-                }
+            let w = &self.instances[i as usize];
+            let rec = match qtype {
+                TYPE_A => w.a(),
+                TYPE_AAAA => w.aaaa(),
+                _ => Some(w.txt()),
+            };
+            let Some(rec) = rec else { continue };
+            // Records of one family have one length: the answers so far sit at a fixed
+            // stride, each after its two-byte owner pointer.
+            let stride = 2 + rec.len();
+            if dedup && out[start..].chunks_exact(stride).any(|r| &r[2..] == rec) {
+                continue;
+            }
+            out.extend_from_slice(&QNAME_POINTER);
+            out.extend_from_slice(rec);
+            answers += 1;
+        }
+        answers
+    }
+
+    /// Appends SRV records for `order` (instance, priority), then their glue; returns the
+    /// answer and additional counts. Each glue owner points at its SRV's target, so the answer
+    /// must end below 16 KiB, where compression pointers reach.
+    pub(super) fn srv_records(&self, order: impl Iterator<Item = (u32, u16)>, out: &mut Vec<u8>) -> (u16, u16) {
+        let mut targets: [(u32, u16); 64] = [(0, 0); 64];
+        let mut spill = Vec::new();
+        let mut answers = 0u16;
+        for (i, priority) in order {
+            let w = &self.instances[i as usize];
+            out.extend_from_slice(&QNAME_POINTER);
+            // TYPE CLASS TTL RDLENGTH (10) come before the priority; weight and port (4) after.
+            let at = out.len() + 10;
+            out.extend_from_slice(w.srv());
+            if priority != 1 {
+                out[at..at + 2].copy_from_slice(&priority.to_be_bytes());
+            }
+            let target = (at + 6) as u16;
+            if (answers as usize) < targets.len() {
+                targets[answers as usize] = (i, target);
+            } else {
+                spill.push((i, target));
+            }
+            answers += 1;
+        }
+        let mut glue = 0u16;
+        for &(i, target) in targets[..(answers as usize).min(64)].iter().chain(&spill) {
+            if let Some(g) = self.instances[i as usize].address() {
+                out.extend_from_slice(&(0xC000 | target).to_be_bytes());
+                out.extend_from_slice(g);
+                glue += 1;
             }
         }
-        (answers, 0)
+        (answers, glue)
     }
 }
 

@@ -8,13 +8,18 @@
 //! untouched names with the previous table. A change thus costs in proportion to what it
 //! changes, not to the size of the registry. A query is then: check the header, copy the
 //! question, look the name up, advance the name's rotation (the snapshot's own counter, shared
-//! with the slow path) and copy the instances' record bytes in rotated order. Everything
-//! unusual — other opcodes or classes, several questions, EDNS options or versions, names
-//! outside the domain, ANY, the apex, answers that would not fit, names whose answer depends on
-//! the client's region — returns `None` and goes to the full handler (hickory-proto parsing,
-//! `answer.rs`), which is the reference behaviour.
+//! with the slow path) and copy the instances' record bytes in rotated order. The EDNS options
+//! real clients send are handled here as the full handler handles them (`edns.rs` reads them
+//! for both): a server cookie for every client cookie, Client Subnet deciding the client's
+//! region (names that do not name a region answer that region's instances first, SRV at
+//! priorities 1 and 2), NSID. The same answers serve TCP. Everything unusual — other opcodes or
+//! classes, several questions, malformed options or other EDNS versions, names outside the
+//! domain, ANY, the apex, host-name instances, answers that would not fit — returns `None` and
+//! goes to the full handler (hickory-proto parsing, `answer.rs`), the reference behaviour.
 
 mod encode;
+#[cfg(test)]
+mod options_tests;
 mod query;
 #[cfg(test)]
 mod tests;
@@ -23,11 +28,17 @@ use std::sync::Arc;
 
 use hickory_proto::rr::Name;
 
-use super::answer::Zone;
+use super::Settings;
+use super::answer::Transport;
 use super::parse::{Target, classify_labels, service_names};
-use crate::registry::Snapshot;
+use crate::registry::{AnswerSet, NameEntry, ServiceView, Snapshot};
 use encode::{InstanceWire, ServiceWire, tail, wire_name};
-use query::{QNAME_POINTER, Question, RCODE_NXDOMAIN, TYPE_A, TYPE_AAAA, TYPE_ANY, TYPE_SRV, TYPE_TXT, finish, parse};
+pub use query::Client;
+use query::{Opt, QNAME_POINTER, Question, RCODE_NXDOMAIN, TYPE_A, TYPE_AAAA, TYPE_SRV, TYPE_TXT, finish, parse};
+
+/// The largest answer the fast path makes: its glue points at SRV targets, and compression
+/// pointers reach 16 KiB into a message. Larger ones (over TCP) go to the full handler.
+const MAX_ANSWER: usize = 0x3FFF;
 
 /// The answers of one snapshot, pre-encoded.
 pub struct FastTable {
@@ -44,22 +55,22 @@ pub struct FastTable {
 
 /// What every version of the table shares.
 struct Shape {
-    zone: Zone,
+    settings: Arc<Settings>,
     /// The domain's lowercase labels, and its wire form, to tell names inside it from others.
     labels: Vec<Vec<u8>>,
     domain: Box<[u8]>,
     /// `instance.D` in wire form: what follows the id in an instance's name.
     instance_suffix: Box<[u8]>,
-    /// Client regions are configured: names that do not name a region answer differently per
-    /// client and are left to the full handler.
-    regional: bool,
-    udp_max_payload: u16,
 }
+
+/// For a name that names no region, of a service whose instances carry regions: each region's
+/// entry (sorted by region), the name's answer for a client of that region.
+type ByRegion = Arc<[(Arc<str>, u32)]>;
 
 #[derive(Clone)]
 enum FastName {
-    /// A name of a service; `slow`: answered by the full handler (it depends on the client).
-    Service { wire: Arc<ServiceWire>, entry: u32, rfc2782: bool, slow: bool },
+    /// A name of a service.
+    Service { wire: Arc<ServiceWire>, entry: u32, rfc2782: bool, by_region: Option<ByRegion> },
     /// Exists but holds no records here (an empty non-terminal): NODATA.
     Exists,
     /// Exists, but the full handler answers it (the apex, `ns.D`).
@@ -76,17 +87,14 @@ impl FastName {
 }
 
 impl FastTable {
-    /// Encodes `snap` for `zone`. `regional`: client regions are configured, so names that do
-    /// not name a region answer differently per client and are left to the full handler.
-    pub fn build(snap: Arc<Snapshot>, zone: &Zone, regional: bool, udp_max_payload: u16) -> FastTable {
-        let labels: Vec<Vec<u8>> = zone.lower.iter().map(<[u8]>::to_vec).collect();
+    /// Encodes `snap` to answer as `settings` say.
+    pub fn build(snap: Arc<Snapshot>, settings: Arc<Settings>) -> FastTable {
+        let labels: Vec<Vec<u8>> = settings.zone.lower.iter().map(<[u8]>::to_vec).collect();
         let shape = Shape {
-            zone: zone.clone(),
             domain: wire_name(&[], &labels),
             instance_suffix: wire_name(&["instance"], &labels),
             labels,
-            regional,
-            udp_max_payload,
+            settings,
         };
         let mut empty = FastTable {
             snap: Arc::new(Snapshot::default()),
@@ -132,11 +140,11 @@ impl FastTable {
         for (_, new) in &changed {
             if let Some(view) = new {
                 let previous = self.wires.get(&view.key);
-                let wire = Arc::new(ServiceWire::build(view, &next.shape.zone, previous.map(|w| &**w)));
-                let regional = next.shape.regional;
+                let wire = Arc::new(ServiceWire::build(view, &next.shape.settings.zone, previous.map(|w| &**w)));
                 service_names(view, |relative, name| {
-                    let slow = regional && !name.names_region;
-                    let what = FastName::Service { wire: wire.clone(), entry: name.entry, rfc2782: name.rfc2782, slow };
+                    let by_region = if name.names_region { None } else { by_region(view, name.tag) };
+                    let (entry, rfc2782) = (name.entry, name.rfc2782);
+                    let what = FastName::Service { wire: wire.clone(), entry, rfc2782, by_region };
                     next.names.insert(wire_name(relative, &next.shape.labels).into(), what);
                 });
                 next.wires.insert(view.key.clone(), wire);
@@ -155,7 +163,8 @@ impl FastTable {
                 next.exists(&[&format!("_{t}"), "service"], snap.has_tag(t), Target::TagNonTerminal(t));
             }
         }
-        let mut soa = next.shape.zone.soa(snap.version, next.shape.zone.negative_ttl);
+        let zone = &next.shape.settings.zone;
+        let mut soa = zone.soa(snap.version, zone.negative_ttl);
         soa.name = Name::root();
         next.soa = tail(&soa);
         next
@@ -186,38 +195,41 @@ impl FastTable {
         &self.snap
     }
 
-    /// Answers `query` into `out` (the whole answer, from its first byte) and returns the
-    /// question's type, for the query metrics; `None` if the full handler must answer it.
-    /// Advances the rotation of the name only when it answers.
-    pub fn answer(&self, query: &[u8], out: &mut Vec<u8>) -> Option<u16> {
-        let mut q = parse(query)?;
+    /// Answers `query` from `client` into `out` (the whole answer, from its first byte) and
+    /// returns the question's type, for the query metrics; `None` if the full handler must
+    /// answer it. Advances the rotation of the name only when it answers.
+    pub fn answer(&self, query: &[u8], client: Client, out: &mut Vec<u8>) -> Option<u16> {
+        let q = parse(query)?;
+        // Meta-queries (RFC 6895 §3.1: ANY, AXFR, IXFR, ...) are the full handler's.
+        if (128..=255).contains(&q.qtype) {
+            return None;
+        }
         let mut key = [0u8; 255];
         let name = &query[12..12 + q.name_len];
         for (k, b) in key.iter_mut().zip(name) {
             *k = b.to_ascii_lowercase();
         }
         let key = &key[..q.name_len];
-        q.limit = match q.edns {
-            Some((payload, _)) => payload.clamp(512, self.shape.udp_max_payload),
-            None => 512,
-        };
-        let limit = usize::from(q.limit);
-        let opt_len = if q.edns.is_some() { 11 } else { 0 };
-        if q.qtype == TYPE_ANY {
-            return None;
-        }
-
-        out.clear();
-        out.extend_from_slice(&query[..q.end]);
         let what = match self.names.get(key) {
             Some(what) => Some(what),
             None if key.ends_with(&self.shape.domain) => None,
             None => return None,
         };
+        let settings = &self.shape.settings;
+        let mut opt = q.edns.map(|e| self.opt(&e, client));
+        let limit = match (client.transport, &q.edns) {
+            (Transport::Tcp, _) => MAX_ANSWER,
+            (Transport::Udp, Some(e)) => usize::from(e.payload.clamp(512, settings.udp_max_payload)),
+            (Transport::Udp, None) => 512,
+        };
+        let room = limit.saturating_sub(opt.as_ref().map_or(0, Opt::len));
+
+        out.clear();
+        out.extend_from_slice(&query[..q.end]);
         let (answers, additionals) = match what {
             None => {
                 let Some(w) = self.instance(key) else {
-                    return self.negative(&q, out, RCODE_NXDOMAIN);
+                    return self.negative(&q, opt.as_ref(), out, RCODE_NXDOMAIN);
                 };
                 if w.host() {
                     return None;
@@ -228,38 +240,107 @@ impl FastTable {
                     _ => None,
                 };
                 match rec {
-                    Some(rec) if q.end + 2 + rec.len() + opt_len <= limit => {
+                    Some(rec) if q.end + 2 + rec.len() <= room => {
                         out.extend_from_slice(&QNAME_POINTER);
                         out.extend_from_slice(rec);
                         (1, 0)
                     }
                     Some(_) => return None,
-                    None => return self.negative(&q, out, 0),
+                    None => return self.negative(&q, opt.as_ref(), out, 0),
                 }
             }
-            Some(FastName::Slow | FastName::Service { slow: true, .. }) => return None,
-            Some(FastName::Exists) => return self.negative(&q, out, 0),
-            Some(FastName::Service { wire, entry, rfc2782, .. }) => {
-                let e = wire.view.entry(*entry);
-                let sizes = wire.entries[*entry as usize];
+            Some(FastName::Slow) => return None,
+            Some(FastName::Exists) => return self.negative(&q, opt.as_ref(), out, 0),
+            Some(FastName::Service { wire, entry, rfc2782, by_region }) => {
+                let view = &wire.view;
+                let e = view.entry(*entry);
+                let local = match by_region {
+                    Some(by_region) => {
+                        let subnet = q.edns.and_then(|e| e.options.subnet).map(|s| (s.addr, s.source_prefix));
+                        let found = settings.regions.of(client.ip, subnet);
+                        if let Some((_, scope)) = opt.as_mut().and_then(|o| o.subnet.as_mut())
+                            && matches!(q.qtype, TYPE_A | TYPE_AAAA | TYPE_SRV | TYPE_TXT)
+                        {
+                            *scope = found.ecs_scope.unwrap_or(0);
+                        }
+                        found
+                            .region
+                            .and_then(|r| by_region.binary_search_by(|(k, _)| (**k).cmp(r)).ok())
+                            .map(|i| by_region[i].1)
+                    }
+                    None => None,
+                };
+                // The client's region's set while it has instances, else everyone's (answer.rs's
+                // `Choice::pick`).
+                let pick = |set: fn(&NameEntry) -> &AnswerSet| match local {
+                    Some(l) if !set(view.entry(l)).is_empty() => l,
+                    _ => *entry,
+                };
+                let rfc2782 = *rfc2782;
+                fn srv(n: &NameEntry, rfc2782: bool) -> &AnswerSet {
+                    if rfc2782 { &n.srv_rfc2782 } else { &n.srv }
+                }
                 let (set, size, dedup) = match q.qtype {
-                    TYPE_A => (&e.v4, sizes.a?.size, sizes.a?.dedup),
-                    TYPE_AAAA => (&e.v6, sizes.aaaa?.size, sizes.aaaa?.dedup),
-                    TYPE_SRV => (if *rfc2782 { &e.srv_rfc2782 } else { &e.srv }, sizes.srv?, false),
-                    TYPE_TXT => (&e.txt, sizes.txt, false),
-                    _ => return self.negative(&q, out, 0),
+                    TYPE_A => {
+                        let c = pick(|n| &n.v4);
+                        let sizes = wire.entries[c as usize].a?;
+                        (&view.entry(c).v4, sizes.size, sizes.dedup)
+                    }
+                    TYPE_AAAA => {
+                        let c = pick(|n| &n.v6);
+                        let sizes = wire.entries[c as usize].aaaa?;
+                        (&view.entry(c).v6, sizes.size, sizes.dedup)
+                    }
+                    TYPE_SRV => (srv(e, rfc2782), wire.entries[*entry as usize].srv?, false),
+                    TYPE_TXT => {
+                        let c = pick(|n| &n.txt);
+                        (&view.entry(c).txt, wire.entries[c as usize].txt, false)
+                    }
+                    _ => return self.negative(&q, opt.as_ref(), out, 0),
                 };
                 if set.is_empty() {
-                    return self.negative(&q, out, 0);
+                    return self.negative(&q, opt.as_ref(), out, 0);
                 }
-                if q.end + size + opt_len > limit {
+                if q.end + size > room {
                     return None; // The full handler truncates properly.
                 }
-                wire.records(q.qtype, e, set, dedup, out)
+                match (q.qtype, local) {
+                    // Everyone, the client's region at priority 1 and the others at 2 (answer.rs's `srv`).
+                    (TYPE_SRV, Some(l)) => {
+                        let near = view.entry(l);
+                        let others = set.rotate().filter(|i| near.srv.members.binary_search(i).is_err());
+                        let near: Vec<u32> = srv(near, rfc2782).rotate().collect();
+                        let order = near.into_iter().map(|i| (i, 1)).chain(others.map(|i| (i, 2)));
+                        wire.srv_records(order, out)
+                    }
+                    (TYPE_SRV, None) => wire.srv_records(set.rotate().map(|i| (i, 1)), out),
+                    _ => (wire.records(q.qtype, e, set, dedup, out), 0),
+                }
             }
         };
-        finish(out, &q, 0, answers, 0, additionals);
+        finish(out, opt.as_ref(), 0, answers, 0, additionals);
         Some(q.qtype)
+    }
+
+    /// The OPT record of an answer to a query with `edns`: the payload we honour, the client's
+    /// cookie with a fresh server cookie, the subnet echoed (scope 0 until an answer depends on
+    /// it), our NSID when asked for and set.
+    fn opt<'q>(&'q self, edns: &query::Edns<'q>, client: Client) -> Opt<'q> {
+        let settings = &self.shape.settings;
+        let cookie = edns.options.cookie.map(|c| {
+            let (_, server) = settings.cookies.check(&c.client, c.server, client.ip, client.now);
+            let mut both = [0u8; 24];
+            both[..8].copy_from_slice(&c.client);
+            both[8..].copy_from_slice(&server);
+            both
+        });
+        Opt {
+            payload: edns.payload.clamp(512, settings.udp_max_payload),
+            dnssec_ok: edns.dnssec_ok,
+            cookie,
+            subnet: edns.options.subnet.map(|s| (s, 0)),
+            nsid: settings.nsid.as_deref().filter(|_| edns.options.nsid),
+        }
     }
 
     /// The encoding of the instance `key` (a lowercase wire name inside the domain) names, if
@@ -277,12 +358,21 @@ impl FastTable {
     }
 
     /// NXDOMAIN (`rcode` 3) or NODATA (0): no answers, the domain's SOA in authority.
-    fn negative(&self, q: &Question, out: &mut Vec<u8>, rcode: u8) -> Option<u16> {
+    fn negative(&self, q: &Question, opt: Option<&Opt<'_>>, out: &mut Vec<u8>, rcode: u8) -> Option<u16> {
         // The domain is the question's last labels: point the SOA's owner at them.
         let owner = 12 + q.name_len - self.shape.domain.len();
         out.extend_from_slice(&(0xC000 | owner as u16).to_be_bytes());
         out.extend_from_slice(&self.soa);
-        finish(out, q, rcode, 0, 1, 0);
+        finish(out, opt, rcode, 0, 1, 0);
         Some(q.qtype)
     }
+}
+
+/// The entries a name that names no region answers a client of each region with, if any of the
+/// service's instances under `tag` carry a region.
+fn by_region(view: &ServiceView, tag: Option<&str>) -> Option<ByRegion> {
+    let mut list: Vec<(Arc<str>, u32)> =
+        view.name_forms().filter(|f| f.tag == tag).filter_map(|f| Some((Arc::from(f.region?), f.index))).collect();
+    list.sort();
+    (!list.is_empty()).then(|| list.into())
 }

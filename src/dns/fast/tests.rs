@@ -8,6 +8,7 @@ use hickory_proto::rr::{Record, RecordType};
 
 use super::*;
 use crate::dns::answer::{Transport, answer};
+use crate::dns::{Settings, Zone};
 use crate::model::Address;
 use crate::registry::{Change, Defaults, State};
 
@@ -112,6 +113,15 @@ fn zone() -> Zone {
     Zone::new(Name::from_ascii("local").unwrap(), vec!["127.0.0.1".parse().unwrap()], 5, 1)
 }
 
+fn settings() -> Arc<Settings> {
+    Arc::new(Settings::new(zone()))
+}
+
+/// A client on loopback, over UDP, now.
+fn client() -> Client {
+    Client { ip: "127.0.0.1".parse().unwrap(), now: crate::dns::cookie::unix_seconds(), transport: Transport::Udp }
+}
+
 fn query(name: &str, qtype: RecordType, edns: Option<u16>) -> Vec<u8> {
     let mut m = Message::new(4242, MessageType::Query, OpCode::Query);
     m.metadata.recursion_desired = true;
@@ -129,7 +139,7 @@ fn query(name: &str, qtype: RecordType, edns: Option<u16>) -> Vec<u8> {
 #[test]
 fn the_fast_path_answers_exactly_as_the_full_handler() {
     let (fast_snap, slow_snap, zone) = (snapshot(), snapshot(), zone());
-    let table = FastTable::build(fast_snap, &zone, false, 1232);
+    let table = FastTable::build(fast_snap, settings());
     let cases = [
         ("web.service.local.", RecordType::A),
         ("WEB.Service.LOCAL.", RecordType::A),
@@ -162,7 +172,7 @@ fn the_fast_path_answers_exactly_as_the_full_handler() {
         for (name, qtype) in cases {
             for edns in [None, Some(1232)] {
                 let q = query(name, qtype, edns);
-                table.answer(&q, &mut out).unwrap_or_else(|| panic!("fast path declined {name} {qtype}"));
+                table.answer(&q, client(), &mut out).unwrap_or_else(|| panic!("fast path declined {name} {qtype}"));
                 let fast = Message::from_vec(&out).unwrap();
                 let full = answer(&zone, &slow_snap, &Name::from_ascii(name).unwrap(), qtype, Transport::Udp, None);
                 let what = format!("round {round}: {name} {qtype} edns {edns:?}");
@@ -181,10 +191,12 @@ fn the_fast_path_answers_exactly_as_the_full_handler() {
 
 #[test]
 fn unusual_questions_are_left_to_the_full_handler() {
-    let table = FastTable::build(snapshot(), &zone(), false, 1232);
+    let table = FastTable::build(snapshot(), settings());
     let mut out = Vec::new();
-    let declined = |bytes: &[u8], out: &mut Vec<u8>| table.answer(bytes, out).is_none();
+    let declined = |bytes: &[u8], out: &mut Vec<u8>| table.answer(bytes, client(), out).is_none();
     assert!(declined(&query("web.service.local.", RecordType::ANY, None), &mut out));
+    assert!(declined(&query("service.local.", RecordType::AXFR, None), &mut out), "a transfer");
+    assert!(declined(&query("local.", RecordType::IXFR, None), &mut out), "a transfer");
     assert!(declined(&query("local.", RecordType::SOA, None), &mut out), "the apex");
     assert!(declined(&query("ns.local.", RecordType::A, None), &mut out));
     assert!(declined(&query("example.com.", RecordType::A, None), &mut out), "outside the domain");
@@ -204,10 +216,9 @@ fn unusual_questions_are_left_to_the_full_handler() {
     v1[len - 5] = 1;
     assert!(declined(&v1, &mut out), "EDNS version 1");
     assert!(declined(&[0; 11], &mut out));
-    // Client regions configured: plain service names depend on the client.
-    let regional = FastTable::build(snapshot(), &zone(), true, 1232);
-    assert!(regional.answer(&query("web.service.local.", RecordType::A, None), &mut out).is_none());
-    assert!(regional.answer(&query("db.service.eu.local.", RecordType::A, None), &mut out).is_some());
+    let mut bad_cookie = query("web.service.local.", RecordType::A, Some(1232));
+    bad_cookie.splice(bad_cookie.len() - 2.., [0, 13, 0, 10, 0, 9, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert!(declined(&bad_cookie, &mut out), "a malformed cookie: FORMERR is the full handler's");
 }
 
 #[test]
@@ -218,12 +229,17 @@ fn an_answer_too_big_for_the_client_goes_to_the_full_handler() {
     }
     let mut state = State::new();
     state.apply(Change::ZoneFile(crate::zones::parse(Path::new("z.toml"), &text).unwrap())).unwrap();
-    let table = FastTable::build(Arc::new(Snapshot::build(&state, &Defaults::default())), &zone(), false, 1232);
+    let table = FastTable::build(Arc::new(Snapshot::build(&state, &Defaults::default())), settings());
     let mut out = Vec::new();
-    assert!(table.answer(&query("big.service.local.", RecordType::A, None), &mut out).is_none(), "over 512");
-    table.answer(&query("big.service.local.", RecordType::A, Some(1232)), &mut out).unwrap();
+    assert!(table.answer(&query("big.service.local.", RecordType::A, None), client(), &mut out).is_none(), "over 512");
+    table.answer(&query("big.service.local.", RecordType::A, Some(1232)), client(), &mut out).unwrap();
     assert_eq!(Message::from_vec(&out).unwrap().answers.len(), 40);
-    assert!(table.answer(&query("big.service.local.", RecordType::SRV, Some(1232)), &mut out).is_none());
+    assert!(table.answer(&query("big.service.local.", RecordType::SRV, Some(1232)), client(), &mut out).is_none());
+    // Over TCP the whole answer, glue included.
+    let tcp = Client { transport: Transport::Tcp, ..client() };
+    table.answer(&query("big.service.local.", RecordType::SRV, None), tcp, &mut out).unwrap();
+    let m = Message::from_vec(&out).unwrap();
+    assert_eq!((m.answers.len(), m.additionals.len()), (40, 40));
 }
 
 /// Registrations, removals, moves between services, tags, regions, weights, maintenance,
@@ -244,7 +260,7 @@ fn snapshots_and_tables_updated_batch_by_batch_equal_ones_built_from_scratch() {
     let (defaults, zone) = (Defaults::default(), zone());
     let mut state = State::new();
     let mut snap = Arc::new(Snapshot::default());
-    let mut table = FastTable::build(snap.clone(), &zone, false, 1232);
+    let mut table = FastTable::build(snap.clone(), settings());
     let check = |id: u64| CheckSpec {
         id: format!("c{id}"),
         name: "ttl".into(),
@@ -303,7 +319,7 @@ fn snapshots_and_tables_updated_batch_by_batch_equal_ones_built_from_scratch() {
         snap = Arc::new(snap.next(&state, &defaults, &touched));
         table = table.update(snap.clone());
         let fresh = Arc::new(Snapshot::build(&state, &defaults));
-        let fresh_table = FastTable::build(fresh.clone(), &zone, false, 1232);
+        let fresh_table = FastTable::build(fresh.clone(), settings());
 
         let what = format!("round {round}");
         let ids = |s: &Snapshot| s.instances().map(|v| (v.key.to_string(), v.status)).collect::<Vec<_>>();
@@ -348,8 +364,8 @@ fn snapshots_and_tables_updated_batch_by_batch_equal_ones_built_from_scratch() {
         for name in &names {
             for qtype in [RecordType::A, RecordType::AAAA, RecordType::SRV, RecordType::TXT] {
                 let q = query(name, qtype, Some(1232));
-                let updated = table.answer(&q, &mut out).map(|_| records(&out));
-                let built = fresh_table.answer(&q, &mut out).map(|_| records(&out));
+                let updated = table.answer(&q, client(), &mut out).map(|_| records(&out));
+                let built = fresh_table.answer(&q, client(), &mut out).map(|_| records(&out));
                 let full = answer(&zone, &fresh, &Name::from_ascii(name).unwrap(), qtype, Transport::Udp, None);
                 let full = (
                     full.rcode,
