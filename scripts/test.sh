@@ -15,6 +15,8 @@ needs+=([chromium]=chromium [chromedriver]=chromium-driver)
 needs+=([protoc]=protobuf-compiler [etcd]=etcd-server)
 # Zone transfers (tests/it/transfer.rs): NSD as a secondary that mirrors signpost.
 needs+=([nsd]=nsd)
+# EDNS options (tests/it/edns.rs) with Knot's kdig beside dig.
+needs+=([kdig]=knot-dnsutils)
 # /metrics is checked with the Prometheus project's own lint (tests/it/metrics.rs).
 needs+=([promtool]=prometheus)
 missing=()

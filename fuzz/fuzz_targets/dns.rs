@@ -5,72 +5,14 @@
 #![no_main]
 
 use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::OnceLock;
 
 use hickory_proto::op::{Message, MessageType};
 use libfuzzer_sys::fuzz_target;
-use signpost::dns::{FastTable, Handler, Reply, TcpLimits, Transport, Zone};
-use signpost::registry::{Change, Defaults, Registry, State};
+use signpost::dns::{Answerers, Client, Reply, TcpLimits, Transport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const ZONE: &str = r#"
-[[service]]
-name = "web"
-tags = ["v1"]
-region = "eu"
-
-[[service.instance]]
-id = "web-1"
-address = "10.0.0.1"
-port = 80
-meta = { version = "1" }
-
-[[service.instance]]
-id = "web-2"
-address = "2001:db8::2"
-port = 81
-weight = 3
-
-[[service]]
-name = "db"
-answer_limit = 1
-
-[[service.instance]]
-id = "db-1"
-address = "10.1.0.1"
-port = 5432
-"#;
-
-struct World {
-    rt: tokio::runtime::Runtime,
-    handler: Handler,
-    fast: FastTable,
-}
-
-fn world() -> &'static World {
-    static WORLD: OnceLock<World> = OnceLock::new();
-    WORLD.get_or_init(|| {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let mut state = State::new();
-        let file = signpost::zones::parse(Path::new("z.toml"), ZONE).unwrap();
-        state.apply(Change::ZoneFile(file)).unwrap();
-        let zone =
-            Zone::new(hickory_proto::rr::Name::from_ascii("local").unwrap(), vec!["127.0.0.1".parse().unwrap()], 5, 1);
-        let (registry, _writer) = rt.block_on(async {
-            Registry::start(
-                state,
-                Defaults::default(),
-                Box::new(signpost::store::NoStore),
-                Box::new(|_| {}),
-                tokio_util::sync::CancellationToken::new(),
-            )
-        });
-        let fast = FastTable::build(registry.snapshot(), &zone, false, 1232);
-        let handler = Handler::new(registry, zone, 1232);
-        World { rt, handler, fast }
-    })
-}
+#[path = "world.rs"]
+mod world;
 
 fn check(query: &[u8], answer: &[u8], max: usize) {
     assert!(answer.len() <= max, "answer of {} bytes over {max}", answer.len());
@@ -80,10 +22,11 @@ fn check(query: &[u8], answer: &[u8], max: usize) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let w = world();
+    let w = world::world();
     let src: SocketAddr = "127.0.0.1:5353".parse().unwrap();
     let mut out = Vec::with_capacity(1232);
-    if w.fast.answer(data, &mut out).is_some() {
+    let client = Client { ip: src.ip(), now: 1_700_000_000, transport: Transport::Udp };
+    if w.fast.load().as_ref().unwrap().answer(data, client, &mut out).is_some() {
         check(data, &out, 1232);
     }
     w.rt.block_on(async {
@@ -95,7 +38,8 @@ fuzz_target!(|data: &[u8]| {
         // The same bytes as what a TCP client sends, then it closes its side.
         let (mut client, server) = tokio::io::duplex(1 << 17);
         let limits = TcpLimits { pipeline: 4, ..TcpLimits::default() };
-        let served = tokio::spawn(signpost::dns::serve_stream(server, src, w.handler.clone(), limits));
+        let answerers = Answerers { fast: w.fast.clone(), handler: w.handler.clone() };
+        let served = tokio::spawn(signpost::dns::serve_stream(server, src, answerers, limits));
         client.write_all(data).await.unwrap();
         client.shutdown().await.unwrap();
         let mut stream = Vec::new();

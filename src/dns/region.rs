@@ -64,9 +64,15 @@ impl Regions {
                 // Only a CIDR no longer than what the client revealed can be decided.
                 let addr = addr.to_canonical();
                 let hit = self.clients.iter().find(|c| c.net.prefix_len() <= source && c.net.contains(&addr));
+                // With no networks at all, every address gets the same answer.
+                let scope = match hit {
+                    _ if self.clients.is_empty() => 0,
+                    Some(c) if c.uniform => c.net.prefix_len(),
+                    _ => source,
+                };
                 ClientRegion {
                     region: hit.map(|c| c.region.as_str()).or(self.server.as_deref()),
-                    ecs_scope: Some(hit.filter(|c| c.uniform).map_or(source, |c| c.net.prefix_len())),
+                    ecs_scope: Some(scope),
                 }
             }
             None => {
@@ -114,6 +120,9 @@ mod tests {
         // everyone (a scope of 0 would let a resolver hand it to clients of other regions).
         let got = r.of("10.1.0.1".parse().unwrap(), ecs("192.0.2.0", 24));
         assert_eq!(got, ClientRegion { region: Some("home"), ecs_scope: Some(24) });
+        // No networks at all: the same answer for every address.
+        let server_only = Regions::new(vec![], Some("home".into()));
+        assert_eq!(server_only.of("127.0.0.1".parse().unwrap(), ecs("10.1.7.0", 24)).ecs_scope, Some(0));
         // An IPv4-mapped source is its IPv4 address.
         assert_eq!(r.of("::ffff:10.1.2.3".parse().unwrap(), None).region, Some("us-east"));
     }

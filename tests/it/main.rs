@@ -13,6 +13,7 @@ mod crash;
 mod dig;
 mod dns_names;
 mod docker;
+mod edns;
 #[cfg(feature = "cluster")]
 mod etcd;
 mod examples;
