@@ -2,6 +2,8 @@
 """Generates the DNS benchmark data set in OUTDIR:
 
   zones/bench.toml   signpost zone file: SERVICES services x 3 instances
+  zones-regions/     the same, each service's three instances in regions r0, r1 and r2 (the
+                     Client Subnet shape: every answer then runs the region decision)
   nsd/local.zone     the same names as a static RFC 1035 zone, for NSD and Knot
   queries.txt        dnsperf input: 70% A, 20% SRV (half _svcN._tcp), 5% AAAA (NODATA),
                      5% unknown names (NXDOMAIN)
@@ -16,6 +18,7 @@ out = sys.argv[1]
 services = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
 queries = int(sys.argv[3]) if len(sys.argv) > 3 else 100_000
 os.makedirs(f"{out}/zones", exist_ok=True)
+os.makedirs(f"{out}/zones-regions", exist_ok=True)
 os.makedirs(f"{out}/nsd", exist_ok=True)
 
 
@@ -24,12 +27,14 @@ def addr(i, k):
     return f"10.{n // 65536}.{n // 256 % 256}.{n % 256}"
 
 
-with open(f"{out}/zones/bench.toml", "w") as z:
-    for i in range(services):
-        z.write(f'[[service]]\nname = "svc{i}"\n')
-        for k in range(3):
-            z.write(f'\n[[service.instance]]\nid = "svc{i}-{k}"\naddress = "{addr(i, k)}"\nport = 8080\n')
-        z.write("\n")
+for folder, regions in (("zones", False), ("zones-regions", True)):
+    with open(f"{out}/{folder}/bench.toml", "w") as z:
+        for i in range(services):
+            z.write(f'[[service]]\nname = "svc{i}"\n')
+            for k in range(3):
+                region = f'region = "r{k}"\n' if regions else ""
+                z.write(f'\n[[service.instance]]\nid = "svc{i}-{k}"\naddress = "{addr(i, k)}"\nport = 8080\n{region}')
+            z.write("\n")
 
 with open(f"{out}/nsd/local.zone", "w") as z:
     z.write("$ORIGIN local.\n$TTL 5\n")

@@ -33,7 +33,7 @@ fuzz_target!(|data: &[u8]| {
     let w = world::world();
     let from = if selector & 0x80 != 0 { "10.8.1.1:53" } else { "127.0.0.1:53" };
     let src: SocketAddr = from.parse().unwrap();
-    let client = Client { ip: src.ip(), now: 1_700_000_000, transport: Transport::Udp };
+    let client = Client { ip: src.ip(), transport: Transport::Udp };
     let mut out = Vec::new();
     let fast = w.fast.load().as_ref().unwrap().answer(&query, client, &mut out).map(|_| out.clone());
     let full = w.rt.block_on(w.handler.answer(&query, src, Transport::Udp));

@@ -9,6 +9,7 @@
 //! timestamp names: whatever the rotation, a cookie stays good for the hour RFC 9018 §4.3 gives
 //! it (and five minutes of clock skew the other way).
 
+use std::cell::Cell;
 use std::net::IpAddr;
 
 use siphasher::sip::SipHasher24;
@@ -49,15 +50,25 @@ impl Cookies {
         Cookies { seed }
     }
 
-    /// The secret of the hour `timestamp` falls in.
+    /// The secret of the hour `timestamp` falls in. Each thread keeps the last one it derived:
+    /// nearly every cookie made or checked is of the current hour.
     fn secret(&self, timestamp: u32) -> [u8; 16] {
-        let mut h = SipHasher128::new_with_key(&self.seed);
-        h.write(&(timestamp / SECRET_LIFETIME).to_be_bytes());
-        let hash = h.finish128();
-        let mut out = [0u8; 16];
-        out[..8].copy_from_slice(&hash.h1.to_le_bytes());
-        out[8..].copy_from_slice(&hash.h2.to_le_bytes());
-        out
+        thread_local!(static LAST: Cell<([u8; 16], u32, [u8; 16])> = const { Cell::new(([0; 16], u32::MAX, [0; 16])) });
+        let epoch = timestamp / SECRET_LIFETIME;
+        LAST.with(|last| {
+            let (seed, at, secret) = last.get();
+            if at == epoch && seed == self.seed {
+                return secret;
+            }
+            let mut h = SipHasher128::new_with_key(&self.seed);
+            h.write(&epoch.to_be_bytes());
+            let hash = h.finish128();
+            let mut secret = [0u8; 16];
+            secret[..8].copy_from_slice(&hash.h1.to_le_bytes());
+            secret[8..].copy_from_slice(&hash.h2.to_le_bytes());
+            last.set((self.seed, epoch, secret));
+            secret
+        })
     }
 
     /// Judges the server cookie a client sent with `client`, from `ip`, at `now` (seconds since

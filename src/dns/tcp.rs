@@ -28,7 +28,6 @@ use tokio_util::task::TaskTracker;
 use tracing::debug;
 
 use super::answer::Transport;
-use super::cookie::unix_seconds;
 use super::fast::{Client, FastTable};
 use super::handler::{Handler, Reply};
 use super::metrics::FastBatch;
@@ -191,8 +190,8 @@ async fn connection<S>(
             break;
         }
         // Every whole query read: the fast path's answers go out in one write.
-        let (table, now) = (answerers.fast.load(), unix_seconds());
-        let client = Client { ip: peer.ip(), now, transport: Transport::Tcp };
+        let table = answerers.fast.load();
+        let client = Client { ip: peer.ip(), transport: Transport::Tcp };
         let mut batch = Vec::new();
         let mut at = 0;
         counted.start();

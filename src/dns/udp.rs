@@ -7,21 +7,17 @@
 //! itself; this loop spends that only on unusual queries.
 //!
 //! The full handler's answers come back to the I/O thread and leave in the same `sendmmsg` as
-//! the fast path's, so that an unusual query costs no more in the kernel than a common one. A
-//! thread idle in `poll` is woken for them through an eventfd, which the tasks write only when
-//! the thread says it is about to sleep.
+//! the fast path's, so that an unusual query costs no more in the kernel than a common one;
+//! only while the thread waits in `recvmmsg` for a query does a task send its answer itself.
 
 use std::io::{IoSlice, IoSliceMut};
 use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::{AsFd, AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
-use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
 use tokio::net::UdpSocket;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -44,32 +40,47 @@ const MAX_QUERY: usize = 4096;
 /// How often the I/O thread looks up from an idle socket to see whether it should stop.
 const IDLE_CHECK: Duration = Duration::from_millis(100);
 
-/// The full handler's answers on their way back to the I/O thread, and the thread's doorbell.
+/// The full handler's answers on their way back to the I/O thread.
 struct Outbox {
     ready: Mutex<Vec<(Vec<u8>, SocketAddr)>>,
-    /// The I/O thread is (about to be) asleep in `poll`: ring the bell after adding an answer.
+    /// How many answers were posted: the thread looks at `ready` only when some were, so that
+    /// a batch with none pays no lock.
+    posted: AtomicUsize,
+    /// The I/O thread is (about to be) blocked in `recvmmsg`: it would send nothing until a
+    /// query arrives, so whoever posts sends.
     sleeping: AtomicBool,
-    bell: EventFd,
+    socket: Arc<std::net::UdpSocket>,
 }
 
 impl Outbox {
-    /// Hands an answer to the I/O thread, waking it if it sleeps.
+    /// Hands an answer to the I/O thread for its next batch; sends it at once if the thread
+    /// waits for queries.
     fn post(&self, answer: Vec<u8>, to: SocketAddr) {
         self.ready.lock().unwrap_or_else(|e| e.into_inner()).push((answer, to));
-        // After the push: a thread that set `sleeping` looks at `ready` once more before it
-        // sleeps, so either it sees this answer or this sees its flag (both sequentially
-        // consistent).
+        self.posted.fetch_add(1, Ordering::SeqCst);
+        // After the push: the thread sets `sleeping` before it empties the outbox one last time
+        // and blocks, so either it sees this answer or this sees its flag (both sequentially
+        // consistent); both may, and the lock hands each answer to one of them.
         if self.sleeping.load(Ordering::SeqCst) {
-            let _ = self.bell.write(1);
+            self.flush();
         }
     }
 
     fn take(&self, into: &mut Vec<(Vec<u8>, SocketAddr)>) {
-        into.append(&mut self.ready.lock().unwrap_or_else(|e| e.into_inner()));
+        if self.posted.swap(0, Ordering::SeqCst) > 0 {
+            into.append(&mut self.ready.lock().unwrap_or_else(|e| e.into_inner()));
+        }
     }
 
-    fn is_empty(&self) -> bool {
-        self.ready.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+    /// Sends what waits, one by one (the thread is idle: there is nothing to batch it with).
+    fn flush(&self) {
+        if self.posted.swap(0, Ordering::SeqCst) == 0 {
+            return;
+        }
+        let ready = std::mem::take(&mut *self.ready.lock().unwrap_or_else(|e| e.into_inner()));
+        for (answer, to) in ready {
+            send(&self.socket, &answer, to);
+        }
     }
 }
 
@@ -97,18 +108,19 @@ pub async fn serve(
     rrl: Option<Arc<Rrl>>,
     token: CancellationToken,
 ) {
-    let set_up = socket.into_std().and_then(|s| {
-        let bell = EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)?;
-        Ok((s, bell))
-    });
-    let (socket, bell) = match set_up {
-        Ok(s) => s,
+    let socket = match blocking(socket) {
+        Ok(s) => Arc::new(s),
         Err(e) => {
             tracing::error!(error = %e, "cannot set up the UDP socket");
             return;
         }
     };
-    let outbox = Arc::new(Outbox { ready: Mutex::default(), sleeping: AtomicBool::new(false), bell });
+    let outbox = Arc::new(Outbox {
+        ready: Mutex::default(),
+        posted: AtomicUsize::new(0),
+        sleeping: AtomicBool::new(false),
+        socket: socket.clone(),
+    });
     let stop = Arc::new(AtomicBool::new(false));
     let (done, finished) = tokio::sync::oneshot::channel::<()>();
     let runtime = tokio::runtime::Handle::current();
@@ -126,9 +138,16 @@ pub async fn serve(
     let _ = finished.await;
 }
 
+/// The socket in blocking mode with a read timeout, for the I/O thread; tokio lets go of it.
+fn blocking(socket: UdpSocket) -> std::io::Result<std::net::UdpSocket> {
+    let socket = socket.into_std()?;
+    socket.set_nonblocking(false)?;
+    socket.set_read_timeout(Some(IDLE_CHECK))?;
+    Ok(socket)
+}
+
 struct Io {
-    /// Non-blocking (tokio made it so): the thread waits in `poll`, with the outbox's bell.
-    socket: std::net::UdpSocket,
+    socket: Arc<std::net::UdpSocket>,
     fast: Arc<ArcSwapOption<FastTable>>,
     slow: Slow,
     rrl: Option<Arc<Rrl>>,
@@ -153,21 +172,20 @@ impl Io {
             {
                 let mut iovs: Vec<[IoSliceMut; 1]> =
                     queries.iter_mut().map(|b| [IoSliceMut::new(&mut b[..])]).collect();
-                match recvmmsg(fd, &mut recv_headers, iovs.iter_mut(), MsgFlags::MSG_WAITFORONE, None) {
+                // Answers posted since the last batch went out go now; while blocked, posters
+                // send their own.
+                self.outbox.sleeping.store(true, Ordering::SeqCst);
+                self.outbox.flush();
+                let got = recvmmsg(fd, &mut recv_headers, iovs.iter_mut(), MsgFlags::MSG_WAITFORONE, None);
+                self.outbox.sleeping.store(false, Ordering::SeqCst);
+                match got {
                     Ok(results) => received.extend(results.map(|r| (r.bytes, r.address))),
-                    Err(Errno::EAGAIN) => {}
-                    // A signal, or an ICMP error for an earlier reply.
+                    // The read timeout (idle), a signal, or an ICMP error for an earlier reply.
                     Err(_) => continue,
                 }
             }
-            self.outbox.take(&mut slow_answers);
-            if received.is_empty() && slow_answers.is_empty() {
-                self.wait();
-                continue;
-            }
             counted.start();
             let table = self.fast.load();
-            let now = unix_seconds();
             to.clear();
             let mut answered = 0;
             for (i, &(len, addr)) in received.iter().enumerate() {
@@ -179,7 +197,7 @@ impl Io {
                 // Rate limiting comes first, so that it covers both paths alike; a client that
                 // returns a valid server cookie proved its address and is not limited.
                 let verdict = match &self.rrl {
-                    Some(rrl) if !self.slow.handler.settings().has_valid_cookie(query, src.ip(), now) => {
+                    Some(rrl) if !self.slow.handler.settings().has_valid_cookie(query, src.ip(), unix_seconds()) => {
                         rrl.check(src.ip(), Instant::now())
                     }
                     _ => Verdict::Answer,
@@ -199,7 +217,7 @@ impl Io {
                         continue;
                     }
                 }
-                let client = Client { ip: src.ip(), now, transport: Transport::Udp };
+                let client = Client { ip: src.ip(), transport: Transport::Udp };
                 match table.as_ref().and_then(|t| t.answer(query, client, &mut answers[answered])) {
                     Some(qtype) => {
                         counted.answered(qtype, &answers[answered]);
@@ -218,26 +236,10 @@ impl Io {
                 }
             }
             counted.finish();
+            self.outbox.take(&mut slow_answers);
             self.send_all(fd, &mut send_headers, &answers[..answered], &to, &slow_answers);
             slow_answers.clear();
         }
-    }
-
-    /// Waits until a datagram arrives, the full handler has an answer ready, or it is time to
-    /// look whether to stop.
-    fn wait(&self) {
-        self.outbox.sleeping.store(true, Ordering::SeqCst);
-        if self.outbox.is_empty() {
-            let mut fds = [
-                PollFd::new(self.socket.as_fd(), PollFlags::POLLIN),
-                PollFd::new(self.outbox.bell.as_fd(), PollFlags::POLLIN),
-            ];
-            let timeout = PollTimeout::try_from(IDLE_CHECK).unwrap_or(PollTimeout::MAX);
-            let _ = poll(&mut fds, timeout);
-        }
-        self.outbox.sleeping.store(false, Ordering::SeqCst);
-        // Empties the bell (non-blocking: nothing to read is fine).
-        let _ = self.outbox.bell.read();
     }
 
     /// Sends every answer of the batch, the fast path's and the full handler's: `sendmmsg`,
@@ -275,7 +277,8 @@ fn socket_addr(addr: &SockaddrStorage) -> Option<SocketAddr> {
     addr.as_sockaddr_in6().map(|v6| SocketAddr::V6(SocketAddrV6::from(*v6)))
 }
 
-/// One answer, logged if it cannot go (with 4 MiB of send buffer, a full one is rare).
+/// One answer, logged if it cannot go. The socket is blocking, but with 4 MiB of send buffer a
+/// UDP send does not wait in practice.
 fn send(socket: &std::net::UdpSocket, bytes: &[u8], dst: SocketAddr) {
     if let Err(e) = socket.send_to(bytes, dst) {
         debug!(error = %e, %dst, "UDP send failed");

@@ -17,12 +17,10 @@ pub(super) const RCODE_NXDOMAIN: u8 = 3;
 /// A pointer to the question's name, which always starts right after the 12-byte header.
 pub(super) const QNAME_POINTER: [u8; 2] = [0xC0, 0x0C];
 
-/// Who asks, and when: what an answer's cookie and region depend on.
+/// Who asks, and how: what an answer's cookie, region and size depend on.
 #[derive(Debug, Clone, Copy)]
 pub struct Client {
     pub ip: IpAddr,
-    /// Seconds since the Unix epoch (the cookies' clock).
-    pub now: u32,
     pub transport: Transport,
 }
 
