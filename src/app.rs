@@ -210,6 +210,7 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
         regions: dns::Regions::new(config.dns.client_regions.clone(), config.dns.region.clone()),
         udp_max_payload: config.dns.udp_max_payload,
         nsid: config.dns.nsid.clone(),
+        cookies: dns::Cookies::new(opened.cookie_seed),
         ..dns::Settings::new(zone.clone())
     });
     // The fast path's pre-encoded answers follow every snapshot, built before the registry tells
@@ -281,6 +282,8 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
 /// The store the registry writes through, and what comes with it.
 struct Opened {
     store: Box<dyn Store>,
+    /// The DNS cookie secrets' seed: the data dir's, or the one every replica shares.
+    cookie_seed: [u8; 16],
     /// Which API checks this server probes, expires and reaps.
     ownership: Ownership,
     /// Cluster mode: the watch and lease, started once the registry runs.
@@ -297,13 +300,15 @@ async fn open_store(config: &Config, state: &mut State) -> Result<Opened, AppErr
         state.restore_shared(loaded.revision, loaded.records);
         let ownership = cluster.ownership();
         state.set_ownership(ownership.clone());
-        return Ok(Opened { store: Box::new(store), ownership, cluster: Some(cluster) });
+        let cookie_seed = store.cookie_seed().await?;
+        return Ok(Opened { store: Box::new(store), cookie_seed, ownership, cluster: Some(cluster) });
     }
     let (journal, loaded) = Journal::open(&config.data_dir)?;
     info!(dir = %config.data_dir.display(), instances = loaded.records.len(), version = loaded.version, "store opened");
     state.restore(loaded.version, loaded.records);
     Ok(Opened {
         store: Box::new(journal),
+        cookie_seed: crate::store::cookie_seed(&config.data_dir)?,
         ownership: Ownership::solo(),
         #[cfg(feature = "cluster")]
         cluster: None,

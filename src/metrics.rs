@@ -88,6 +88,15 @@ label_values!(
 );
 
 label_values!(
+    /// What a query's DNS cookie turned out to be (`signpost_dns_cookies_total{verdict}`).
+    CookieVerdict {
+        ClientOnly = "client_only",
+        Valid = "valid",
+        Invalid = "invalid",
+    }
+);
+
+label_values!(
     /// The `result` of a zone file load or a store write.
     Outcome {
         Ok = "ok",
@@ -122,6 +131,9 @@ pub fn install() -> &'static PrometheusHandle {
         }
         for &result in Notified::ALL {
             notified_counter(result).increment(0);
+        }
+        for &verdict in CookieVerdict::ALL {
+            cookie_counter(verdict).increment(0);
         }
         for &result in Outcome::ALL {
             zone_reload_counter(result).increment(0);
@@ -182,6 +194,15 @@ pub fn notified(result: Notified) {
 
 fn notified_counter(result: Notified) -> metrics::Counter {
     metrics::counter!("signpost_dns_notifies_total", "result" => result.as_str())
+}
+
+/// Counts a query that carried a DNS cookie, by what its server cookie turned out to be.
+pub fn cookie(verdict: CookieVerdict) {
+    cookie_counter(verdict).increment(1);
+}
+
+fn cookie_counter(verdict: CookieVerdict) -> metrics::Counter {
+    metrics::counter!("signpost_dns_cookies_total", "verdict" => verdict.as_str())
 }
 
 /// Counts a zone file (re)load after a change in the folder.
@@ -263,6 +284,10 @@ impl<const N: usize> Histogram<N> {
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
     describe_counter!("signpost_dns_queries_total", "DNS queries answered, by query type, response code and transport");
+    describe_counter!(
+        "signpost_dns_cookies_total",
+        "Queries with a DNS cookie, by their server cookie: none yet (client_only), ours (valid), or not (invalid)"
+    );
     describe_counter!(
         "signpost_dns_notifies_total",
         "NOTIFY messages sent to secondaries, by whether they were acknowledged"

@@ -21,7 +21,6 @@ use tracing::debug;
 
 use super::Settings;
 use super::answer::{Answer, Transport, answer, reverse};
-use super::cookie::unix_seconds;
 use super::edns::{self, Options};
 use super::forward::Forwarder;
 use super::message::{Sections, encode};
@@ -196,9 +195,7 @@ impl Handler {
     fn answer_options(&self, edns: &mut Edns, options: &Options<'_>, src: SocketAddr, scope: Option<u8>) {
         let mut add = |code: u16, value: Vec<u8>| edns.options_mut().insert(EdnsOption::Unknown(code, value));
         if let Some(cookie) = options.cookie {
-            let (_, server) =
-                self.inner.settings.cookies.check(&cookie.client, cookie.server, src.ip(), unix_seconds());
-            add(edns::COOKIE, [&cookie.client[..], &server].concat());
+            add(edns::COOKIE, self.inner.settings.answer_cookie(&cookie, src.ip()).to_vec());
         }
         if let Some(subnet) = options.subnet {
             let [f0, f1] = subnet.family.to_be_bytes();

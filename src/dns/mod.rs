@@ -65,6 +65,21 @@ impl Settings {
         }
     }
 
+    /// The COOKIE option of an answer to a query that carried `cookie`: the client cookie and a
+    /// fresh server cookie. Counts what the query's server cookie was.
+    pub(crate) fn answer_cookie(&self, cookie: &edns::Cookie<'_>, ip: std::net::IpAddr) -> [u8; 24] {
+        let (verdict, server) = self.cookies.check(&cookie.client, cookie.server, ip, cookie::unix_seconds());
+        crate::metrics::cookie(match verdict {
+            cookie::Verdict::ClientOnly => crate::metrics::CookieVerdict::ClientOnly,
+            cookie::Verdict::Valid => crate::metrics::CookieVerdict::Valid,
+            cookie::Verdict::Invalid => crate::metrics::CookieVerdict::Invalid,
+        });
+        let mut both = [0u8; 24];
+        both[..8].copy_from_slice(&cookie.client);
+        both[8..].copy_from_slice(&server);
+        both
+    }
+
     /// Returns true if `query` carries a server cookie this server (or a replica sharing its
     /// cookie seed) made for the client at `ip` within the last hour: the client has proved it
     /// receives what is sent to its address.

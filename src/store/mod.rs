@@ -33,6 +33,64 @@ pub struct ClusterConfig {
     pub lease: Duration,
 }
 
+/// The seed of the DNS cookie secrets of a server whose store is `dir`, kept in
+/// `dir/cookie-seed` (created on first start, readable by the owner only): a restart keeps the
+/// server cookies clients hold valid.
+pub fn cookie_seed(dir: &std::path::Path) -> Result<[u8; 16], StoreError> {
+    let path = dir.join("cookie-seed");
+    let io = |source: std::io::Error| StoreError::Io { path: path.clone(), source };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => parse_seed(text.trim()).ok_or_else(|| StoreError::Corrupt {
+            path: path.clone(),
+            message: "not 32 hex digits; remove it and a new one is made at start".into(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir).map_err(io)?;
+            let seed = random_seed().map_err(io)?;
+            let tmp = dir.join(".cookie-seed.tmp");
+            {
+                use std::io::Write;
+                use std::os::unix::fs::OpenOptionsExt;
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(&tmp)
+                    .map_err(io)?;
+                f.write_all(hex(&seed).as_bytes()).map_err(io)?;
+                f.sync_all().map_err(io)?;
+            }
+            std::fs::rename(&tmp, &path).map_err(io)?;
+            Ok(seed)
+        }
+        Err(e) => Err(io(e)),
+    }
+}
+
+/// Sixteen bytes from the kernel's random source.
+pub(crate) fn random_seed() -> std::io::Result<[u8; 16]> {
+    use std::io::Read;
+    let mut seed = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut seed)?;
+    Ok(seed)
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub(crate) fn parse_seed(text: &str) -> Option<[u8; 16]> {
+    if text.len() != 32 {
+        return None;
+    }
+    let mut seed = [0u8; 16];
+    for (i, byte) in seed.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(seed)
+}
+
 /// What one batch of registry changes leaves behind.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Batch {

@@ -289,3 +289,18 @@ async fn a_restarted_replica_has_the_whole_registry_before_ready() {
     assert_eq!(a_records(b.dns, "r-150.instance.local.").await, ["10.4.1.51"]);
     assert!(a_records(b.dns, "r-5.instance.local.").await.is_empty());
 }
+
+/// Replicas share the cookie secrets' seed through etcd: a client's server cookie from one
+/// replica is valid at another (a client that moves between them keeps its proof of address).
+#[tokio::test]
+async fn replicas_accept_each_others_cookies() {
+    use crate::edns::{STRICT_RRL, cookie_exempts, cookie_from};
+    let etcd = Etcd::start(3).await;
+    let config = format!("{STRICT_RRL}\n[store]\nurl = \"{}\"\n", etcd.url());
+    let zone = "[[service]]\nname = \"web\"\n\n[[service.instance]]\nid = \"w1\"\naddress = \"10.0.0.1\"\nport = 80\n";
+    let a = server().zone("web.toml", zone).config(&config).start().await;
+    let b = server().zone("web.toml", zone).config(&config).start().await;
+    let cookie = cookie_from(a.dns).await;
+    assert!(cookie_exempts(b.dns, &cookie).await, "replica b accepts replica a's cookie");
+    assert!(!cookie_exempts(b.dns, &[7; 8]).await, "a client cookie alone is limited there");
+}

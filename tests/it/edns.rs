@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
 use tokio::process::Command;
 
@@ -119,51 +119,82 @@ async fn kdig_round_trips_cookie_subnet_padding_and_nsid_together() {
     }
 }
 
-#[tokio::test]
-async fn a_client_with_a_valid_server_cookie_is_not_rate_limited() {
-    let config = "[dns]\nrrl = { responses_per_second = 1, window = \"1s\", slip = 0, exempt = [] }\n";
-    let s = server().zone("web.toml", ZONE).config(config).start().await;
+/// Rate limiting at one answer per second and no slip: a client past it gets nothing unless
+/// its server cookie is valid.
+pub const STRICT_RRL: &str = "[dns]\nrrl = { responses_per_second = 1, window = \"1s\", slip = 0, exempt = [] }\n";
+
+/// A query for `web.service.local` A carrying `cookie` (client cookie, then any server cookie).
+pub fn with_cookie(cookie: &[u8]) -> Vec<u8> {
+    let mut q = Ask::new("web.service.local.", RecordType::A).to_bytes();
+    // Ask's OPT is last and empty: give it the cookie option.
+    let len = q.len();
+    q[len - 2..].copy_from_slice(&(4 + cookie.len() as u16).to_be_bytes());
+    q.extend_from_slice(&[0, 10]);
+    q.extend_from_slice(&(cookie.len() as u16).to_be_bytes());
+    q.extend_from_slice(cookie);
+    q
+}
+
+/// Asks over `sock` (connected to a server); `None` if no answer comes in half a second.
+async fn exchange(sock: &tokio::net::UdpSocket, q: Vec<u8>) -> Option<Message> {
+    sock.send(&q).await.unwrap();
+    let mut buf = vec![0; 2048];
+    match tokio::time::timeout(Duration::from_millis(500), sock.recv(&mut buf)).await {
+        Ok(Ok(n)) => Some(Message::from_vec(&buf[..n]).unwrap()),
+        _ => None,
+    }
+}
+
+/// The server cookie `server` gives the client cookie [7; 8] asking from 127.0.0.1, with it.
+pub async fn cookie_from(server: std::net::SocketAddr) -> Vec<u8> {
     let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    sock.connect(s.dns).await.unwrap();
-    let ask = |cookie: &[u8]| {
-        let mut q = Ask::new("web.service.local.", RecordType::A).to_bytes();
-        // Ask's OPT is last and empty: give it the cookie option.
-        let len = q.len();
-        q[len - 2..].copy_from_slice(&(4 + cookie.len() as u16).to_be_bytes());
-        q.extend_from_slice(&[0, 10]);
-        q.extend_from_slice(&(cookie.len() as u16).to_be_bytes());
-        q.extend_from_slice(cookie);
-        q
-    };
-    let exchange = |q: Vec<u8>| {
-        let sock = &sock;
-        async move {
-            sock.send(&q).await.unwrap();
-            let mut buf = vec![0; 2048];
-            match tokio::time::timeout(Duration::from_millis(500), sock.recv(&mut buf)).await {
-                Ok(Ok(n)) => Some(Message::from_vec(&buf[..n]).unwrap()),
-                _ => None,
-            }
-        }
-    };
-    // The first answer brings the server cookie.
-    let first = exchange(ask(&[7; 8])).await.expect("an answer");
+    sock.connect(server).await.unwrap();
+    let first = exchange(&sock, with_cookie(&[7; 8])).await.expect("an answer");
     let cookie = first.edns.unwrap().options().options.iter().find_map(|(_, o)| match o {
         hickory_proto::rr::rdata::opt::EdnsOption::Unknown(10, v) => Some(v.clone()),
         _ => None,
     });
-    let cookie = cookie.expect("a cookie back");
-    // Past the rate without the server cookie: dropped (slip 0).
-    let mut dropped = 0;
-    for _ in 0..6 {
-        if exchange(ask(&[7; 8])).await.is_none() {
-            dropped += 1;
+    cookie.expect("a cookie back")
+}
+
+/// Returns true if `server`, limiting as `STRICT_RRL`, answers ten queries in a row carrying
+/// `cookie`: it judged the cookie valid. A client cookie alone is dropped past the first.
+pub async fn cookie_exempts(server: std::net::SocketAddr, cookie: &[u8]) -> bool {
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    sock.connect(server).await.unwrap();
+    for _ in 0..10 {
+        if exchange(&sock, with_cookie(cookie)).await.is_none() {
+            return false;
         }
     }
-    assert!(dropped >= 3, "{dropped} of 6 dropped");
-    // With it: every query answered.
-    for i in 0..10 {
-        let m = exchange(ask(&cookie)).await.unwrap_or_else(|| panic!("query {i} with a valid cookie dropped"));
-        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
-    }
+    true
+}
+
+#[tokio::test]
+async fn a_client_with_a_valid_server_cookie_is_not_rate_limited() {
+    let s = server().zone("web.toml", ZONE).config(STRICT_RRL).start().await;
+    let cookie = cookie_from(s.dns).await;
+    // Past the rate without the server cookie: dropped (slip 0); with it, every query answered.
+    assert!(!cookie_exempts(s.dns, &[7; 8]).await, "a client cookie alone is limited");
+    assert!(cookie_exempts(s.dns, &cookie).await, "a valid server cookie is not");
+    let mut forged = cookie.clone();
+    forged[23] ^= 1;
+    assert!(!cookie_exempts(s.dns, &forged).await, "a forged one is");
+}
+
+/// The cookie secrets' seed lives in the data directory: a restarted server accepts the
+/// cookies clients got before, and the seed is readable by its owner only.
+#[tokio::test]
+async fn a_restarted_server_accepts_the_cookies_it_gave_before() {
+    let data = tempfile::tempdir().unwrap();
+    let s = server().zone("web.toml", ZONE).data_dir(data.path()).config(STRICT_RRL).start().await;
+    let cookie = cookie_from(s.dns).await;
+    s.stop().await;
+    let mode = std::fs::metadata(data.path().join("cookie-seed")).unwrap().permissions();
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
+    let s = server().zone("web.toml", ZONE).data_dir(data.path()).config(STRICT_RRL).start().await;
+    assert!(cookie_exempts(s.dns, &cookie).await, "the cookie from before the restart is valid");
+    // Another data directory, another seed: the cookie is not this server's.
+    let other = server().zone("web.toml", ZONE).config(STRICT_RRL).start().await;
+    assert!(!cookie_exempts(other.dns, &cookie).await);
 }

@@ -30,7 +30,6 @@ use hickory_proto::rr::Name;
 
 use super::Settings;
 use super::answer::Transport;
-use super::cookie::unix_seconds;
 use super::parse::{Target, classify_labels, service_names};
 use crate::registry::{AnswerSet, NameEntry, ServiceView, Snapshot};
 use encode::{InstanceWire, ServiceWire, tail, wire_name};
@@ -328,13 +327,7 @@ impl FastTable {
     /// it), our NSID when asked for and set.
     fn opt<'q>(&'q self, edns: &query::Edns<'q>, client: Client) -> Opt<'q> {
         let settings = &self.shape.settings;
-        let cookie = edns.options.cookie.map(|c| {
-            let (_, server) = settings.cookies.check(&c.client, c.server, client.ip, unix_seconds());
-            let mut both = [0u8; 24];
-            both[..8].copy_from_slice(&c.client);
-            both[8..].copy_from_slice(&server);
-            both
-        });
+        let cookie = edns.options.cookie.map(|c| settings.answer_cookie(&c, client.ip));
         Opt {
             payload: edns.payload.clamp(512, settings.udp_max_payload),
             dnssec_ok: edns.dnssec_ok,

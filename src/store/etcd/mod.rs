@@ -134,6 +134,31 @@ impl Store for Etcd {
 
 /// Writes a batch: registrations in compare-and-swap transactions of `CHUNK` keys, then the
 /// heartbeats.
+impl Etcd {
+    /// The seed of the DNS cookie secrets every replica under this prefix shares, so that a
+    /// client's server cookie from one replica is good at the others: `<prefix>cookie-seed`,
+    /// written by the first replica to start (create if absent, in one transaction), read by all.
+    pub async fn cookie_seed(&self) -> Result<[u8; 16], StoreError> {
+        let key = format!("{}cookie-seed", self.keys.prefix);
+        let fresh = super::random_seed().map_err(|e| StoreError::Unavailable(format!("no random seed: {e}")))?;
+        let txn = Txn::new()
+            .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(key.as_str(), super::hex(&fresh), None)])
+            .or_else([TxnOp::get(key.as_str(), None)]);
+        let response = run_txn(&self.pool, txn, Instant::now() + self.timeout).await?;
+        if response.succeeded() {
+            return Ok(fresh);
+        }
+        let stored = response.op_responses().into_iter().find_map(|op| match op {
+            TxnOpResponse::Get(get) => get.kvs().first().map(|kv| kv.value().to_vec()),
+            _ => None,
+        });
+        stored.and_then(|v| super::parse_seed(String::from_utf8_lossy(&v).trim())).ok_or_else(|| {
+            StoreError::Unavailable(format!("etcd key {key} does not hold a cookie seed (32 hex digits)"))
+        })
+    }
+}
+
 async fn commit(pool: Pool, keys: Keys, batch: Batch, deadline: Instant) -> Result<Committed, StoreError> {
     let mut revision = 0;
     let mut revisions = Vec::with_capacity(batch.ops.len());
