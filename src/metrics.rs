@@ -196,9 +196,12 @@ fn notified_counter(result: Notified) -> metrics::Counter {
     metrics::counter!("signpost_dns_notifies_total", "result" => result.as_str())
 }
 
-/// Counts a query that carried a DNS cookie, by what its server cookie turned out to be.
+/// Counts a query that carried a DNS cookie, by what its server cookie turned out to be. On the
+/// fast path, so the handles are looked up once, not per query.
 pub fn cookie(verdict: CookieVerdict) {
-    cookie_counter(verdict).increment(1);
+    static HANDLES: OnceLock<Vec<metrics::Counter>> = OnceLock::new();
+    let handles = HANDLES.get_or_init(|| CookieVerdict::ALL.iter().map(|&v| cookie_counter(v)).collect());
+    handles[verdict as usize].increment(1);
 }
 
 fn cookie_counter(verdict: CookieVerdict) -> metrics::Counter {
