@@ -211,7 +211,7 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
         udp_max_payload: config.dns.udp_max_payload,
         nsid: config.dns.nsid.clone(),
         cookies: dns::Cookies::new(opened.cookie_seed),
-        ..dns::Settings::new(zone.clone())
+        ..dns::Settings::new(zone.clone()).dns_sd_networks(&config.dns.dns_sd_networks)
     });
     // The fast path's pre-encoded answers follow every snapshot, built before the registry tells
     // anyone of the change, so an acknowledged write is in the very next UDP answer too. Only

@@ -82,6 +82,9 @@ pub struct DnsConfig {
     pub notify: Vec<SocketAddr>,
     /// `nsid`: this server's identifier for NSID queries (RFC 5001).
     pub nsid: Option<std::sync::Arc<[u8]>>,
+    /// `dns_sd_networks`: networks whose hosts find the DNS-SD browse domain from their own
+    /// address (RFC 6763 §11); none by default.
+    pub dns_sd_networks: Vec<IpNet>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

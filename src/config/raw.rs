@@ -55,6 +55,7 @@ pub struct RawDns {
     pub transfer_allow: Option<Vec<String>>,
     pub notify: Option<Vec<String>>,
     pub nsid: Option<String>,
+    pub dns_sd_networks: Option<Vec<String>>,
 }
 
 /// `[dns] rrl = { responses_per_second = 20, window = "1s", slip = 2, exempt = [...] }`.

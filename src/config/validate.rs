@@ -91,6 +91,10 @@ fn dns_config(d: &RawDns, regions: &RawRegions) -> Result<DnsConfig, ConfigError
             }
             n => n.map(|n| n.as_bytes().into()),
         },
+        dns_sd_networks: match d.dns_sd_networks.as_deref() {
+            Some(list) => cidrs("dns.dns_sd_networks", Some(list))?,
+            None => Vec::new(),
+        },
     })
 }
 

@@ -20,11 +20,11 @@ use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use tracing::debug;
 
 use super::Settings;
-use super::answer::{Answer, Transport, answer, reverse};
+use super::answer::{Answer, Transport, answer, browse_domains_at, reverse};
 use super::edns::{self, Options};
 use super::forward::Forwarder;
 use super::message::{Sections, encode};
-use super::parse::reverse_ip;
+use super::parse::{asks_browse_domains, reverse_ip};
 use super::transfer::{self, Transfer, Transfers};
 use crate::registry::Registry;
 
@@ -225,7 +225,11 @@ impl Handler {
                 false,
             );
         }
-        // Only names outside the domain can be reverse names of registered addresses.
+        // Only names outside the domain can be reverse names of registered addresses, or ask
+        // for the browse domain under the reverse zone of a `dns_sd_networks` network.
+        if asks_browse_domains(&lower, &inner.settings.browse_zones) {
+            return (browse_domains_at(&inner.settings.zone, query.name(), query.query_type(), transport), false);
+        }
         let reverse_of = reverse_ip(&lower);
         if let Some(ans) =
             reverse_of.and_then(|ip| reverse(&inner.settings.zone, &snapshot, query.name(), ip, query.query_type()))

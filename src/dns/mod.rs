@@ -23,6 +23,8 @@ mod udp;
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
+use hickory_proto::rr::LowerName;
+use ipnet::IpNet;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -34,6 +36,7 @@ pub use fast::{Client, FastTable};
 pub use forward::{ForwardConfig, Forwarder};
 pub use handler::{Handler, Reply};
 pub use notify::run as notify;
+pub use parse::service_type;
 pub use region::Regions;
 pub use rrl::RrlConfig;
 pub use tcp::{Answerers, TcpLimits, serve_stream};
@@ -50,6 +53,9 @@ pub struct Settings {
     pub cookies: Cookies,
     /// `[dns] nsid`: what NSID queries are answered with (RFC 5001); none by default.
     pub nsid: Option<Arc<[u8]>>,
+    /// The reverse zones of `[dns] dns_sd_networks`, under which hosts of those networks ask
+    /// for the DNS-SD browse domain (`Settings::dns_sd_networks` sets them).
+    pub browse_zones: Vec<LowerName>,
 }
 
 impl Settings {
@@ -62,7 +68,17 @@ impl Settings {
             udp_max_payload: 1232,
             cookies: Cookies::new(cookie::random_seed()),
             nsid: None,
+            browse_zones: Vec::new(),
         }
+    }
+
+    /// Answers the DNS-SD browse-domain questions (RFC 6763 §11) under the reverse zones of
+    /// `networks` too, so that their hosts find the browse domain from their own addresses.
+    pub fn dns_sd_networks(mut self, networks: &[IpNet]) -> Settings {
+        self.browse_zones = networks.iter().map(parse::reverse_zone).collect();
+        self.browse_zones.sort();
+        self.browse_zones.dedup();
+        self
     }
 
     /// The COOKIE option of an answer to a query that carried `cookie`: the client cookie and a

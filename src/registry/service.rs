@@ -136,6 +136,9 @@ pub struct NameEntry {
     /// SRV asked as `_<name>._<tag>`: the same members as `srv`, rotating on their own.
     pub srv_rfc2782: AnswerSet,
     pub txt: AnswerSet,
+    /// DNS-SD browsing (PTR on `_<name>._tcp`, `_<tag>._sub._<name>._tcp`): the same members as
+    /// `srv`, rotating on their own.
+    pub ptr: AnswerSet,
 }
 
 /// Returns true if an instance with this status is answered under the given policy.
@@ -254,6 +257,12 @@ impl ServiceView {
         self.entries[self.names.all.any as usize].ttl
     }
 
+    /// Returns true if DNS answers for some instance of the service now (a healthy one, or any
+    /// when it fails open): the service is then listed among the DNS-SD service types.
+    pub fn is_answered(&self) -> bool {
+        !self.entries[self.names.all.any as usize].srv.is_empty()
+    }
+
     /// Every name form of the service, with its entry's position.
     pub fn name_forms(&self) -> impl Iterator<Item = NameForm<'_>> {
         let service = &*self.key;
@@ -349,6 +358,7 @@ impl NameEntry {
             v6: set(family(false), |e| &e.v6),
             srv: set(all.clone(), |e| &e.srv),
             srv_rfc2782: set(all.clone(), |e| &e.srv_rfc2782),
+            ptr: set(all.clone(), |e| &e.ptr),
             txt: set(all, |e| &e.txt),
         }
     }

@@ -62,6 +62,9 @@ pub struct Snapshot {
     tags: OrdMap<Arc<str>, u32>,
     /// How many services have instances registered by each (lowercase) host name.
     hosts: OrdMap<Arc<str>, u32>,
+    /// The services DNS answers for now (`ServiceView::is_answered`), in name order: the DNS-SD
+    /// service types.
+    answered: OrdSet<Arc<str>>,
     counts: Counts,
     pub zone_errors: Vec<ZoneError>,
     /// When a zone file was last read, in milliseconds since the Unix epoch; 0 = never.
@@ -185,6 +188,11 @@ impl Snapshot {
         regions.for_each(|r| tally(&mut self.regions, r, sign));
         tags.for_each(|t| tally(&mut self.tags, t, sign));
         view.hosts.iter().for_each(|h| tally(&mut self.hosts, h, sign));
+        if sign < 0 {
+            self.answered.remove(&view.key);
+        } else if view.is_answered() {
+            self.answered.insert(view.key.clone());
+        }
     }
 
     /// The services that differ between `older` and this snapshot, as (before, after); a
@@ -216,6 +224,11 @@ impl Snapshot {
     pub fn name(&self, service: &str, tag: Option<&str>, region: Option<&str>) -> Option<(&ServiceView, &NameEntry)> {
         let view = self.service_view(service)?;
         Some((view, view.name(tag, region)?))
+    }
+
+    /// The services DNS answers for now (lowercase names, in order).
+    pub fn answered_services(&self) -> impl Iterator<Item = &str> {
+        self.answered.iter().map(|k| &**k)
     }
 
     /// Every region and tag some instance carries (lowercase).

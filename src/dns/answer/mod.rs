@@ -1,6 +1,9 @@
 //! Snapshot + question → records. The one place where registry objects become DNS records, so
-//! that A, AAAA, SRV and TXT cannot drift apart. Pure and synchronous: no I/O, no locks; the
-//! only side effect is advancing a name's rotation.
+//! that A, AAAA, SRV and TXT cannot drift apart (DNS-SD's, `dnssd.rs`, are built from the same
+//! pieces). Pure and synchronous: no I/O, no locks; the only side effect is advancing a name's
+//! rotation.
+
+mod dnssd;
 
 use std::net::IpAddr;
 
@@ -8,9 +11,11 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::{A, AAAA, HINFO, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
-use super::parse::{Target, classify, service_names};
+use super::parse::{Spelling, Target, classify, has_subtypes, service_names};
 use crate::model::Instance;
 use crate::registry::{AnswerSet, InstanceView, NameEntry, ServiceView, Snapshot};
+pub use dnssd::browse_domains_at;
+pub(crate) use dnssd::dns_sd_txt_record;
 
 /// The zone signpost is authoritative for, and how its apex looks.
 #[derive(Debug, Clone)]
@@ -129,25 +134,35 @@ pub fn answer(
             }
             true
         }
-        Target::Service { service, tag, region, rfc2782 } => match snap.name(service, tag, region) {
+        Target::Service { service, region, spelling: Spelling::Subtypes, .. } => {
+            snap.service_view(service).is_some_and(|view| has_subtypes(view, region))
+        }
+        Target::Service { service, tag, region, spelling } => match snap.name(service, tag, region) {
             Some((view, entry)) => {
                 // A name that names no region prefers the client's region.
                 let local = match (region, client_region) {
                     (None, Some(r)) => view.name(tag, Some(r)),
                     _ => None,
                 };
-                let choice = Choice { view, entry, local, rfc2782 };
+                let choice = Choice { view, entry, local, spelling };
                 service_records(zone, snap, qname, qtype, transport, &choice, &mut out);
-                out.regional = region.is_none()
-                    && matches!(
-                        qtype,
-                        RecordType::A | RecordType::AAAA | RecordType::SRV | RecordType::TXT | RecordType::ANY
-                    )
-                    && splits_by_region(view, tag);
+                let holds = qtype == RecordType::ANY || spelling.holds(qtype);
+                out.regional = region.is_none() && holds && splits_by_region(view, tag);
                 true
             }
             None => false,
         },
+        Target::ServiceInstance { id, service, region } => {
+            dnssd::service_instance(zone, snap, qname, (id, service, region), qtype, transport, &mut out)
+        }
+        Target::ServiceTypes => {
+            dnssd::service_types(snap, qname, qtype, transport, zone.ttl, &mut out);
+            true
+        }
+        Target::BrowseDomains => {
+            dnssd::browse_domains(zone, qname, qtype, transport, &mut out);
+            true
+        }
         Target::Instance { id } => match snap.instance(id) {
             Some(view) => {
                 let ttl = instance_ttl(snap, view);
@@ -240,8 +255,9 @@ struct Choice<'a> {
     view: &'a ServiceView,
     entry: &'a NameEntry,
     local: Option<&'a NameEntry>,
-    /// The RFC 2782 name is another name for the same instances, with its own SRV rotation.
-    rfc2782: bool,
+    /// The RFC 2782 names are other names for the same instances, with their own SRV rotation;
+    /// DNS-SD's browse them with PTR.
+    spelling: Spelling,
 }
 
 impl<'a> Choice<'a> {
@@ -254,7 +270,7 @@ impl<'a> Choice<'a> {
     }
 
     fn srv_of(&self, e: &'a NameEntry) -> &'a AnswerSet {
-        if self.rfc2782 { &e.srv_rfc2782 } else { &e.srv }
+        if self.spelling == Spelling::Plain { &e.srv } else { &e.srv_rfc2782 }
     }
 }
 
@@ -268,7 +284,18 @@ fn service_records(
     out: &mut Answer,
 ) {
     let (view, entry) = (choice.view, choice.entry);
+    if choice.spelling == Spelling::Subtype {
+        // A subtype holds PTR records only (RFC 6763 §7.1).
+        match qtype {
+            RecordType::PTR => dnssd::browse(qname, choice, out),
+            RecordType::ANY if transport == Transport::Tcp => dnssd::browse(qname, choice, out),
+            RecordType::ANY if !entry.ptr.is_empty() => out.answers.push(rfc8482(qname, entry.ttl)),
+            _ => {}
+        }
+        return;
+    }
     match qtype {
+        RecordType::PTR if choice.spelling.browses() => dnssd::browse(qname, choice, out),
         RecordType::A => addresses(snap, qname, view, entry, choice.pick(|e| &e.v4), RecordType::A, out),
         RecordType::AAAA => addresses(snap, qname, view, entry, choice.pick(|e| &e.v6), RecordType::AAAA, out),
         RecordType::SRV => srv(zone, snap, qname, choice, out),
@@ -282,6 +309,9 @@ fn service_records(
             addresses(snap, qname, view, entry, choice.pick(|e| &e.v6), RecordType::AAAA, out);
             srv(zone, snap, qname, choice, out);
             txt(qname, view, entry, choice.pick(|e| &e.txt), out);
+            if choice.spelling.browses() {
+                dnssd::browse(qname, choice, out);
+            }
         }
         _ => {}
     }
@@ -368,15 +398,22 @@ fn srv(zone: &Zone, snap: &Snapshot, qname: &Name, choice: &Choice, out: &mut An
 /// rotate, and `answer_limit` picks per answer, so all of them), SRV at priority 1 (there is no
 /// client whose region to prefer), and each instance's own name whatever its health.
 pub(crate) fn service_zone_records(zone: &Zone, snap: &Snapshot, view: &ServiceView, out: &mut Vec<Record>) {
+    dnssd::service_type_record(zone, view, out);
     service_names(view, |relative, name| {
         let Some(owner) = zone.name_below(relative) else { return };
         let entry = view.entry(name.entry);
+        if name.spelling.browses() {
+            dnssd::zone_records(zone, view, &owner, name.spelling, entry, out);
+        }
+        if matches!(name.spelling, Spelling::Subtype | Spelling::Subtypes) {
+            return;
+        }
         for (set, v4) in [(&entry.v4, true), (&entry.v6, false)] {
             for ip in distinct_addresses(snap, view, 0, set.members.iter().copied(), v4) {
                 out.extend(address_record(&owner, ip, RecordType::ANY, entry.ttl));
             }
         }
-        let srv = if name.rfc2782 { &entry.srv_rfc2782 } else { &entry.srv };
+        let srv = if name.rfc2782() { &entry.srv_rfc2782 } else { &entry.srv };
         for &i in srv.members.iter() {
             out.extend(srv_record(zone, &owner, &view.instance(i).instance, entry.ttl, 1).map(|(r, _)| r));
         }
@@ -392,12 +429,14 @@ pub(crate) fn service_zone_records(zone: &Zone, snap: &Snapshot, view: &ServiceV
     }
 }
 
-/// The zone's apex records, as a transfer carries them after the opening SOA: NS and its glue.
+/// The zone's apex records, as a transfer carries them after the opening SOA: NS and its glue,
+/// and the browse domain's PTR records.
 pub(crate) fn apex_records(zone: &Zone) -> Vec<Record> {
     let mut out = Answer::default();
     out.answers.push(Record::from_rdata(zone.origin.clone(), zone.ttl, RData::NS(NS(zone.nameserver.clone()))));
     nameserver_glue(zone, &mut out);
     out.answers.append(&mut out.additionals);
+    dnssd::browse_domain_records(zone, &mut out.answers);
     out.answers
 }
 

@@ -4,10 +4,10 @@
 use std::path::Path;
 
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::RecordType::{self, A, AAAA, ANY, NS, SOA, SRV, TXT};
+use hickory_proto::rr::RecordType::{self, A, AAAA, ANY, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{Name, RData, Record};
 
-use super::{Transport, Zone, answer, reverse, service_zone_records};
+use super::{Transport, Zone, answer, apex_records, browse_domains_at, reverse, service_zone_records};
 use crate::registry::{Change, Defaults, Snapshot, State};
 
 const ZONE: &str = r#"
@@ -67,6 +67,20 @@ check = { tcp = "127.0.0.1:1", interval = "1m" }
 id = "open-1"
 address = "10.3.0.1"
 port = 1
+
+[[service]]
+name = "odd"
+
+# An id that is a DNS label but no DNS-SD instance name (`_sub._odd._tcp` is the subtypes').
+[[service.instance]]
+id = "_SUB"
+address = "10.5.0.1"
+port = 80
+
+[[service.instance]]
+id = "odd-1"
+address = "10.5.0.2"
+port = 80
 "#;
 
 fn snapshot() -> Snapshot {
@@ -206,6 +220,10 @@ fn every_name_form_answers_from_the_snapshot() {
         Case { rcode: ResponseCode::NXDomain, ..case("nope.instance.local.", A, &[]) },
         Case { rcode: ResponseCode::NXDomain, ..case("a.b.c.d.e.local.", A, &[]) },
     ];
+    check(&cases);
+}
+
+fn check(cases: &[Case]) {
     let (zone, snap) = (zone(), snapshot());
     for c in cases {
         let what = format!("{} {} region {:?}", c.name, c.qtype, c.region);
@@ -222,6 +240,142 @@ fn every_name_form_answers_from_the_snapshot() {
     // Outside the domain: not ours.
     let out = answer(&zone, &snap, &Name::from_ascii("example.com.").unwrap(), A, Transport::Udp, None);
     assert_eq!(out.rcode, ResponseCode::Refused);
+}
+
+/// DNS-SD (RFC 6763) under the browse domain `service.local`: service types, browsing,
+/// subtypes, instances and the browse domain itself, with RFC 8020's NXDOMAIN and NODATA.
+#[test]
+fn every_dns_sd_name_answers_from_the_snapshot() {
+    const NX: ResponseCode = ResponseCode::NXDomain;
+    let cases = [
+        // `down` has no healthy instance; `open` fails open.
+        case(
+            "_services._dns-sd._udp.service.local.",
+            PTR,
+            &[
+                "_services._dns-sd._udp.service.local. 5 IN PTR _db._tcp.service.local.",
+                "_services._dns-sd._udp.service.local. 5 IN PTR _odd._tcp.service.local.",
+                "_services._dns-sd._udp.service.local. 5 IN PTR _open._tcp.service.local.",
+                "_services._dns-sd._udp.service.local. 5 IN PTR _web._tcp.service.local.",
+            ],
+        ),
+        case(
+            "_web._TCP.service.local.",
+            PTR,
+            &[
+                "_web._TCP.service.local. 5 IN PTR web-1._web._TCP.service.local.",
+                "_web._TCP.service.local. 5 IN PTR web-2._web._TCP.service.local.",
+                "_web._TCP.service.local. 5 IN PTR web-3._web._TCP.service.local.",
+            ],
+        ),
+        case(
+            "_web._tcp.service.us.local.",
+            PTR,
+            &["_web._tcp.service.us.local. 5 IN PTR web-2._web._tcp.service.us.local."],
+        ),
+        // answer_limit caps browsing too.
+        case("_db._tcp.service.local.", PTR, &["_db._tcp.service.local. 5 IN PTR db-1._db._tcp.service.local."]),
+        case("_down._tcp.service.local.", PTR, &[]),
+        case(
+            "_open._tcp.service.local.",
+            PTR,
+            &["_open._tcp.service.local. 5 IN PTR open-1._open._tcp.service.local."],
+        ),
+        case(
+            "_canary._sub._web._tcp.service.local.",
+            PTR,
+            &["_canary._sub._web._tcp.service.local. 5 IN PTR web-3._web._tcp.service.local."],
+        ),
+        case("_canary._sub._web._tcp.service.local.", A, &[]),
+        case("_sub._web._tcp.service.local.", PTR, &[]),
+        Case { rcode: NX, ..case("_sub._db._tcp.service.local.", PTR, &[]) },
+        Case { rcode: NX, ..case("_nope._sub._web._tcp.service.local.", PTR, &[]) },
+        Case {
+            additionals: &["web-1.instance.local. 5 IN A 10.0.0.1"],
+            ..case(
+                "web-1._web._tcp.service.local.",
+                SRV,
+                &["web-1._web._tcp.service.local. 5 IN SRV 1 1 80 web-1.instance.local."],
+            )
+        },
+        case(
+            "Web-1._web._tcp.service.local.",
+            TXT,
+            &[r#"Web-1._web._tcp.service.local. 5 IN TXT "txtvers=1" "version=2""#],
+        ),
+        case("web-2._web._tcp.service.local.", TXT, &[r#"web-2._web._tcp.service.local. 5 IN TXT """#]),
+        case("web-1._web._tcp.service.local.", A, &[]),
+        case("web-2._web._tcp.service.us.local.", TXT, &[r#"web-2._web._tcp.service.us.local. 5 IN TXT """#]),
+        Case { rcode: NX, ..case("web-1._web._tcp.service.us.local.", SRV, &[]) },
+        Case { rcode: NX, ..case("nope._web._tcp.service.local.", SRV, &[]) },
+        Case { rcode: NX, ..case("db-1._web._tcp.service.local.", SRV, &[]) },
+        Case { rcode: NX, ..case("x.web-1._web._tcp.service.local.", SRV, &[]) },
+        // Registered, not healthy: the name exists, without records.
+        case("down-1._down._tcp.service.local.", SRV, &[]),
+        case("open-1._open._tcp.service.local.", TXT, &[r#"open-1._open._tcp.service.local. 5 IN TXT """#]),
+        case("b._dns-sd._udp.local.", PTR, &["b._dns-sd._udp.local. 5 IN PTR service.local."]),
+        case("DB._dns-sd._udp.local.", PTR, &["DB._dns-sd._udp.local. 5 IN PTR service.local."]),
+        case("lb._dns-sd._udp.service.local.", PTR, &["lb._dns-sd._udp.service.local. 5 IN PTR service.local."]),
+        case("b._dns-sd._udp.local.", TXT, &[]),
+        case("_dns-sd._udp.local.", PTR, &[]),
+        case("_udp.local.", PTR, &[]),
+        case("_dns-sd._udp.service.local.", PTR, &[]),
+        case("_udp.service.local.", PTR, &[]),
+        Case { rcode: NX, ..case("r._dns-sd._udp.local.", PTR, &[]) },
+        // An instance whose id is `_sub` has no DNS-SD name: not browsed to.
+        case("_odd._tcp.service.local.", PTR, &["_odd._tcp.service.local. 5 IN PTR odd-1._odd._tcp.service.local."]),
+        Case { rcode: NX, ..case("_sub._odd._tcp.service.local.", SRV, &[]) },
+        // The plain and RFC 2782 names hold no PTR records.
+        case("web.service.local.", PTR, &[]),
+        case("_web._v1.service.local.", PTR, &[]),
+    ];
+    check(&cases);
+}
+
+/// Browsing rotates like every answer, puts the client's region first, and the other regions'
+/// instances after it.
+#[test]
+fn browsing_rotates_and_prefers_the_clients_region() {
+    let (zone, snap) = (zone(), snapshot());
+    let name = Name::from_ascii("_web._tcp.service.local.").unwrap();
+    let browse = |region| {
+        let got = answer(&zone, &snap, &name, PTR, Transport::Udp, region);
+        got.answers.iter().map(|r| r.data.to_string().split('.').next().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    // Weights 1, 3, 1: over five queries web-2 comes first three times.
+    let firsts: Vec<String> = (0..5).map(|_| browse(None)[0].clone()).collect();
+    assert_eq!(firsts.iter().filter(|f| *f == "web-2").count(), 3, "{firsts:?}");
+    assert_eq!(firsts.iter().filter(|f| *f == "web-1").count(), 1, "{firsts:?}");
+    for _ in 0..3 {
+        let us = browse(Some("us"));
+        assert_eq!(us[0], "web-2", "{us:?}");
+        assert_eq!(us.len(), 3, "everyone, the client's region first");
+        let eu = browse(Some("eu"));
+        assert_eq!(eu[2], "web-2", "{eu:?}");
+    }
+    let got = answer(&zone, &snap, &name, PTR, Transport::Udp, Some("us"));
+    assert!(got.regional, "the order depends on the client's region");
+    let got = answer(
+        &zone,
+        &snap,
+        &Name::from_ascii("web-1._web._tcp.service.local.").unwrap(),
+        SRV,
+        Transport::Udp,
+        Some("us"),
+    );
+    assert!(!got.regional, "an instance is the same for everyone");
+}
+
+/// The browse domain under a reverse zone of `dns_sd_networks`: authoritative, no SOA.
+#[test]
+fn the_browse_domain_answers_under_a_networks_reverse_zone() {
+    let zone = zone();
+    let name = Name::from_ascii("lb._dns-sd._udp.0.0.1.10.in-addr.arpa.").unwrap();
+    let got = browse_domains_at(&zone, &name, PTR, Transport::Udp);
+    assert!(got.authoritative);
+    assert_eq!(text(&got.answers), ["lb._dns-sd._udp.0.0.1.10.in-addr.arpa. 5 IN PTR service.local."]);
+    let got = browse_domains_at(&zone, &name, A, Transport::Udp);
+    assert!(got.answers.is_empty() && got.authorities.is_empty() && got.rcode == ResponseCode::NoError);
 }
 
 #[test]
@@ -242,8 +396,18 @@ fn a_services_zone_records_are_its_answers() {
     let mut records = Vec::new();
     service_zone_records(&zone, &snap, view, &mut records);
     let all = text(&records);
-    for name in ["web.service.local.", "v1.web.service.local.", "_web._tcp.service.local.", "web.service.eu.local."] {
-        for qtype in [A, AAAA, SRV, TXT] {
+    let names = [
+        "web.service.local.",
+        "v1.web.service.local.",
+        "_web._tcp.service.local.",
+        "web.service.eu.local.",
+        "_canary._sub._web._tcp.service.local.",
+        "_web._tcp.service.eu.local.",
+        "web-1._web._tcp.service.local.",
+        "web-3._web._tcp.service.eu.local.",
+    ];
+    for name in names {
+        for qtype in [A, AAAA, SRV, TXT, PTR] {
             let got = answer(&zone, &snap, &Name::from_ascii(name).unwrap(), qtype, Transport::Tcp, None);
             let mut want = text(&got.answers);
             let have: Vec<String> =
@@ -253,4 +417,14 @@ fn a_services_zone_records_are_its_answers() {
         }
     }
     assert!(all.contains(&"web-3.instance.local. 5 IN AAAA 2001:db8::3".to_string()));
+    let listed = "_services._dns-sd._udp.service.local. 5 IN PTR _web._tcp.service.local.";
+    assert!(all.contains(&listed.to_string()), "its service type, among the service types");
+    let down = snap.service_view("down").unwrap();
+    let mut records = Vec::new();
+    service_zone_records(&zone, &snap, down, &mut records);
+    assert!(!text(&records).iter().any(|r| r.contains("_down._tcp")), "no healthy instance, no DNS-SD records");
+    let apex = text(&apex_records(&zone));
+    for name in ["b._dns-sd._udp.local.", "db._dns-sd._udp.service.local.", "lb._dns-sd._udp.local."] {
+        assert!(apex.contains(&format!("{name} 5 IN PTR service.local.")), "{apex:?}");
+    }
 }

@@ -1,6 +1,7 @@
 //! One service version's records, encoded once: each instance's address, SRV and TXT records
-//! without owner names, shared across versions until the instance changes, and per name the
-//! sizes its answers take; `records` copies them into an answer in rotated order.
+//! (and DNS-SD's TXT and instance label) without owner names, shared across versions until the
+//! instance changes, and per name the sizes its answers take; `records` copies them into an
+//! answer in rotated order.
 
 use std::sync::Arc;
 
@@ -8,7 +9,7 @@ use hickory_proto::rr::{Name, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
 use super::query::{QNAME_POINTER, TYPE_A, TYPE_AAAA, TYPE_TXT};
-use crate::dns::answer::{Zone, address_record, srv_record, txt_record};
+use crate::dns::answer::{Zone, address_record, dns_sd_txt_record, srv_record, txt_record};
 use crate::model::Address;
 use crate::registry::{AnswerSet, NameEntry, ServiceView};
 
@@ -19,16 +20,21 @@ pub(super) struct ServiceWire {
     pub instances: Vec<InstanceWire>,
     /// Per entry of the view (`ServiceView::entry`), what its answers need.
     pub entries: Vec<EntryWire>,
+    /// TYPE (PTR), CLASS and TTL of the service's PTR records.
+    pub ptr_head: [u8; 8],
 }
 
 /// One instance's records, each without its owner name (TYPE CLASS TTL RDLENGTH RDATA), back to
-/// back in one shared allocation: its address record (none for a host name), SRV, TXT. Shared
-/// by every version of its service's encoding until the instance itself changes.
+/// back in one shared allocation: its address record (none for a host name), SRV, TXT, DNS-SD's
+/// TXT, and then its id as a label (length byte first), the first label of its DNS-SD name.
+/// Shared by every version of its service's encoding until the instance itself changes.
 #[derive(Debug, Clone)]
 pub(super) struct InstanceWire {
     bytes: Arc<[u8]>,
     srv_at: u32,
     txt_at: u32,
+    sd_txt_at: u32,
+    label_at: u32,
     family: AddressFamily,
 }
 
@@ -59,7 +65,13 @@ impl InstanceWire {
         }
         let txt_at = bytes.len() as u32;
         bytes.extend_from_slice(&tail(&txt_record(&root, instance, ttl)));
-        InstanceWire { bytes: bytes.into(), srv_at, txt_at, family }
+        let sd_txt_at = bytes.len() as u32;
+        bytes.extend_from_slice(&tail(&dns_sd_txt_record(&root, instance, ttl)));
+        let label_at = bytes.len() as u32;
+        // Ids are DNS labels (1 to 63 bytes), checked where instances come in.
+        bytes.push(instance.id.len() as u8);
+        bytes.extend_from_slice(instance.id.as_bytes());
+        InstanceWire { bytes: bytes.into(), srv_at, txt_at, sd_txt_at, label_at, family }
     }
 
     /// The A or AAAA record; also the SRV target's glue (its owner: a pointer to the target).
@@ -80,7 +92,17 @@ impl InstanceWire {
     }
 
     pub(super) fn txt(&self) -> &[u8] {
-        &self.bytes[self.txt_at as usize..]
+        &self.bytes[self.txt_at as usize..self.sd_txt_at as usize]
+    }
+
+    /// The TXT record of its DNS-SD name (RFC 6763 §6).
+    pub(super) fn sd_txt(&self) -> &[u8] {
+        &self.bytes[self.sd_txt_at as usize..self.label_at as usize]
+    }
+
+    /// Its id as a label, length byte first: the first label of its DNS-SD name.
+    pub(super) fn label(&self) -> &[u8] {
+        &self.bytes[self.label_at as usize..]
     }
 
     pub(super) fn host(&self) -> bool {
@@ -96,6 +118,8 @@ pub(super) struct EntryWire {
     /// `None` when a member has a host-name address (its glue is resolved elsewhere).
     pub srv: Option<usize>,
     pub txt: usize,
+    /// At most the bytes a PTR answer (DNS-SD browsing) takes, when cut to `answer_limit`.
+    pub ptr: usize,
 }
 
 /// An A or AAAA answer's size, and whether members share addresses (then each address is
@@ -138,13 +162,14 @@ impl ServiceWire {
                     .map(|&i| (!instances[i as usize].host()).then(|| srv_len(&instances[i as usize])))
                     .sum(),
                 txt: e.txt.members.iter().map(|&i| 2 + instances[i as usize].txt().len()).sum(),
+                ptr: ptr_size(e, &instances),
             })
             .collect();
-        ServiceWire { view: view.clone(), instances, entries }
+        let mut ptr_head = [0, 12, 0, 1, 0, 0, 0, 0];
+        ptr_head[4..].copy_from_slice(&ttl.to_be_bytes());
+        ServiceWire { view: view.clone(), instances, entries, ptr_head }
     }
 
-    /// Appends the records of one name and type in this query's rotated order; returns the
-    /// answer and additional counts.
     /// Appends the A, AAAA or TXT records of `set` in this query's rotated order, each address
     /// once when `dedup`, at most the entry's answer limit (A/AAAA); returns how many.
     pub(super) fn records(&self, qtype: u16, e: &NameEntry, set: &AnswerSet, dedup: bool, out: &mut Vec<u8>) -> u16 {
@@ -251,6 +276,17 @@ fn sized(
     Some(Family { size: per * distinct.len().min(limit), dedup: distinct.len() < set.members.len() })
 }
 
-fn srv_len(w: &InstanceWire) -> usize {
+/// The most a PTR answer of `e` takes: each record its owner pointer, TYPE CLASS TTL RDLENGTH,
+/// the id's label and a pointer to the service type's name; at most `answer_limit` of them.
+fn ptr_size(e: &NameEntry, instances: &[InstanceWire]) -> usize {
+    let sizes = e.ptr.members.iter().map(|&i| 2 + 10 + instances[i as usize].label().len() + 2);
+    let (total, largest) = sizes.fold((0, 0), |(t, m), s| (t + s, m.max(s)));
+    match e.answer_limit {
+        0 => total,
+        n => total.min(largest * n as usize),
+    }
+}
+
+pub(super) fn srv_len(w: &InstanceWire) -> usize {
     2 + w.srv().len() + w.address().map_or(0, |g| 2 + g.len())
 }

@@ -17,6 +17,7 @@
 //! domain, ANY, the apex, host-name instances, answers that would not fit — returns `None` and
 //! goes to the full handler (hickory-proto parsing, `answer.rs`), the reference behaviour.
 
+mod dnssd;
 mod encode;
 #[cfg(test)]
 mod options_tests;
@@ -26,15 +27,15 @@ mod tests;
 
 use std::sync::Arc;
 
-use hickory_proto::rr::Name;
+use hickory_proto::rr::{Name, RecordType};
 
 use super::Settings;
 use super::answer::Transport;
-use super::parse::{Target, classify_labels, service_names};
+use super::parse::{Spelling, Target, classify_labels, service_names};
 use crate::registry::{AnswerSet, NameEntry, ServiceView, Snapshot};
 use encode::{InstanceWire, ServiceWire, tail, wire_name};
 pub use query::Client;
-use query::{Opt, QNAME_POINTER, Question, RCODE_NXDOMAIN, TYPE_A, TYPE_AAAA, TYPE_SRV, TYPE_TXT, finish, parse};
+use query::{Opt, QNAME_POINTER, Question, RCODE_NXDOMAIN, TYPE_A, TYPE_AAAA, TYPE_PTR, TYPE_SRV, finish, parse};
 
 /// The largest answer the fast path makes: its glue points at SRV targets, and compression
 /// pointers reach 16 KiB into a message. Larger ones (over TCP) go to the full handler.
@@ -69,8 +70,9 @@ type ByRegion = Arc<[(Arc<str>, u32)]>;
 
 #[derive(Clone)]
 enum FastName {
-    /// A name of a service.
-    Service { wire: Arc<ServiceWire>, entry: u32, rfc2782: bool, by_region: Option<ByRegion> },
+    /// A name of a service: its entry, how it is spelt, whether it names a region, and (for a
+    /// name that does not) the entries of the regions its clients may be in.
+    Service { wire: Arc<ServiceWire>, entry: u32, spelling: Spelling, names_region: bool, by_region: Option<ByRegion> },
     /// Exists but holds no records here (an empty non-terminal): NODATA.
     Exists,
     /// Exists, but the full handler answers it (the apex, `ns.D`).
@@ -105,8 +107,15 @@ impl FastTable {
         };
         empty.add(&[], FastName::Slow, Target::Apex);
         empty.add(&["ns"], FastName::Slow, Target::Nameserver);
-        for ent in [&["service"][..], &["instance"], &["_tcp", "service"]] {
+        let ents = [&["service"][..], &["instance"], &["_tcp", "service"], &["_udp"], &["_dns-sd", "_udp"]];
+        for ent in ents.into_iter().chain([&["_udp", "service"][..], &["_dns-sd", "_udp", "service"]]) {
             empty.add(ent, FastName::Exists, Target::EmptyNonTerminal);
+        }
+        // DNS-SD's service types and browse domains: rare questions, answered by the full handler.
+        empty.add(&["_services", "_dns-sd", "_udp", "service"], FastName::Slow, Target::ServiceTypes);
+        for b in ["b", "db", "lb"] {
+            empty.add(&[b, "_dns-sd", "_udp"], FastName::Slow, Target::BrowseDomains);
+            empty.add(&[b, "_dns-sd", "_udp", "service"], FastName::Slow, Target::BrowseDomains);
         }
         empty.update(snap)
     }
@@ -142,9 +151,10 @@ impl FastTable {
                 let previous = self.wires.get(&view.key);
                 let wire = Arc::new(ServiceWire::build(view, &next.shape.settings.zone, previous.map(|w| &**w)));
                 service_names(view, |relative, name| {
-                    let by_region = if name.names_region { None } else { by_region(view, name.tag) };
-                    let (entry, rfc2782) = (name.entry, name.rfc2782);
-                    let what = FastName::Service { wire: wire.clone(), entry, rfc2782, by_region };
+                    let names_region = name.region.is_some();
+                    let by_region = if names_region { None } else { by_region(view, name.tag) };
+                    let (entry, spelling) = (name.entry, name.spelling);
+                    let what = FastName::Service { wire: wire.clone(), entry, spelling, names_region, by_region };
                     next.names.insert(wire_name(relative, &next.shape.labels).into(), what);
                 });
                 next.wires.insert(view.key.clone(), wire);
@@ -178,8 +188,12 @@ impl FastTable {
         }
     }
 
-    /// Indexes an empty non-terminal while it exists, and takes it out when it no longer does.
+    /// Indexes an empty non-terminal while it exists, and takes it out when it no longer does
+    /// (unless the name means something else: a region named `service` is not `service.D`).
     fn exists(&mut self, relative: &[&str], present: bool, meant: Target) {
+        if classify_labels(relative) != meant {
+            return;
+        }
         if present {
             self.add(relative, FastName::Exists, meant);
         } else {
@@ -222,104 +236,51 @@ impl FastTable {
             (Transport::Udp, Some(e)) => usize::from(e.payload.clamp(512, settings.udp_max_payload)),
             (Transport::Udp, None) => 512,
         };
-        let room = limit.saturating_sub(opt.as_ref().map_or(0, Opt::len));
+        let asked = Asked { q: &q, name, room: limit.saturating_sub(opt.as_ref().map_or(0, Opt::len)) };
 
         out.clear();
         out.extend_from_slice(&query[..q.end]);
-        let (answers, additionals) = match what {
-            None => {
-                let Some(w) = self.instance(key) else {
-                    return self.negative(&q, opt.as_ref(), out, RCODE_NXDOMAIN);
-                };
-                if w.host() {
-                    return None;
-                }
-                let rec = match q.qtype {
-                    TYPE_A => w.a(),
-                    TYPE_AAAA => w.aaaa(),
-                    _ => None,
-                };
-                match rec {
-                    Some(rec) if q.end + 2 + rec.len() <= room => {
-                        out.extend_from_slice(&QNAME_POINTER);
-                        out.extend_from_slice(rec);
-                        (1, 0)
-                    }
-                    Some(_) => return None,
-                    None => return self.negative(&q, opt.as_ref(), out, 0),
-                }
-            }
-            Some(FastName::Slow) => return None,
-            Some(FastName::Exists) => return self.negative(&q, opt.as_ref(), out, 0),
-            Some(FastName::Service { wire, entry, rfc2782, by_region }) => {
-                let view = &wire.view;
-                let e = view.entry(*entry);
-                let local = match by_region {
-                    Some(by_region) => {
-                        let subnet = q.edns.and_then(|e| e.options.subnet).map(|s| (s.addr, s.source_prefix));
-                        let found = settings.regions.of(client.ip, subnet);
-                        if let Some((_, scope)) = opt.as_mut().and_then(|o| o.subnet.as_mut())
-                            && matches!(q.qtype, TYPE_A | TYPE_AAAA | TYPE_SRV | TYPE_TXT)
-                        {
-                            *scope = found.ecs_scope.unwrap_or(0);
-                        }
-                        found
-                            .region
-                            .and_then(|r| by_region.binary_search_by(|(k, _)| (**k).cmp(r)).ok())
-                            .map(|i| by_region[i].1)
-                    }
-                    None => None,
-                };
-                // The client's region's set while it has instances, else everyone's (answer.rs's
-                // `Choice::pick`).
-                let pick = |set: fn(&NameEntry) -> &AnswerSet| match local {
-                    Some(l) if !set(view.entry(l)).is_empty() => l,
-                    _ => *entry,
-                };
-                let rfc2782 = *rfc2782;
-                fn srv(n: &NameEntry, rfc2782: bool) -> &AnswerSet {
-                    if rfc2782 { &n.srv_rfc2782 } else { &n.srv }
-                }
-                let (set, size, dedup) = match q.qtype {
-                    TYPE_A => {
-                        let c = pick(|n| &n.v4);
-                        let sizes = wire.entries[c as usize].a?;
-                        (&view.entry(c).v4, sizes.size, sizes.dedup)
-                    }
-                    TYPE_AAAA => {
-                        let c = pick(|n| &n.v6);
-                        let sizes = wire.entries[c as usize].aaaa?;
-                        (&view.entry(c).v6, sizes.size, sizes.dedup)
-                    }
-                    TYPE_SRV => (srv(e, rfc2782), wire.entries[*entry as usize].srv?, false),
-                    TYPE_TXT => {
-                        let c = pick(|n| &n.txt);
-                        (&view.entry(c).txt, wire.entries[c as usize].txt, false)
-                    }
-                    _ => return self.negative(&q, opt.as_ref(), out, 0),
-                };
-                if set.is_empty() {
-                    return self.negative(&q, opt.as_ref(), out, 0);
-                }
-                if q.end + size > room {
-                    return None; // The full handler truncates properly.
-                }
-                match (q.qtype, local) {
-                    // Everyone, the client's region at priority 1 and the others at 2 (answer.rs's `srv`).
-                    (TYPE_SRV, Some(l)) => {
-                        let near = view.entry(l);
-                        let others = set.rotate().filter(|i| near.srv.members.binary_search(i).is_err());
-                        let near: Vec<u32> = srv(near, rfc2782).rotate().collect();
-                        let order = near.into_iter().map(|i| (i, 1)).chain(others.map(|i| (i, 2)));
-                        wire.srv_records(order, out)
-                    }
-                    (TYPE_SRV, None) => wire.srv_records(set.rotate().map(|i| (i, 1)), out),
-                    _ => (wire.records(q.qtype, e, set, dedup, out), 0),
-                }
+        let made = match what {
+            None => match self.instance(key) {
+                Some(w) => instance_address(w, &asked, out),
+                None => self.service_instance(key, &asked, out),
+            },
+            Some(FastName::Slow) => Made::Decline,
+            Some(FastName::Exists) => Made::Negative(0),
+            Some(FastName::Service { wire, entry, spelling, by_region, .. }) => {
+                let local = by_region.as_ref().and_then(|b| self.client_region(b, *spelling, &asked, client, &mut opt));
+                service(wire, *entry, *spelling, local, &asked, out)
             }
         };
-        finish(out, opt.as_ref(), 0, answers, 0, additionals);
-        Some(q.qtype)
+        match made {
+            Made::Records(answers, additionals) => {
+                finish(out, opt.as_ref(), 0, answers, 0, additionals);
+                Some(q.qtype)
+            }
+            Made::Negative(rcode) => self.negative(&q, opt.as_ref(), out, rcode),
+            Made::Decline => None,
+        }
+    }
+
+    /// The entry a name that names no region answers a client of its region with (`by_region`'s),
+    /// if the client's region has one; sets the ECS scope when the answer depends on it.
+    fn client_region(
+        &self,
+        by_region: &ByRegion,
+        spelling: Spelling,
+        asked: &Asked,
+        client: Client,
+        opt: &mut Option<Opt<'_>>,
+    ) -> Option<u32> {
+        let subnet = asked.q.edns.and_then(|e| e.options.subnet).map(|s| (s.addr, s.source_prefix));
+        let found = self.shape.settings.regions.of(client.ip, subnet);
+        if let Some((_, scope)) = opt.as_mut().and_then(|o| o.subnet.as_mut())
+            && spelling.holds(RecordType::from(asked.q.qtype))
+        {
+            *scope = found.ecs_scope.unwrap_or(0);
+        }
+        let r = found.region?;
+        by_region.binary_search_by(|(k, _)| (**k).cmp(r)).ok().map(|i| by_region[i].1)
     }
 
     /// The OPT record of an answer to a query with `edns`: the payload we honour, the client's
@@ -360,6 +321,112 @@ impl FastTable {
         finish(out, opt, rcode, 0, 1, 0);
         Some(q.qtype)
     }
+}
+
+/// What a branch of `FastTable::answer` made of a query.
+enum Made {
+    /// Answer and additional records, written.
+    Records(u16, u16),
+    /// NXDOMAIN (3) or NODATA (0), nothing written.
+    Negative(u8),
+    /// The full handler answers it.
+    Decline,
+}
+
+/// A query being answered: its question, its name as asked, and the room its answer has (the
+/// client's size less the OPT record's).
+struct Asked<'q> {
+    q: &'q Question<'q>,
+    name: &'q [u8],
+    room: usize,
+}
+
+/// `<id>.instance.D`: its address.
+fn instance_address(w: &InstanceWire, asked: &Asked, out: &mut Vec<u8>) -> Made {
+    if w.host() {
+        return Made::Decline;
+    }
+    let rec = match asked.q.qtype {
+        TYPE_A => w.a(),
+        TYPE_AAAA => w.aaaa(),
+        _ => None,
+    };
+    match rec {
+        Some(rec) if asked.q.end + 2 + rec.len() <= asked.room => {
+            out.extend_from_slice(&QNAME_POINTER);
+            out.extend_from_slice(rec);
+            Made::Records(1, 0)
+        }
+        Some(_) => Made::Decline,
+        None => Made::Negative(0),
+    }
+}
+
+/// A service's name: the records of its entry `entry` for the question's type, the client's
+/// region's (`local`) first where the answer prefers it, as `answer.rs` makes them.
+fn service(
+    wire: &ServiceWire,
+    entry: u32,
+    spelling: Spelling,
+    local: Option<u32>,
+    asked: &Asked,
+    out: &mut Vec<u8>,
+) -> Made {
+    let (view, q) = (&wire.view, asked.q);
+    if !spelling.holds(RecordType::from(q.qtype)) {
+        return Made::Negative(0);
+    }
+    if q.qtype == TYPE_PTR {
+        return dnssd::browse(wire, entry, spelling, local, asked, out);
+    }
+    let e = view.entry(entry);
+    // The client's region's set while it has instances, else everyone's (answer.rs's
+    // `Choice::pick`).
+    let pick = |set: fn(&NameEntry) -> &AnswerSet| match local {
+        Some(l) if !set(view.entry(l)).is_empty() => l,
+        _ => entry,
+    };
+    fn srv(n: &NameEntry, spelling: Spelling) -> &AnswerSet {
+        if spelling == Spelling::Plain { &n.srv } else { &n.srv_rfc2782 }
+    }
+    let (set, size, dedup) = match q.qtype {
+        TYPE_A => {
+            let c = pick(|n| &n.v4);
+            let Some(f) = wire.entries[c as usize].a else { return Made::Decline };
+            (&view.entry(c).v4, f.size, f.dedup)
+        }
+        TYPE_AAAA => {
+            let c = pick(|n| &n.v6);
+            let Some(f) = wire.entries[c as usize].aaaa else { return Made::Decline };
+            (&view.entry(c).v6, f.size, f.dedup)
+        }
+        TYPE_SRV => match wire.entries[entry as usize].srv {
+            Some(size) => (srv(e, spelling), size, false),
+            None => return Made::Decline,
+        },
+        _ => {
+            let c = pick(|n| &n.txt);
+            (&view.entry(c).txt, wire.entries[c as usize].txt, false)
+        }
+    };
+    if set.is_empty() {
+        return Made::Negative(0);
+    }
+    if q.end + size > asked.room {
+        return Made::Decline; // The full handler truncates properly.
+    }
+    let (answers, additionals) = match (q.qtype, local) {
+        // Everyone, the client's region at priority 1 and the others at 2 (answer.rs's `srv`).
+        (TYPE_SRV, Some(l)) => {
+            let near = view.entry(l);
+            let others = set.rotate().filter(|i| near.srv.members.binary_search(i).is_err());
+            let order = srv(near, spelling).rotate().map(|i| (i, 1)).chain(others.map(|i| (i, 2)));
+            wire.srv_records(order, out)
+        }
+        (TYPE_SRV, None) => wire.srv_records(set.rotate().map(|i| (i, 1)), out),
+        _ => (wire.records(q.qtype, e, set, dedup, out), 0),
+    };
+    Made::Records(answers, additionals)
 }
 
 /// The entries a name that names no region answers a client of each region with, if any of the

@@ -11,6 +11,7 @@ pub(super) const TYPE_A: u16 = 1;
 pub(super) const TYPE_AAAA: u16 = 28;
 pub(super) const TYPE_SRV: u16 = 33;
 pub(super) const TYPE_TXT: u16 = 16;
+pub(super) const TYPE_PTR: u16 = 12;
 pub(super) const TYPE_OPT: u16 = 41;
 pub(super) const CLASS_IN: u16 = 1;
 pub(super) const RCODE_NXDOMAIN: u8 = 3;

@@ -100,6 +100,20 @@ check = { tcp = "127.0.0.1:1", interval = "1m" }
 id = "down-1"
 address = "10.2.0.1"
 port = 1
+
+[[service]]
+name = "odd"
+
+# An id that is a DNS label but no DNS-SD instance name (`_sub._odd._tcp` is the subtypes').
+[[service.instance]]
+id = "_SUB"
+address = "10.5.0.1"
+port = 80
+
+[[service.instance]]
+id = "odd-1"
+address = "10.5.0.2"
+port = 80
 "#;
 
 fn snapshot() -> Arc<Snapshot> {
@@ -166,6 +180,39 @@ fn the_fast_path_answers_exactly_as_the_full_handler() {
         ("shared.service.local.", RecordType::SRV),
         ("limited.service.local.", RecordType::A),
         ("limited.service.local.", RecordType::TXT),
+        // DNS-SD (RFC 6763).
+        ("_web._tcp.service.local.", RecordType::PTR),
+        ("_WEB._Tcp.service.local.", RecordType::PTR),
+        ("_v1._sub._web._tcp.service.local.", RecordType::PTR),
+        ("_Canary._sub._web._tcp.service.local.", RecordType::PTR),
+        ("_canary._sub._web._tcp.service.local.", RecordType::A),
+        ("_sub._web._tcp.service.local.", RecordType::PTR),
+        ("_sub._db._tcp.service.local.", RecordType::PTR),
+        ("_nope._sub._web._tcp.service.local.", RecordType::PTR),
+        ("_db._tcp.service.local.", RecordType::PTR),
+        ("_limited._tcp.service.local.", RecordType::PTR),
+        ("_down._tcp.service.local.", RecordType::PTR),
+        ("web-1._web._tcp.service.local.", RecordType::SRV),
+        ("web-1._web._tcp.service.local.", RecordType::TXT),
+        ("web-2._web._tcp.service.local.", RecordType::TXT),
+        ("web-3._web._tcp.service.local.", RecordType::SRV),
+        ("Web-1._WEB._tcp.service.local.", RecordType::SRV),
+        ("web-1._web._tcp.service.local.", RecordType::A),
+        ("db-1._db._tcp.service.local.", RecordType::SRV),
+        ("nope._web._tcp.service.local.", RecordType::SRV),
+        ("db-1._web._tcp.service.local.", RecordType::SRV),
+        ("_sub._web._tcp.service.local.", RecordType::SRV),
+        ("down-1._down._tcp.service.local.", RecordType::SRV),
+        ("x.web-1._web._tcp.service.local.", RecordType::SRV),
+        ("_udp.service.local.", RecordType::PTR),
+        ("_dns-sd._udp.service.local.", RecordType::PTR),
+        ("_udp.local.", RecordType::PTR),
+        ("_dns-sd._udp.local.", RecordType::PTR),
+        ("web.service.local.", RecordType::PTR),
+        ("_web._v1.service.local.", RecordType::PTR),
+        ("_odd._tcp.service.local.", RecordType::PTR),
+        ("_sub._odd._tcp.service.local.", RecordType::SRV),
+        ("odd-1._odd._tcp.service.local.", RecordType::SRV),
     ];
     let mut out = Vec::new();
     for round in 0..7 {
@@ -201,6 +248,11 @@ fn unusual_questions_are_left_to_the_full_handler() {
     assert!(declined(&query("ns.local.", RecordType::A, None), &mut out));
     assert!(declined(&query("example.com.", RecordType::A, None), &mut out), "outside the domain");
     assert!(declined(&query("1.0.0.10.in-addr.arpa.", RecordType::PTR, None), &mut out));
+    // DNS-SD's rare questions, and instances under a region's browse domain.
+    assert!(declined(&query("_services._dns-sd._udp.service.local.", RecordType::PTR, None), &mut out));
+    assert!(declined(&query("b._dns-sd._udp.local.", RecordType::PTR, None), &mut out));
+    assert!(declined(&query("lb._dns-sd._udp.service.local.", RecordType::PTR, None), &mut out));
+    assert!(declined(&query("db-1._db._tcp.service.eu.local.", RecordType::SRV, None), &mut out));
     let mut two = query("web.service.local.", RecordType::A, None);
     two[5] = 2;
     assert!(declined(&two, &mut out), "two questions");
@@ -272,6 +324,7 @@ fn snapshots_and_tables_updated_batch_by_batch_equal_ones_built_from_scratch() {
         deregister_after: None,
         initial: Some(Status::Passing),
     };
+    let mut dns_sd = std::collections::HashMap::new();
     for round in 0..250 {
         for _ in 0..1 + next(4) {
             let id = next(12);
@@ -356,13 +409,21 @@ fn snapshots_and_tables_updated_batch_by_batch_equal_ones_built_from_scratch() {
             }
         }
         names.extend((0..12).map(|i| format!("i{i}.instance.local.")));
+        for service in ["a", "b", "c"] {
+            for region in ["", ".eu"] {
+                names.push(format!("_t0._sub._{service}._tcp.service{region}.local."));
+                names.push(format!("_sub._{service}._tcp.service{region}.local."));
+                names.push(format!("_{service}._tcp.service{region}.local."));
+                names.extend((0..12).map(|i| format!("i{i}._{service}._tcp.service{region}.local.")));
+            }
+        }
         names.extend(
             ["eu.local.", "us.local.", "service.eu.local.", "_t0.service.local.", "_t2.service.local."]
                 .map(String::from),
         );
         let mut out = Vec::new();
         for name in &names {
-            for qtype in [RecordType::A, RecordType::AAAA, RecordType::SRV, RecordType::TXT] {
+            for qtype in [RecordType::A, RecordType::AAAA, RecordType::SRV, RecordType::TXT, RecordType::PTR] {
                 let q = query(name, qtype, Some(1232));
                 let updated = table.answer(&q, client(), &mut out).map(|_| records(&out));
                 let built = fresh_table.answer(&q, client(), &mut out).map(|_| records(&out));
@@ -376,7 +437,8 @@ fn snapshots_and_tables_updated_batch_by_batch_equal_ones_built_from_scratch() {
                 for fast in [updated.as_ref(), built.as_ref()].into_iter().flatten() {
                     // With an answer limit, which addresses make the cut depends on where
                     // each table's rotation stands: then only how many.
-                    let limited = matches!(qtype, RecordType::A | RecordType::AAAA) && fast.1.len() == 2;
+                    let limited =
+                        matches!(qtype, RecordType::A | RecordType::AAAA | RecordType::PTR) && fast.1.len() == 2;
                     let unique: std::collections::HashSet<_> = fast.1.iter().collect();
                     assert_eq!(unique.len(), fast.1.len(), "{what}: {name} {qtype}: an address twice");
                     if limited {
@@ -390,9 +452,15 @@ fn snapshots_and_tables_updated_batch_by_batch_equal_ones_built_from_scratch() {
                     }
                 }
                 assert_eq!(updated.is_some(), built.is_some(), "{what}: {name} {qtype}: only one table answers");
+                // DNS-SD's browsing and instances, answered with records by the fast path.
+                if name.contains("._tcp.") && updated.as_ref().is_some_and(|u| !u.1.is_empty()) {
+                    let kind = if name.starts_with("i") { "instance" } else { "type" };
+                    *dns_sd.entry((kind, qtype)).or_insert(0) += 1;
+                }
             }
         }
     }
+    assert!(dns_sd.values().all(|&n| n > 200) && dns_sd.len() == 7, "{dns_sd:?}");
 }
 
 /// An answer's rcode and its records in every section, in a canonical order (rotations of
