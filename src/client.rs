@@ -259,7 +259,8 @@ fn row(service: &Value, checks: &[&Value]) -> Row {
     }
 }
 
-/// `services`: every service with its instance count and how many DNS answers (passing or warning).
+/// `services`: every service with its instance count, how many DNS answers (passing or warning),
+/// and its DNS-SD service type (browsed as `<type>.service.D`).
 async fn services(client: &Client) -> anyhow::Result<()> {
     let services = client.get(&["v1", "agent", "services"]).await?;
     let checks = client.get(&["v1", "agent", "checks"]).await?;
@@ -283,8 +284,11 @@ async fn services(client: &Client) -> anyhow::Result<()> {
         println!("no services registered");
         return Ok(());
     }
-    let rows = counts.into_values().map(|(name, n, healthy)| vec![name, n.to_string(), healthy.to_string()]);
-    print!("{}", table(&["SERVICE", "INSTANCES", "HEALTHY"], rows));
+    let rows = counts.into_iter().map(|(key, (name, n, healthy))| {
+        let dns_sd = crate::dns::service_type(&key).unwrap_or_else(|| "-".into());
+        vec![name, n.to_string(), healthy.to_string(), dns_sd]
+    });
+    print!("{}", table(&["SERVICE", "INSTANCES", "HEALTHY", "DNS-SD TYPE"], rows));
     Ok(())
 }
 

@@ -112,7 +112,11 @@ async fn register_list_pass_and_deregister_from_the_command_line() {
     assert_eq!(f.a("web-2.instance.local.").await.1, ["10.1.0.2"]);
 
     let services = f.ok(&["services"]);
-    assert_eq!(cells(&services), [vec!["SERVICE", "INSTANCES", "HEALTHY"], vec!["web", "2", "1"]], "{services}");
+    assert_eq!(
+        cells(&services),
+        [vec!["SERVICE", "INSTANCES", "HEALTHY", "DNS-SD TYPE"], vec!["web", "2", "1", "_web._tcp"]],
+        "{services}"
+    );
     let instances = f.ok(&["instances", "web"]);
     let rows = cells(&instances);
     assert_eq!(rows[0], ["ID", "ADDRESS", "PORT", "REGION", "STATUS", "LAST OUTPUT"], "{instances}");
@@ -129,7 +133,7 @@ async fn register_list_pass_and_deregister_from_the_command_line() {
     assert_eq!(f.a("web.service.local.").await.1, ["10.1.0.1", "10.1.0.2"], "a heartbeat is in the next answer");
     let rows = cells(&f.ok(&["instances", "web"]));
     assert_eq!(rows[2], ["web-2", "10.1.0.2", "8080", "-", "passing", "warmed up"]);
-    assert_eq!(cells(&f.ok(&["services"]))[1], ["web", "2", "2"]);
+    assert_eq!(cells(&f.ok(&["services"]))[1], ["web", "2", "2", "_web._tcp"]);
 
     f.ok(&["deregister", "web-1"]);
     assert_eq!(f.a("web.service.local.").await.1, ["10.1.0.2"]);
@@ -157,7 +161,7 @@ async fn server_refusals_print_the_status_and_the_servers_line() {
     let e = failure(&f.run(&["pass", "service:nope"]));
     assert_eq!(e, "signpost: 404 Not Found: unknown check id \"service:nope\"");
     let services = cells(&f.ok(&["services"]));
-    assert_eq!(services[1], ["web", "1", "1"], "nothing changed");
+    assert_eq!(services[1], ["web", "1", "1", "_web._tcp"], "nothing changed");
 }
 
 #[test]
@@ -229,7 +233,7 @@ pub fn readme_block(lang: &str, needle: &str) -> String {
 async fn the_readme_cli_session_prints_the_tables_it_shows() {
     let f = serve(&[]);
     let session = readme_block("sh", "signpost register");
-    let tables = readme_block("text", "SERVICE  INSTANCES  HEALTHY");
+    let tables = readme_block("text", "SERVICE  INSTANCES  HEALTHY  DNS-SD TYPE");
     // `signpost` in the block is the built binary, pointed at this server.
     let script =
         format!("set -e\nsignpost() {{ \"{}\" \"$@\" --api {}; }}\n{session}", env!("CARGO_BIN_EXE_signpost"), f.api());

@@ -59,6 +59,7 @@ async fn names_tags_meta_and_outputs_are_shown_as_text() {
     ] {
         assert!(html.contains(escaped), "{escaped:?} missing from the HTML");
     }
+    assert!(html.contains("DNS-SD service type <code>_web._tcp</code>"), "the service's DNS-SD type is shown");
     // The only scripts are the page's own.
     assert_eq!(html.matches("<script").count(), 1);
     assert!(html.contains("<script src=\"/ui/assets/ui.js\"></script>"));
@@ -74,6 +75,7 @@ async fn names_tags_meta_and_outputs_are_shown_as_text() {
     assert_eq!(inst["checks"][0]["status"], "warning");
     assert_eq!(inst["tags"][0], "<img src=x onerror=alert(2)>");
     assert_eq!(inst["meta"]["note"], "\"><b>bold</b>");
+    assert_eq!(v["services"][0]["dns_sd"], "_web._tcp");
 
     let r = http_client().get(s.url("/ui")).send().await.unwrap();
     let csp = r.headers()["content-security-policy"].to_str().unwrap().to_string();

@@ -294,6 +294,8 @@ async fn the_page_follows_registrations_and_health_live() {
         )
         .await;
     assert!(dig.as_str().unwrap().contains("127.0.0.2"), "warning instances are answered: {dig}");
+    let dns_sd = browser.js("return document.querySelector('#svc-web .dns-sd code').textContent;").await;
+    assert_eq!(dns_sd, "_web._tcp", "the service's DNS-SD type, as the script draws it");
 
     // The target starts failing: the instance turns critical and leaves the DNS answer.
     health.store(500, Ordering::SeqCst);

@@ -181,6 +181,9 @@ fn service(o: &mut String, s: &Service, answers: Option<&Answers>, domain: &str)
         "<section class=\"service\" id=\"svc-{n}\" data-service=\"{n}\" aria-labelledby=\"svc-{n}-h\">\n<h2 id=\"svc-{n}-h\">{n}</h2>\n",
         n = E(&s.name)
     );
+    if let Some(t) = &s.dns_sd {
+        let _ = writeln!(o, "<p class=\"dns-sd\">DNS-SD service type <code>{}</code></p>", E(t));
+    }
     dig(o, answers, &s.name, domain);
     let _ = write!(
         o,

@@ -47,6 +47,9 @@ pub struct ZoneProblem {
 pub struct Service {
     /// As its first instance spells it.
     pub name: String,
+    /// Its DNS-SD service type (`_<name>._tcp`, browsed under `service.D`); none for a name
+    /// too long to make one.
+    pub dns_sd: Option<String>,
     pub counts: Counts,
     /// Every tag of its instances, sorted, once each.
     pub tags: Vec<String>,
@@ -159,7 +162,8 @@ fn service(name: String, views: &[&InstanceView]) -> Service {
     let mut tags: Vec<String> = views.iter().flat_map(|v| v.instance.tags.iter().cloned()).collect();
     tags.sort_unstable();
     tags.dedup();
-    Service { name, counts, tags, instances: views.iter().map(|v| instance(v)).collect() }
+    let dns_sd = crate::dns::service_type(&name.to_ascii_lowercase());
+    Service { name, dns_sd, counts, tags, instances: views.iter().map(|v| instance(v)).collect() }
 }
 
 fn instance(v: &InstanceView) -> Instance {

@@ -150,6 +150,7 @@
     });
     return el('section', { 'class': 'service', id: 'svc-' + s.name, 'data-service': s.name, 'aria-labelledby': 'svc-' + s.name + '-h' },
       el('h2', { id: 'svc-' + s.name + '-h' }, s.name),
+      s.dns_sd ? el('p', { 'class': 'dns-sd' }, 'DNS-SD service type ', el('code', null, s.dns_sd)) : null,
       dig(answers, s.name, domain),
       el('div', { 'class': 'scroll', tabindex: '0', role: 'region', 'aria-label': 'Instances of ' + s.name }, el('table', { 'class': 'instances' },
         el('caption', null, 'Instances of ' + s.name), el('thead', null, headRow), tbody)));
