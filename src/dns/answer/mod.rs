@@ -490,4 +490,4 @@ pub(crate) fn instance_ttl(snap: &Snapshot, view: &InstanceView) -> u32 {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

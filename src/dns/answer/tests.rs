@@ -68,10 +68,13 @@ id = "open-1"
 address = "10.3.0.1"
 port = 1
 
-[[service]]
+"#;
+
+/// A service with an instance whose id is a DNS label but no DNS-SD instance name
+/// (`_sub._odd._tcp` is the subtypes' name), and one with a plain id.
+pub(crate) const ODD: &str = r#"[[service]]
 name = "odd"
 
-# An id that is a DNS label but no DNS-SD instance name (`_sub._odd._tcp` is the subtypes').
 [[service.instance]]
 id = "_SUB"
 address = "10.5.0.1"
@@ -86,6 +89,7 @@ port = 80
 fn snapshot() -> Snapshot {
     let mut state = State::new();
     state.apply(Change::ZoneFile(crate::zones::parse(Path::new("z.toml"), ZONE).unwrap())).unwrap();
+    state.apply(Change::ZoneFile(crate::zones::parse(Path::new("odd.toml"), ODD).unwrap())).unwrap();
     Snapshot::build(&state, &Defaults::default())
 }
 

@@ -5,7 +5,7 @@
 use std::iter::once;
 
 use super::query::{QNAME_POINTER, TYPE_SRV, TYPE_TXT};
-use super::{Asked, FastName, FastTable, Made, ServiceWire};
+use super::{Asked, FastName, FastTable, Made, Named};
 use crate::dns::parse::{Spelling, is_instance_label};
 
 /// The most PTR records the fast path answers with. Beyond about 60 names per message
@@ -14,16 +14,10 @@ use crate::dns::parse::{Spelling, is_instance_label};
 /// answers are the full handler's, which also makes them whole over TCP.
 const MAX_PTR: usize = 50;
 
-/// PTR on a service type or subtype (entry `entry`): `<id>.<type>` for each answered instance,
-/// the client's region (`local`) first, at most `answer_limit`.
-pub(super) fn browse(
-    wire: &ServiceWire,
-    entry: u32,
-    spelling: Spelling,
-    local: Option<u32>,
-    asked: &Asked,
-    out: &mut Vec<u8>,
-) -> Made {
+/// PTR on a service type or subtype: `<id>.<type>` for each answered instance, the client's
+/// region first, at most `answer_limit`.
+pub(super) fn browse(named: &Named, asked: &Asked, out: &mut Vec<u8>) -> Made {
+    let Named { wire, entry, spelling, local } = *named;
     let (view, q) = (&wire.view, asked.q);
     let e = view.entry(entry);
     if e.ptr.is_empty() {

@@ -249,7 +249,7 @@ impl FastTable {
             Some(FastName::Exists) => Made::Negative(0),
             Some(FastName::Service { wire, entry, spelling, by_region, .. }) => {
                 let local = by_region.as_ref().and_then(|b| self.client_region(b, *spelling, &asked, client, &mut opt));
-                service(wire, *entry, *spelling, local, &asked, out)
+                service(&Named { wire, entry: *entry, spelling: *spelling, local }, &asked, out)
             }
         };
         match made {
@@ -341,6 +341,16 @@ struct Asked<'q> {
     room: usize,
 }
 
+/// A service's name a query asked: its service's encoding, its entry and spelling, and the
+/// entry of the client's region (for a name that names none, when the region has one).
+#[derive(Clone, Copy)]
+struct Named<'a> {
+    wire: &'a ServiceWire,
+    entry: u32,
+    spelling: Spelling,
+    local: Option<u32>,
+}
+
 /// `<id>.instance.D`: its address.
 fn instance_address(w: &InstanceWire, asked: &Asked, out: &mut Vec<u8>) -> Made {
     if w.host() {
@@ -362,22 +372,16 @@ fn instance_address(w: &InstanceWire, asked: &Asked, out: &mut Vec<u8>) -> Made 
     }
 }
 
-/// A service's name: the records of its entry `entry` for the question's type, the client's
-/// region's (`local`) first where the answer prefers it, as `answer.rs` makes them.
-fn service(
-    wire: &ServiceWire,
-    entry: u32,
-    spelling: Spelling,
-    local: Option<u32>,
-    asked: &Asked,
-    out: &mut Vec<u8>,
-) -> Made {
+/// A service's name: the records of its entry for the question's type, the client's region's
+/// first where the answer prefers it, as `answer.rs` makes them.
+fn service(named: &Named, asked: &Asked, out: &mut Vec<u8>) -> Made {
+    let Named { wire, entry, spelling, local } = *named;
     let (view, q) = (&wire.view, asked.q);
     if !spelling.holds(RecordType::from(q.qtype)) {
         return Made::Negative(0);
     }
     if q.qtype == TYPE_PTR {
-        return dnssd::browse(wire, entry, spelling, local, asked, out);
+        return dnssd::browse(named, asked, out);
     }
     let e = view.entry(entry);
     // The client's region's set while it has instances, else everyone's (answer.rs's

@@ -101,25 +101,14 @@ id = "down-1"
 address = "10.2.0.1"
 port = 1
 
-[[service]]
-name = "odd"
-
-# An id that is a DNS label but no DNS-SD instance name (`_sub._odd._tcp` is the subtypes').
-[[service.instance]]
-id = "_SUB"
-address = "10.5.0.1"
-port = 80
-
-[[service.instance]]
-id = "odd-1"
-address = "10.5.0.2"
-port = 80
 "#;
 
 fn snapshot() -> Arc<Snapshot> {
     let mut state = State::new();
     let file = crate::zones::parse(Path::new("z.toml"), ZONE).unwrap();
     state.apply(Change::ZoneFile(file)).unwrap();
+    let odd = crate::zones::parse(Path::new("odd.toml"), crate::dns::answer::tests::ODD).unwrap();
+    state.apply(Change::ZoneFile(odd)).unwrap();
     Arc::new(Snapshot::build(&state, &Defaults::default()))
 }
 
