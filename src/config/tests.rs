@@ -146,6 +146,7 @@ fn bad_values_name_the_key() {
         ("[dns]\nupstream_timeout = \"0\"\n", "dns.upstream_timeout"),
         ("[dns]\nrecursion_allow = [\"10.0.0.0/33\"]\n", "dns.recursion_allow"),
         ("[dns]\nrecursion_allow = [\"everyone\"]\n", "dns.recursion_allow"),
+        ("[dns]\ndns_sd_networks = [\"10.1.0.0/40\"]\n", "dns.dns_sd_networks"),
         ("[shutdown]\ngrace = \"5\"\n", "shutdown.grace"),
         ("[shutdown]\ndrain = \"soon\"\n", "shutdown.drain"),
         ("[dns]\nmax_slow_queries = 0\n", "dns.max_slow_queries"),
@@ -183,6 +184,15 @@ fn forwarding_keys_parse_with_defaults() {
     let o = Overrides { upstream: vec!["192.0.2.9".into()], ..Overrides::default() };
     let ups = off.overlay(o).validate().unwrap().forward.upstreams.unwrap();
     assert_eq!(ups, ["192.0.2.9:53".parse::<SocketAddr>().unwrap()]);
+}
+
+#[test]
+fn dns_sd_networks_default_to_none() {
+    assert!(RawConfig::default().validate().unwrap().dns.dns_sd_networks.is_empty());
+    let text = "[dns]\ndns_sd_networks = [\"10.1.0.0/16\", \"fd00::/64\"]\n";
+    let c = RawConfig::from_toml(Path::new("s.toml"), text).unwrap().validate().unwrap();
+    let nets: Vec<String> = c.dns.dns_sd_networks.iter().map(|n| n.to_string()).collect();
+    assert_eq!(nets, ["10.1.0.0/16", "fd00::/64"]);
 }
 
 #[test]
