@@ -19,6 +19,9 @@ needs+=([nsd]=nsd)
 needs+=([kdig]=knot-dnsutils)
 # /metrics is checked with the Prometheus project's own lint (tests/it/metrics.rs).
 needs+=([promtool]=prometheus)
+# DNS-SD with a real client (tests/it/dnssd_avahi.rs): avahi-daemon in wide-area mode on a
+# D-Bus daemon of the test's, and avahi-browse.
+needs+=([avahi-daemon]=avahi-daemon [avahi-browse]=avahi-utils [dbus-daemon]=dbus-daemon [dbus-send]=dbus-bin)
 missing=()
 for cmd in "${!needs[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${needs[$cmd]}")

@@ -545,33 +545,16 @@ python3 -c 'import socket; print(" ".join(sorted({a[4][0] for a in socket.getadd
 echo "== getent ahosts www.example.com"
 getent ahosts www.example.com
 "#;
-    let out = tokio::time::timeout(
-        DEADLINE,
-        tokio::process::Command::new("unshare")
-            .args(["-m", "sh", "-c", script, "sh", dir.path().to_str().unwrap()])
-            .output(),
-    )
-    .await
-    .expect("getent answers within the deadline")
-    .expect("`unshare` runs (util-linux; scripts/test.sh installs it)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "unshare -m with bind mounts failed ({}); this test needs root and util-linux's unshare, \
-         as scripts/test.sh has in CI.\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        out.status
-    );
-    println!("{stdout}");
-    let sections: Vec<&str> = stdout.split("== ").skip(1).collect();
+    let sections = in_mount_namespace(script, dir.path(), DEADLINE, "getent and python3").await;
+    let stdout = sections.concat();
     assert_eq!(sections.len(), 3, "{stdout}");
     fn first_column(s: &str) -> BTreeSet<&str> {
         s.lines().skip(1).filter_map(|l| l.split_whitespace().next()).collect()
     }
-    assert_eq!(first_column(sections[0]), BTreeSet::from(["192.168.1.10", "192.168.1.11", "192.168.1.12"]));
+    assert_eq!(first_column(&sections[0]), BTreeSet::from(["192.168.1.10", "192.168.1.11", "192.168.1.12"]));
     assert!(sections[0].contains("STREAM order-service.service.local"), "{stdout}");
     assert_eq!(sections[1].lines().nth(1), Some("192.168.1.10 192.168.1.11 192.168.1.12"), "{stdout}");
-    assert_eq!(first_column(sections[2]), BTreeSet::from(["192.0.2.10", "2001:db8::10"]), "{stdout}");
+    assert_eq!(first_column(&sections[2]), BTreeSet::from(["192.0.2.10", "2001:db8::10"]), "{stdout}");
     // These are the README's lines (its resolv.conf says 127.0.0.1, the default listen address;
     // here signpost has an address of its own, so as not to depend on 127.0.0.1:53 being free).
     let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();

@@ -12,6 +12,8 @@ mod cluster;
 mod crash;
 mod dig;
 mod dns_names;
+mod dnssd;
+mod dnssd_avahi;
 mod docker;
 mod edns;
 #[cfg(feature = "cluster")]

@@ -331,3 +331,27 @@ pub fn strict_parse(bytes: &[u8]) -> Result<Message, String> {
     }
     Message::from_vec(bytes).map_err(|e| e.to_string())
 }
+
+/// Runs `script` with `sh` in a private mount namespace (`unshare -m`), where it may bind-mount
+/// its own /etc/resolv.conf and the like, with `dir` as its first argument; returns its output
+/// split at its `== <title>` lines. Panics, naming what the script `needs` besides root and
+/// util-linux's unshare, if it fails or outlasts `timeout`.
+pub async fn in_mount_namespace(script: &str, dir: &Path, timeout: Duration, needs: &str) -> Vec<String> {
+    let out = tokio::time::timeout(
+        timeout,
+        tokio::process::Command::new("unshare").args(["-m", "sh", "-c", script, "sh", dir.to_str().unwrap()]).output(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("the script in a mount namespace ends within {timeout:?}"))
+    .expect("`unshare` runs (util-linux; scripts/test.sh installs it)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the script in a mount namespace failed ({}); it needs root, util-linux's unshare and {needs}, \
+         as scripts/test.sh has in CI.\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+    println!("{stdout}");
+    stdout.split("== ").skip(1).map(str::to_string).collect()
+}

@@ -149,6 +149,22 @@ async fn an_allowed_client_transfers_what_dns_answers_now() {
     ] {
         assert!(rrsets.iter().any(|(n, _)| n == name), "{name} is in the transfer: {out}");
     }
+    // DNS-SD's names too: the service types, browsing, a subtype, the instances, the browse
+    // domain; none for a service with no healthy instance.
+    for (name, qtype) in [
+        ("_services._dns-sd._udp.service.local.", "PTR"),
+        ("_web._tcp.service.local.", "PTR"),
+        ("_web._tcp.service.eu.local.", "PTR"),
+        ("_v1._sub._web._tcp.service.local.", "PTR"),
+        ("web-1._web._tcp.service.local.", "SRV"),
+        ("web-1._web._tcp.service.local.", "TXT"),
+        ("db-1._db._tcp.service.local.", "TXT"),
+        ("b._dns-sd._udp.local.", "PTR"),
+        ("lb._dns-sd._udp.service.local.", "PTR"),
+    ] {
+        assert!(rrsets.contains(&(name.to_string(), qtype.to_string())), "{name} {qtype} is in the transfer: {out}");
+    }
+    assert!(!got.iter().any(|r| r.contains("_queue._tcp")), "no healthy instance, no DNS-SD records: {out}");
 
     // IXFR: the SOA alone for a client up to date, the whole zone for one behind (over TCP),
     // and the SOA alone over UDP (the sign to ask over TCP).
@@ -238,6 +254,11 @@ async fn nsd_mirrors_the_catalog_and_follows_changes_through_notify() {
     wait_for("NSD to transfer the zone", || mirrored("web.service.local.", &["10.0.0.1"])).await;
     let m = nsd.ask("_web._tcp.service.local.", RecordType::SRV).await.unwrap();
     assert_eq!(m.answers.len(), 2, "{m:?}");
+    // The secondary serves DNS-SD browsing and resolving too.
+    let m = nsd.ask("_web._tcp.service.local.", RecordType::PTR).await.unwrap();
+    assert_eq!(m.answers.len(), 2, "{m:?}");
+    let m = nsd.ask("web-2._web._tcp.service.local.", RecordType::SRV).await.unwrap();
+    assert_eq!(lines(&m.answers), ["web-2._web._tcp.service.local. 5 IN SRV 1 3 81 web-2.instance.local."]);
 
     // A registration reaches the secondary through NOTIFY, long before the SOA's refresh.
     let body = r#"{"Name": "cache", "ID": "cache-1", "Address": "10.3.0.1", "Port": 6379}"#;

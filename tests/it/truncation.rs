@@ -1,5 +1,6 @@
 //! Truncation, as a property over real sockets: for answers of 1 to 200 instances,
-//! every record type the catalog answers (A, AAAA, SRV with glue, TXT, PTR), and client buffers
+//! every record type the catalog answers (A, AAAA, SRV with glue, TXT, PTR for reverse names and
+//! DNS-SD browsing), and client buffers
 //! from none (512) through each EDNS size up to 4096, under both the default `udp_max_payload`
 //! cap and a raised one, every UDP answer parses with a strict parser (counts exact, whole
 //! records, no trailing bytes), fits the client's size, keeps its OPT, and is either complete or
@@ -97,6 +98,7 @@ async fn every_udp_answer_holds_whole_records_within_the_clients_size() {
             for qtype in [RecordType::A, RecordType::AAAA, RecordType::SRV, RecordType::TXT] {
                 questions.push((format!("s{n}.service.local."), qtype, complete(qtype, n)));
             }
+            questions.push((format!("_s{n}._tcp.service.local."), RecordType::PTR, n));
         }
         for i in 0..LARGEST {
             let sharing = sizes().into_iter().filter(|&n| n > i).count();
@@ -114,8 +116,13 @@ async fn every_udp_answer_holds_whole_records_within_the_clients_size() {
             }
         }
         // Over TCP the whole answer, glue included.
-        for qtype in [RecordType::A, RecordType::SRV, RecordType::TXT] {
-            let m = s.tcp(&format!("s{LARGEST}.service.local."), qtype).await;
+        for (name, qtype) in [
+            (format!("s{LARGEST}.service.local."), RecordType::A),
+            (format!("s{LARGEST}.service.local."), RecordType::SRV),
+            (format!("s{LARGEST}.service.local."), RecordType::TXT),
+            (format!("_s{LARGEST}._tcp.service.local."), RecordType::PTR),
+        ] {
+            let m = s.tcp(&name, qtype).await;
             assert!(!m.metadata.truncation);
             assert_eq!(m.answers.len(), complete(qtype, LARGEST), "TCP {qtype}");
             if qtype == RecordType::SRV {
@@ -124,7 +131,7 @@ async fn every_udp_answer_holds_whole_records_within_the_clients_size() {
         }
         s.stop().await;
     }
-    assert_eq!(checked, 2 * (sizes().len() * 4 + LARGEST) * 5);
+    assert_eq!(checked, 2 * (sizes().len() * 5 + LARGEST) * 5);
 }
 
 /// One question and its answer over `client`'s socket, one at a time.
