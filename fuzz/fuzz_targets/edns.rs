@@ -16,8 +16,15 @@ mod world;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, options)) = data.split_first() else { return };
-    let names = ["web.service.local.", "v1.web.service.local.", "_web._tcp.service.local.", "db.service.local."];
-    let qtypes = [RecordType::A, RecordType::AAAA, RecordType::SRV, RecordType::TXT];
+    let names = [
+        "web.service.local.",
+        "v1.web.service.local.",
+        "_web._tcp.service.local.",
+        "db.service.local.",
+        "web-1._web._tcp.service.local.",
+        "_v1._sub._web._tcp.service.local.",
+    ];
+    let qtypes = [RecordType::A, RecordType::AAAA, RecordType::SRV, RecordType::TXT, RecordType::PTR];
     let mut m = Message::new(4242, MessageType::Query, OpCode::Query);
     let name = Name::from_ascii(names[usize::from(selector) % names.len()]).unwrap();
     m.add_query(Query::query(name, qtypes[usize::from(selector >> 2) % qtypes.len()]));
