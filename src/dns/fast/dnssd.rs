@@ -8,10 +8,11 @@ use super::query::{QNAME_POINTER, TYPE_SRV, TYPE_TXT};
 use super::{Asked, FastName, FastTable, Made, Named};
 use crate::dns::parse::{Spelling, is_instance_label};
 
-/// The most PTR records the fast path answers with. Beyond about 60 names per message
-/// hickory-proto stops compressing (`COMPRESSED_NAME_LIMIT`, 64 remembered suffixes), so the
-/// full handler's encoding grows past ours, and which records fit would differ; larger
-/// answers are the full handler's, which also makes them whole over TCP.
+/// The most PTR records the fast path answers with. hickory-proto compresses at most 120 names
+/// of a message and remembers at most 64 suffixes to point at (`COMPRESSED_NAME_LIMIT`,
+/// `COMPRESSION_CANDIDATE_LIMIT`); a PTR record takes two names and one suffix, the question up
+/// to a dozen suffixes. Past that the full handler's encoding grows past ours and which records
+/// fit would differ, so larger answers are the full handler's.
 const MAX_PTR: usize = 50;
 
 /// PTR on a service type or subtype: `<id>.<type>` for each answered instance, the client's

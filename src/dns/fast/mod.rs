@@ -12,10 +12,12 @@
 //! real clients send are handled here as the full handler handles them (`edns.rs` reads them
 //! for both): a server cookie for every client cookie, Client Subnet deciding the client's
 //! region (names that do not name a region answer that region's instances first, SRV at
-//! priorities 1 and 2), NSID. The same answers serve TCP. Everything unusual — other opcodes or
-//! classes, several questions, malformed options or other EDNS versions, names outside the
-//! domain, ANY, the apex, host-name instances, answers that would not fit — returns `None` and
-//! goes to the full handler (hickory-proto parsing, `answer.rs`), the reference behaviour.
+//! priorities 1 and 2), NSID. DNS-SD's browsing (PTR) and instances (SRV, TXT) are answered here
+//! too (`dnssd.rs`). The same answers serve TCP. Everything unusual — other opcodes or classes,
+//! several questions, malformed options or other EDNS versions, names outside the domain, ANY,
+//! the apex, DNS-SD's service types and browse domains, host-name instances, answers that would
+//! not fit — returns `None` and goes to the full handler (hickory-proto parsing, `answer/`), the
+//! reference behaviour.
 
 mod dnssd;
 mod encode;
