@@ -10,7 +10,6 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::op::ResponseCode;
@@ -20,7 +19,7 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::dns::{Forwarder, Transport};
+use crate::dns::{Forwarder, LiveSettings, Transport};
 use crate::registry::{Change, Registry};
 
 /// Bounds on how long a resolution is kept before asking again.
@@ -41,8 +40,9 @@ enum Lookup {
 }
 
 /// Keeps the registry's host names resolved until `token` is cancelled.
-pub async fn run(registry: Registry, forwarder: Arc<Forwarder>, token: CancellationToken) {
-    let mut versions = registry.subscribe();
+pub async fn run(registry: Registry, settings: LiveSettings, token: CancellationToken) {
+    // Every published snapshot, a reload's too: it may have brought upstreams.
+    let mut versions = registry.subscribe_published();
     // Host (lowercase) → when to resolve it next; `None` while a lookup is running.
     let mut due: HashMap<String, Option<Instant>> = HashMap::new();
     let mut known: HashMap<String, Vec<IpAddr>> = HashMap::new();
@@ -55,12 +55,9 @@ pub async fn run(registry: Registry, forwarder: Arc<Forwarder>, token: Cancellat
             known.remove(&gone);
             registry.send(Change::Resolved { host: gone, addrs: Vec::new() });
         }
-        if !forwarder.is_enabled() {
-            if !hosts.is_empty() && !warned {
-                warn!(hosts = hosts.len(), "host-name addresses cannot be resolved: there are no upstream resolvers");
-                warned = true;
-            }
-        } else {
+        // The upstreams in force now: a reload may have changed them.
+        let forwarder = settings.load().forwarder.clone().filter(|f| f.is_enabled());
+        if let Some(forwarder) = forwarder {
             let now = Instant::now();
             for h in hosts {
                 let at = due.entry(h.clone()).or_insert(Some(now));
@@ -72,6 +69,11 @@ pub async fn run(registry: Registry, forwarder: Arc<Forwarder>, token: Cancellat
                         (h, found)
                     });
                 }
+            }
+        } else {
+            if !hosts.is_empty() && !warned {
+                warn!(hosts = hosts.len(), "host-name addresses cannot be resolved: there are no upstream resolvers");
+                warned = true;
             }
         }
         let next = due.values().flatten().min().copied();

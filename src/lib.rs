@@ -19,4 +19,5 @@ pub mod model;
 pub mod registry;
 pub mod secret;
 pub mod store;
+pub mod systemd;
 pub mod zones;

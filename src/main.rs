@@ -45,13 +45,18 @@ fn describe(e: &anyhow::Error) -> String {
     out
 }
 
-fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+/// The configuration `args` name: the file, then the environment and flags over it.
+fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
     let raw = match &args.config {
         Some(path) => RawConfig::from_file(path)?,
         None => RawConfig::default(),
     };
-    let config = raw.overlay(args.overrides()).validate()?;
-    init_logging(&config)?;
+    Ok(raw.overlay(args.overrides()).validate()?)
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let config = load_config(&args)?;
+    let log_filter = init_logging(&config)?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         // Signal handlers first: a SIGTERM that arrives during start-up must still be graceful.
@@ -59,16 +64,52 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let listeners = Listeners::bind(&config).await?;
         let token = CancellationToken::new();
         let running = app::start(config, listeners, token.clone()).await?;
-        tokio::spawn(signals.run(token));
+        let reload =
+            Reload { args, log_filter, reloader: running.reloader.clone(), registry: running.registry.clone() };
+        tokio::spawn(signals.run(token, reload));
         running.wait().await;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })
 }
 
+/// What SIGHUP needs: where the configuration comes from, and the running parts it changes.
+struct Reload {
+    args: ServeArgs,
+    log_filter: LogFilter,
+    reloader: std::sync::Arc<app::reload::Reloader>,
+    registry: signpost::registry::Registry,
+}
+
+impl Reload {
+    /// Reads the configuration again and applies it; a configuration that does not validate
+    /// changes nothing and is logged.
+    fn run(&self) {
+        signpost::systemd::reloading();
+        match load_config(&self.args) {
+            Ok(config) => {
+                match log_filter(&config) {
+                    Ok(filter) => {
+                        if let Err(e) = self.log_filter.reload(filter) {
+                            tracing::warn!(error = %e, "log level not changed");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %describe(&e), "log level not changed"),
+                }
+                self.reloader.reload(config);
+            }
+            Err(e) => {
+                tracing::error!(error = %describe(&e), "configuration not reloaded: it does not validate; the one in force stays")
+            }
+        }
+        signpost::systemd::reloaded(&self.registry.snapshot());
+    }
+}
+
 struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
 }
 
 impl Signals {
@@ -76,12 +117,22 @@ impl Signals {
         use tokio::signal::unix::{SignalKind, signal};
         let term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
         let int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-        Ok(Signals { term, int })
+        let hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+        Ok(Signals { term, int, hup })
     }
 
-    /// First SIGINT/SIGTERM: graceful shutdown. Second: exit at once.
-    async fn run(mut self, token: CancellationToken) {
-        tokio::select! { _ = self.term.recv() => {}, _ = self.int.recv() => {} }
+    /// SIGHUP: reload. First SIGINT/SIGTERM: graceful shutdown. Second: exit at once.
+    async fn run(mut self, token: CancellationToken, reload: Reload) {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => break,
+                _ = self.int.recv() => break,
+                _ = self.hup.recv() => {
+                    tracing::info!("SIGHUP: reloading the configuration and zone files");
+                    reload.run();
+                }
+            }
+        }
         tracing::info!("shutting down");
         token.cancel();
         tokio::select! { _ = self.term.recv() => {}, _ = self.int.recv() => {} }
@@ -89,23 +140,36 @@ impl Signals {
     }
 }
 
-/// The log filter: `--log-level` / `SIGNPOST_LOG_LEVEL` / `[log] level` when given (a level or
-/// a RUST_LOG-style filter), else `RUST_LOG`, else `info`. JSON lines carry the same message
-/// texts as text lines, with `message` and the fields at the top level.
-fn init_logging(config: &Config) -> anyhow::Result<()> {
+/// The log filter, replaceable while running (a reload's `[log] level`).
+type LogFilter = tracing_subscriber::reload::Handle<EnvFilter, tracing_subscriber::Registry>;
+
+/// The filter the configuration asks for: `--log-level` / `SIGNPOST_LOG_LEVEL` / `[log] level`
+/// when given (a level or a RUST_LOG-style filter), else `RUST_LOG`, else `info`.
+fn log_filter(config: &Config) -> anyhow::Result<EnvFilter> {
     // hickory's crates log routine protocol events at INFO; keep them to warnings unless asked.
     let quiet_hickory = |level: &str| format!("hickory_proto=warn,hickory_resolver=warn,{level}");
-    let filter = match &config.log.level {
+    Ok(match &config.log.level {
         // Bare words are checked by the configuration; a filter's syntax here.
         Some(level) => {
             EnvFilter::try_new(quiet_hickory(level)).with_context(|| format!("invalid log filter {level:?}"))?
         }
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(quiet_hickory("info"))),
-    };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    })
+}
+
+/// Logs to stderr through a filter a reload can replace. JSON lines carry the same message
+/// texts as text lines, with `message` and the fields at the top level.
+fn init_logging(config: &Config) -> anyhow::Result<LogFilter> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(log_filter(config)?);
+    let logs = tracing_subscriber::registry().with(filter);
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     match config.log.format {
-        LogFormat::Text => builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).with_span_list(false).init(),
+        LogFormat::Text => logs.with(layer.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))).init(),
+        LogFormat::Json => {
+            logs.with(layer.json().flatten_event(true).with_current_span(false).with_span_list(false)).init()
+        }
     }
-    Ok(())
+    Ok(handle)
 }

@@ -68,7 +68,7 @@ pub fn world() -> &'static World {
             )
         });
         let fast = FastTable::build(registry.snapshot(), settings.clone());
-        let handler = Handler::new(registry, settings);
+        let handler = Handler::new(registry, Arc::new(arc_swap::ArcSwap::new(settings)));
         World { rt, handler, fast: Arc::new(arc_swap::ArcSwapOption::from_pointee(fast)) }
     })
 }

@@ -60,7 +60,7 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DnsConfig {
     pub listen: Vec<SocketAddr>,
     /// True if `listen` is the built-in default, whose `[::1]:53` is skipped on hosts without IPv6.
@@ -93,7 +93,7 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
     pub format: LogFormat,
     /// `[log] level` / `--log-level`: a level or a RUST_LOG-style filter; `None`: `RUST_LOG`,

@@ -42,7 +42,7 @@ pub const RESOLV_CONF: &str = "/etc/resolv.conf";
 
 /// Forwarding of names outside the domain (`[dns] upstreams`, `upstream_timeout`,
 /// `recursion_allow`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForwardConfig {
     /// `None`: the nameservers of /etc/resolv.conf, read at start. Empty: no forwarding at all
     /// (names outside the domain are REFUSED).

@@ -19,13 +19,12 @@ use hickory_proto::rr::{DNSClass, LowerName, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use tracing::debug;
 
-use super::Settings;
 use super::answer::{Answer, Transport, answer, browse_domains_at, reverse};
 use super::edns::{self, Options};
-use super::forward::Forwarder;
 use super::message::{Sections, encode};
 use super::parse::{asks_browse_domains, reverse_ip};
-use super::transfer::{self, Transfer, Transfers};
+use super::transfer::{self, Transfer};
+use super::{LiveSettings, Settings};
 use crate::registry::Registry;
 
 /// DNS's classic limit for UDP answers to clients without EDNS (RFC 1035 §4.2.1).
@@ -33,15 +32,9 @@ const PLAIN_UDP_LIMIT: u16 = 512;
 
 #[derive(Clone)]
 pub struct Handler {
-    inner: Arc<Inner>,
-    /// Where names outside the domain go; `None` refuses them.
-    forwarder: Option<Arc<Forwarder>>,
-}
-
-struct Inner {
     registry: Registry,
-    settings: Arc<Settings>,
-    transfers: Transfers,
+    /// Read once per query: a configuration reload swaps it.
+    settings: LiveSettings,
 }
 
 /// What a query gets back.
@@ -53,30 +46,13 @@ pub enum Reply {
 }
 
 impl Handler {
-    pub fn new(registry: Registry, settings: Arc<Settings>) -> Handler {
-        let inner = Inner { registry, settings, transfers: Transfers::default() };
-        Handler { inner: Arc::new(inner), forwarder: None }
+    pub fn new(registry: Registry, settings: LiveSettings) -> Handler {
+        Handler { registry, settings }
     }
 
-    /// Serves zone transfers of the domain to the clients `transfers` allows.
-    pub fn with_transfers(mut self, transfers: Transfers) -> Handler {
-        self.configure().transfers = transfers;
-        self
-    }
-
-    /// Forwards names outside the domain through `forwarder` instead of refusing them.
-    pub fn with_forwarder(mut self, forwarder: Arc<Forwarder>) -> Handler {
-        self.forwarder = Some(forwarder);
-        self
-    }
-
-    /// How this handler answers (the fast path answers the same way).
-    pub fn settings(&self) -> &Settings {
-        &self.inner.settings
-    }
-
-    fn configure(&mut self) -> &mut Inner {
-        Arc::get_mut(&mut self.inner).expect("configured before it is shared")
+    /// How this handler answers now (the fast path answers the same way).
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings.load_full()
     }
 
     /// Answers one query from `src` that arrived over `transport`; `None` means send nothing
@@ -107,11 +83,11 @@ impl Handler {
         src: SocketAddr,
         transport: Transport,
     ) -> (Reply, RecordType, ResponseCode) {
-        let inner = &self.inner;
+        let settings = self.settings.load_full();
         let mut meta = Metadata::response_from_request(&request.metadata);
         let limit = match (&request.edns, transport) {
             (_, Transport::Tcp) => u16::MAX,
-            (Some(e), Transport::Udp) => e.max_payload().clamp(PLAIN_UDP_LIMIT, inner.settings.udp_max_payload),
+            (Some(e), Transport::Udp) => e.max_payload().clamp(PLAIN_UDP_LIMIT, settings.udp_max_payload),
             (None, Transport::Udp) => PLAIN_UDP_LIMIT,
         };
         // The options, read as the fast path reads them (hickory has parsed the OPT its own way).
@@ -123,12 +99,12 @@ impl Handler {
             Ok(o) => (o, None),
             Err(m) => (Options::default(), Some(m)),
         };
-        let client = inner.settings.regions.of(src.ip(), options.subnet.map(|s| (s.addr, s.source_prefix)));
+        let client = settings.regions.of(src.ip(), options.subnet.map(|s| (s.addr, s.source_prefix)));
         // The response OPT: our own version 0, the client's DO bit echoed (RFC 3225), the payload
         // we honour; its options once the answer is known.
         let mut edns = request.edns.as_ref().map(|e| {
             let mut r = Edns::new();
-            r.set_max_payload(limit.min(inner.settings.udp_max_payload));
+            r.set_max_payload(limit.min(settings.udp_max_payload));
             r.set_dnssec_ok(e.flags().dnssec_ok);
             r
         });
@@ -155,7 +131,7 @@ impl Handler {
             if let Some(e) = edns.as_mut() {
                 // Extended codes (BADVERS) keep their high bits in the OPT (RFC 6891 §6.1.3).
                 e.set_rcode_high(rcode.high());
-                self.answer_options(e, &options, src, None);
+                Self::answer_options(&settings, e, &options, src, None);
             }
             let question = query.filter(|_| request.queries.len() == 1);
             let bytes = encode(meta, question, &Sections::default(), edns.as_ref(), limit);
@@ -164,23 +140,23 @@ impl Handler {
         let query = &request.queries[0];
 
         if matches!(qtype, RecordType::AXFR | RecordType::IXFR)
-            && inner.settings.zone.lower.zone_of(&LowerName::new(query.name()))
+            && settings.zone.lower.zone_of(&LowerName::new(query.name()))
         {
             if let Some(e) = edns.as_mut() {
-                self.answer_options(e, &options, src, None);
+                Self::answer_options(&settings, e, &options, src, None);
             }
-            let snapshot = inner.registry.snapshot();
+            let snapshot = self.registry.snapshot();
             let asked = transfer::Asked { query, request: &request, client: src.ip(), transport, limit };
-            return match inner.transfers.serve(&inner.settings.zone, snapshot, &asked, meta, edns) {
+            return match settings.transfers.serve(&settings.zone, snapshot, &asked, meta, edns) {
                 transfer::Served::Transfer(t) => (Reply::Transfer(t), qtype, ResponseCode::NoError),
                 transfer::Served::Message(bytes, rcode) => (Reply::Message(bytes), qtype, rcode),
             };
         }
 
-        let (ans, recursive) = self.lookup(query, src, transport, client.region).await;
+        let (ans, recursive) = self.lookup(&settings, query, src, transport, client.region).await;
         debug!(name = %query.name(), qtype = %qtype, rcode = %ans.rcode, answers = ans.answers.len(), "query");
         if let Some(e) = edns.as_mut() {
-            self.answer_options(e, &options, src, client.ecs_scope.filter(|_| ans.regional));
+            Self::answer_options(&settings, e, &options, src, client.ecs_scope.filter(|_| ans.regional));
         }
         meta.response_code = ans.rcode;
         meta.authoritative = ans.authoritative;
@@ -192,16 +168,16 @@ impl Handler {
     /// The options of an answer's OPT, for what the query asked: the client's cookie with a
     /// fresh server cookie, the client subnet echoed with `scope` (0 when the answer holds for
     /// every address, RFC 7871 §7.2.1), and this server's NSID when one is set.
-    fn answer_options(&self, edns: &mut Edns, options: &Options<'_>, src: SocketAddr, scope: Option<u8>) {
+    fn answer_options(settings: &Settings, edns: &mut Edns, options: &Options<'_>, src: SocketAddr, scope: Option<u8>) {
         let mut add = |code: u16, value: Vec<u8>| edns.options_mut().insert(EdnsOption::Unknown(code, value));
         if let Some(cookie) = options.cookie {
-            add(edns::COOKIE, self.inner.settings.answer_cookie(&cookie, src.ip()).to_vec());
+            add(edns::COOKIE, settings.answer_cookie(&cookie, src.ip()).to_vec());
         }
         if let Some(subnet) = options.subnet {
             let [f0, f1] = subnet.family.to_be_bytes();
             add(edns::SUBNET, [&[f0, f1, subnet.source_prefix, scope.unwrap_or(0)][..], subnet.raw].concat());
         }
-        if let (true, Some(nsid)) = (options.nsid, &self.inner.settings.nsid) {
+        if let (true, Some(nsid)) = (options.nsid, &settings.nsid) {
             add(edns::NSID, nsid.to_vec());
         }
     }
@@ -211,33 +187,30 @@ impl Handler {
     /// is a recursive one (RA).
     async fn lookup(
         &self,
+        settings: &Settings,
         query: &Query,
         src: SocketAddr,
         transport: Transport,
         region: Option<&str>,
     ) -> (Answer, bool) {
-        let inner = &self.inner;
         let lower = LowerName::new(query.name());
-        let snapshot = inner.registry.snapshot();
-        if inner.settings.zone.lower.zone_of(&lower) {
-            return (
-                answer(&inner.settings.zone, &snapshot, query.name(), query.query_type(), transport, region),
-                false,
-            );
+        let snapshot = self.registry.snapshot();
+        if settings.zone.lower.zone_of(&lower) {
+            return (answer(&settings.zone, &snapshot, query.name(), query.query_type(), transport, region), false);
         }
         // Only names outside the domain can be reverse names of registered addresses, or ask
         // for the browse domain under the reverse zone of a `dns_sd_networks` network.
-        if asks_browse_domains(&lower, &inner.settings.browse_zones) {
-            return (browse_domains_at(&inner.settings.zone, query.name(), query.query_type(), transport), false);
+        if asks_browse_domains(&lower, &settings.browse_zones) {
+            return (browse_domains_at(&settings.zone, query.name(), query.query_type(), transport), false);
         }
         let reverse_of = reverse_ip(&lower);
         if let Some(ans) =
-            reverse_of.and_then(|ip| reverse(&inner.settings.zone, &snapshot, query.name(), ip, query.query_type()))
+            reverse_of.and_then(|ip| reverse(&settings.zone, &snapshot, query.name(), ip, query.query_type()))
         {
             return (ans, false);
         }
         let refused = || Answer { rcode: ResponseCode::Refused, ..Answer::default() };
-        match &self.forwarder {
+        match &settings.forwarder {
             // Awaits the upstream; every slow query runs as its own task, so this holds up no
             // other query (and no lock is held across it).
             Some(f) if f.is_enabled() && f.allows(src.ip()) => {

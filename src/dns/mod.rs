@@ -10,6 +10,7 @@ mod edns;
 mod fast;
 mod forward;
 mod handler;
+mod liveness;
 mod message;
 mod metrics;
 mod notify;
@@ -35,6 +36,7 @@ pub use cookie::Cookies;
 pub use fast::{Client, FastTable};
 pub use forward::{ForwardConfig, Forwarder};
 pub use handler::{Handler, Reply};
+pub use liveness::Liveness;
 pub use notify::run as notify;
 pub use parse::service_type;
 pub use region::Regions;
@@ -42,9 +44,10 @@ pub use rrl::RrlConfig;
 pub use tcp::{Answerers, TcpLimits, serve_stream};
 pub use transfer::Transfers;
 
-/// How both paths answer: the zone, the clients' regions, the UDP size cap, the cookies and
-/// the NSID. Shared by the full handler and every version of the fast path's table.
-#[derive(Debug, Clone)]
+/// How both paths answer: the zone, the clients' regions, the UDP size cap, the cookies, the
+/// NSID, who may transfer the zone and where other names go. Shared by the full handler and
+/// every version of the fast path's table; a configuration reload replaces it whole.
+#[derive(Clone)]
 pub struct Settings {
     pub zone: Zone,
     pub regions: Regions,
@@ -56,7 +59,14 @@ pub struct Settings {
     /// The reverse zones of `[dns] dns_sd_networks`, under which hosts of those networks ask
     /// for the DNS-SD browse domain (`Settings::dns_sd_networks` sets them).
     pub browse_zones: Vec<LowerName>,
+    /// Who may transfer the zone (`[dns] transfer_allow`); nobody by default.
+    pub transfers: Transfers,
+    /// Where names outside the domain go; `None` refuses them.
+    pub forwarder: Option<Arc<Forwarder>>,
 }
+
+/// The settings in force, read by every query and replaced whole by a configuration reload.
+pub type LiveSettings = Arc<arc_swap::ArcSwap<Settings>>;
 
 impl Settings {
     /// Answers for `zone`, with no regions, the default UDP cap, cookies of this process's own
@@ -69,7 +79,14 @@ impl Settings {
             cookies: Cookies::new(cookie::random_seed()),
             nsid: None,
             browse_zones: Vec::new(),
+            transfers: Transfers::default(),
+            forwarder: None,
         }
+    }
+
+    /// These settings, in force until replaced.
+    pub fn live(self) -> LiveSettings {
+        Arc::new(arc_swap::ArcSwap::from_pointee(self))
     }
 
     /// Answers the DNS-SD browse-domain questions (RFC 6763 §11) under the reverse zones of
@@ -130,6 +147,7 @@ pub async fn serve(
     udp: Vec<UdpSocket>,
     tcp: Vec<TcpListener>,
     limits: Limits,
+    liveness: Arc<Liveness>,
     token: CancellationToken,
 ) {
     let slow_tasks = TaskTracker::new();
@@ -137,9 +155,10 @@ pub async fn serve(
     let rrl = limits.rrl.map(|c| Arc::new(rrl::Rrl::new(c)));
     let loops = TaskTracker::new();
     let connections = TaskTracker::new();
-    for socket in udp {
+    for (i, socket) in udp.into_iter().enumerate() {
         let slow = udp::Slow { handler: handler.clone(), tracker: slow_tasks.clone(), slots: slow_slots.clone() };
-        loops.spawn(udp::serve(socket, fast.clone(), slow, rrl.clone(), token.clone()));
+        let alive = (liveness.clone(), i);
+        loops.spawn(udp::serve(socket, fast.clone(), slow, rrl.clone(), alive, token.clone()));
     }
     for listener in tcp {
         let answerers = tcp::Answerers { fast: fast.clone(), handler: handler.clone() };

@@ -10,6 +10,7 @@ use std::time::Duration;
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, Record, RecordType};
 use tokio::net::UdpSocket;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -23,14 +24,26 @@ const ROUND_GAP: Duration = Duration::from_secs(1);
 const ACK_WAIT: Duration = Duration::from_millis(500);
 const ATTEMPTS: usize = 3;
 
-/// Notifies `targets` of every change of the zone until `token` is cancelled; each target on
-/// its own, so that one secondary down does not hold up the others.
-pub async fn run(registry: Registry, zone: Zone, targets: Vec<SocketAddr>, token: CancellationToken) {
-    let mut all = tokio::task::JoinSet::new();
-    for target in targets {
-        all.spawn(follow(registry.clone(), zone.clone(), target, token.clone()));
+/// Notifies the secondaries `targets` names of every change of the zone until `token` is
+/// cancelled; each on its own, so that one secondary down does not hold up the others. When
+/// `targets` changes (a configuration reload), the new ones are notified at once.
+pub async fn run(
+    registry: Registry,
+    zone: Zone,
+    mut targets: watch::Receiver<Vec<SocketAddr>>,
+    token: CancellationToken,
+) {
+    loop {
+        let mut all = tokio::task::JoinSet::new();
+        for target in targets.borrow_and_update().clone() {
+            all.spawn(follow(registry.clone(), zone.clone(), target, token.clone()));
+        }
+        tokio::select! {
+            _ = token.cancelled() => return,
+            changed = targets.changed() => if changed.is_err() { return },
+        }
+        all.abort_all();
     }
-    all.join_all().await;
 }
 
 async fn follow(registry: Registry, zone: Zone, target: SocketAddr, token: CancellationToken) {

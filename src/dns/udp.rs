@@ -29,6 +29,7 @@ use super::answer::Transport;
 use super::cookie::unix_seconds;
 use super::fast::{Client, FastTable};
 use super::handler::{Handler, Reply};
+use super::liveness::Liveness;
 use super::metrics::FastBatch;
 use super::rrl::{self, Rrl, Verdict};
 use crate::metrics::Limit;
@@ -106,6 +107,7 @@ pub async fn serve(
     fast: Arc<ArcSwapOption<FastTable>>,
     slow: Slow,
     rrl: Option<Arc<Rrl>>,
+    alive: (Arc<Liveness>, usize),
     token: CancellationToken,
 ) {
     let socket = match blocking(socket) {
@@ -124,7 +126,7 @@ pub async fn serve(
     let stop = Arc::new(AtomicBool::new(false));
     let (done, finished) = tokio::sync::oneshot::channel::<()>();
     let runtime = tokio::runtime::Handle::current();
-    let io = Io { socket, fast, slow, rrl, outbox, runtime, stop: stop.clone() };
+    let io = Io { socket, fast, slow, rrl, outbox, runtime, alive, stop: stop.clone() };
     let spawned = std::thread::Builder::new().name("dns-udp".into()).spawn(move || {
         io.run();
         drop(done);
@@ -153,6 +155,8 @@ struct Io {
     rrl: Option<Arc<Rrl>>,
     outbox: Arc<Outbox>,
     runtime: tokio::runtime::Handle,
+    /// This loop's heartbeat, for the watchdog.
+    alive: (Arc<Liveness>, usize),
     stop: Arc<AtomicBool>,
 }
 
@@ -178,6 +182,7 @@ impl Io {
                 self.outbox.flush();
                 let got = recvmmsg(fd, &mut recv_headers, iovs.iter_mut(), MsgFlags::MSG_WAITFORONE, None);
                 self.outbox.sleeping.store(false, Ordering::SeqCst);
+                self.alive.0.beat(self.alive.1);
                 match got {
                     Ok(results) => received.extend(results.map(|r| (r.bytes, r.address))),
                     // The read timeout (idle), a signal, or an ICMP error for an earlier reply.

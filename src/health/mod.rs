@@ -28,7 +28,7 @@ use crate::model::{CheckKind, CheckSpec, Status};
 use crate::registry::{Change, InstanceView, Ownership, Registry, Snapshot};
 
 /// The `[health]` settings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
     pub rise: u32,
     pub fall: u32,

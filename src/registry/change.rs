@@ -40,6 +40,10 @@ pub enum Change {
         status: Status,
         output: String,
     },
+    /// Nothing changes, but the next snapshot is published all the same: readers that derive
+    /// views of their own from each snapshot (the DNS fast path) derive them again, after their
+    /// settings changed (a configuration reload).
+    Republish,
     /// What a host-name address resolves to now (`hosts.rs`); empty forgets the name. Not stored
     /// and not a new catalog version: it is the upstream's data, re-resolved after a restart.
     Resolved {

@@ -259,6 +259,17 @@ impl Snapshot {
             .filter_map(|(_, key)| self.by_id.get(key))
     }
 
+    /// Every zone file that declares an instance served now or was refused, once each.
+    pub fn zone_files(&self) -> impl Iterator<Item = std::path::PathBuf> + '_ {
+        let declaring = self.instances().filter_map(|v| match &v.instance.source {
+            crate::model::Source::Zone(path) => Some(path.clone()),
+            crate::model::Source::Api => None,
+        });
+        let files: std::collections::BTreeSet<_> =
+            declaring.chain(self.zone_errors.iter().map(|e| e.path.clone())).collect();
+        files.into_iter()
+    }
+
     /// Every instance, in id order.
     pub fn instances(&self) -> impl Iterator<Item = &InstanceView> {
         self.by_id.values()

@@ -5,10 +5,11 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use notify::{EventKind, RecursiveMode, Watcher as _};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -25,6 +26,7 @@ const MAX_DELAY: Duration = Duration::from_millis(100);
 /// first load of the folder, so that nothing written in between is missed.
 pub struct Watcher {
     _watcher: notify::RecommendedWatcher,
+    dir: PathBuf,
     events: mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
     limits: super::Limits,
 }
@@ -36,11 +38,12 @@ impl Watcher {
             let _ = tx.send(event);
         })?;
         watcher.watch(dir, RecursiveMode::NonRecursive)?;
-        Ok(Watcher { _watcher: watcher, events, limits })
+        Ok(Watcher { _watcher: watcher, dir: dir.to_path_buf(), events, limits })
     }
 
-    /// Applies changed files to the registry until `token` is cancelled.
-    pub async fn run(mut self, registry: Registry, token: CancellationToken) {
+    /// Applies changed files to the registry until `token` is cancelled; reads every file again
+    /// when `rescan` is notified (a configuration reload).
+    pub async fn run(mut self, registry: Registry, rescan: Arc<Notify>, token: CancellationToken) {
         // Files refused because another file held one of their ids: retried after every batch,
         // since the other file may have let go of the id meanwhile.
         // Seeded with the files refused at start-up.
@@ -53,6 +56,11 @@ impl Watcher {
                     Some(event) => collect(&mut paths, event),
                     None => return,
                 },
+                _ = rescan.notified() => {
+                    // Every file there now, and every file served before (gone ones go).
+                    paths.extend(super::list(&self.dir).unwrap_or_default());
+                    paths.extend(registry.snapshot().zone_files());
+                }
             }
             let deadline = Instant::now() + MAX_DELAY;
             while Instant::now() < deadline {

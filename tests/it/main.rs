@@ -35,6 +35,7 @@ mod rotation;
 mod rrl;
 mod rules;
 mod sizes;
+mod systemd;
 mod transfer;
 mod truncation;
 mod ui;

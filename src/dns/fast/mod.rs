@@ -206,6 +206,11 @@ impl FastTable {
         }
     }
 
+    /// The settings this table answers with.
+    pub fn settings(&self) -> &Arc<Settings> {
+        &self.shape.settings
+    }
+
     /// The snapshot this table encodes.
     pub fn snapshot(&self) -> &Arc<Snapshot> {
         &self.snap

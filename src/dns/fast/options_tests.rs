@@ -148,7 +148,7 @@ async fn every_option_combination_gets_the_same_answer_on_both_paths() {
         Box::new(|_| {}),
         tokio_util::sync::CancellationToken::new(),
     );
-    let handler = Handler::new(registry, settings.clone());
+    let handler = Handler::new(registry, Arc::new(arc_swap::ArcSwap::new(settings.clone())));
     let loopback: IpAddr = "127.0.0.1".parse().unwrap();
     let now = crate::dns::cookie::unix_seconds();
     let (_, server) = settings.cookies.check(&[1, 2, 3, 4, 5, 6, 7, 8], &[], loopback, now);

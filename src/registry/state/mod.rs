@@ -318,6 +318,7 @@ impl State {
             }
             Change::CheckUpdate { check_id, status, output } => self.check_update(&check_id, status, output),
             Change::Resolved { host, addrs } => Ok(self.set_resolved(host, addrs)),
+            Change::Republish => Ok(Effect::Detail),
             Change::Remote { key, stored, modified, revision } => Ok(self.remote(key, stored, modified, revision)),
             Change::RemoteBeat { check_id } => {
                 if let Some((entry, i)) = self.check(&check_id)

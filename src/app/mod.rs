@@ -28,6 +28,8 @@ use crate::registry::{OnPublish, Ownership, Registry, State};
 use crate::store::{Journal, Store};
 use crate::zones::{self, Watcher};
 
+pub mod reload;
+
 /// Why the app could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -144,6 +146,8 @@ fn bind_error(proto: &'static str, addr: SocketAddr, source: io::Error) -> AppEr
 /// A started app.
 pub struct Running {
     pub registry: Registry,
+    /// Applies a new configuration to the running server (SIGHUP).
+    pub reloader: Arc<reload::Reloader>,
     pub probe_stats: Arc<health::Stats>,
     pub dns_addrs: Vec<SocketAddr>,
     pub http_addr: Option<SocketAddr>,
@@ -206,24 +210,19 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
         config.dns.defaults.ttl.as_secs() as u32,
         config.dns.negative_ttl.as_secs() as u32,
     );
-    let settings = Arc::new(dns::Settings {
-        regions: dns::Regions::new(config.dns.client_regions.clone(), config.dns.region.clone()),
-        udp_max_payload: config.dns.udp_max_payload,
-        nsid: config.dns.nsid.clone(),
-        cookies: dns::Cookies::new(opened.cookie_seed),
-        ..dns::Settings::new(zone.clone()).dns_sd_networks(&config.dns.dns_sd_networks)
-    });
+    let live = reload::dns_settings(&config, zone.clone(), dns::Cookies::new(opened.cookie_seed), &dns_addrs).live();
     // The fast path's pre-encoded answers follow every snapshot, built before the registry tells
     // anyone of the change, so an acknowledged write is in the very next UDP answer too. Only
     // the writer calls this, one snapshot after another: each table is the previous one with
-    // the services that changed encoded again.
+    // the services that changed encoded again, or a new one when a reload changed the settings.
     let fast = Arc::new(ArcSwapOption::<dns::FastTable>::empty());
     let on_publish: OnPublish = {
-        let (fast, settings) = (fast.clone(), settings.clone());
+        let (fast, live) = (fast.clone(), live.clone());
         Box::new(move |snap| {
+            let settings = live.load_full();
             let next = match fast.load().as_deref() {
-                Some(previous) => previous.update(snap.clone()),
-                None => dns::FastTable::build(snap.clone(), settings.clone()),
+                Some(previous) if Arc::ptr_eq(previous.settings(), &settings) => previous.update(snap.clone()),
+                _ => dns::FastTable::build(snap.clone(), settings),
             };
             fast.store(Some(Arc::new(next)));
         })
@@ -233,26 +232,33 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
     tracker.spawn(async move {
         let _ = writer.await;
     });
+    let rescan = Arc::new(tokio::sync::Notify::new());
     if let Some(watcher) = watcher {
-        tracker.spawn(watcher.run(registry.clone(), token.clone()));
+        tracker.spawn(watcher.run(registry.clone(), rescan.clone(), token.clone()));
     }
     let probe_stats = Arc::new(health::Stats::default());
     tracker.spawn(health::run(registry.clone(), config.health, probe_stats.clone(), opened.ownership, token.clone()));
 
-    // After binding: the loop guard needs our own addresses, with the ports port 0 picked.
-    let forwarder = Arc::new(dns::Forwarder::new(&config.forward, &dns_addrs));
-    // Host-name addresses resolve through the same upstreams.
-    tracker.spawn(crate::hosts::run(registry.clone(), forwarder.clone(), token.clone()));
+    // Host-name addresses resolve through the same upstreams as forwarding.
+    tracker.spawn(crate::hosts::run(registry.clone(), live.clone(), token.clone()));
     tracker.spawn(crate::metrics::upkeep(token.clone()));
-    let notify = dns::notify(registry.clone(), zone.clone(), config.dns.notify.clone(), token.clone());
-    tracker.spawn(notify);
-    let handler = Handler::new(registry.clone(), settings)
-        .with_forwarder(forwarder)
-        .with_transfers(dns::Transfers::new(config.dns.transfer_allow.clone()));
+    let (secondaries, targets) = tokio::sync::watch::channel(config.dns.notify.clone());
+    tracker.spawn(dns::notify(registry.clone(), zone.clone(), targets, token.clone()));
+    let handler = Handler::new(registry.clone(), live.clone());
     // DNS and HTTP: tracked apart, so that shutdown can wait for exactly them.
     let front = TaskTracker::new();
-    let dns =
-        dns::serve(handler, fast, listeners.dns_udp, listeners.dns_tcp, config.dns.limits.clone(), stages.stop.clone());
+    let liveness = Arc::new(dns::Liveness::new(listeners.dns_udp.len()));
+    tracker.spawn(crate::systemd::watchdog(liveness.clone(), token.clone()));
+    tracker.spawn(crate::systemd::keep_status(registry.clone(), token.clone()));
+    let dns = dns::serve(
+        handler,
+        fast,
+        listeners.dns_udp,
+        listeners.dns_tcp,
+        config.dns.limits.clone(),
+        liveness.clone(),
+        stages.stop.clone(),
+    );
     front.spawn(bounded("DNS", dns, stages.abort.clone()));
 
     // `/readyz` answers 200 from `ready` on, and 503 again once `token` is cancelled.
@@ -274,9 +280,12 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
     }
     tracker.spawn(shutdown(token, config.shutdown, front, stages));
 
+    let reloader =
+        Arc::new(reload::Reloader::new(config, live, secondaries, rescan, registry.clone(), dns_addrs.clone()));
     ready.store(true, Ordering::Release);
     info!("ready");
-    Ok(Running { registry, probe_stats, dns_addrs, http_addr, tracker })
+    crate::systemd::ready(&registry.snapshot());
+    Ok(Running { registry, probe_stats, dns_addrs, http_addr, reloader, tracker })
 }
 
 /// The store the registry writes through, and what comes with it.
@@ -337,6 +346,7 @@ async fn bounded(what: &'static str, server: impl Future<Output = ()>, abort: Ca
 /// Waits for `token`, then takes the app down in stages within `settings.grace`.
 async fn shutdown(token: CancellationToken, settings: ShutdownConfig, front: TaskTracker, stages: Stages) {
     token.cancelled().await;
+    crate::systemd::stopping();
     let deadline = tokio::time::Instant::now() + settings.grace;
     info!(drain = ?settings.drain, grace = ?settings.grace, "not ready; draining");
     tokio::time::sleep(settings.drain).await;
