@@ -15,6 +15,8 @@ needs+=([chromium]=chromium [chromedriver]=chromium-driver)
 needs+=([protoc]=protobuf-compiler [etcd]=etcd-server)
 # Zone transfers (tests/it/transfer.rs): NSD as a secondary that mirrors signpost.
 needs+=([nsd]=nsd)
+# The Debian package (tests/it/package.rs): lintian, the capability tools, man, systemd-analyze.
+needs+=([lintian]=lintian [getcap]=libcap2-bin [man]=man-db [systemd-analyze]=systemd [setpriv]=util-linux)
 # EDNS options (tests/it/edns.rs) with Knot's kdig beside dig.
 needs+=([kdig]=knot-dnsutils)
 # /metrics is checked with the Prometheus project's own lint (tests/it/metrics.rs).

@@ -59,6 +59,16 @@ pub enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Print the configuration file with every key commented out at its default.
+    ConfigSample,
+    /// Write the man pages (signpost(1), one per command, signpost.toml(5)) into DIR.
+    #[command(hide = true)]
+    Man {
+        /// The folder to write them into
+        dir: PathBuf,
+    },
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
     /// Exit 0 if the server answers `/healthz` (with --ready: `/readyz`) with 200, 1 otherwise;
     /// for container HEALTHCHECKs, with no curl in the image.
     Healthcheck {

@@ -55,9 +55,12 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         }
         Command::Services { api } => services(&Client::new(&api)?).await,
         Command::Instances { name, api } => instances(&Client::new(&api)?, &name).await,
-        Command::Serve(_) | Command::CheckZones { .. } | Command::Healthcheck { .. } => {
-            Err(anyhow!("not a client subcommand"))
-        }
+        Command::Serve(_)
+        | Command::CheckZones { .. }
+        | Command::Healthcheck { .. }
+        | Command::ConfigSample
+        | Command::Man { .. }
+        | Command::Completions { .. } => Err(anyhow!("not a client subcommand")),
     }
 }
 

@@ -14,6 +14,7 @@ pub mod dns;
 pub mod duration;
 pub mod health;
 pub(crate) mod hosts;
+pub mod manual;
 pub mod metrics;
 pub mod model;
 pub mod registry;

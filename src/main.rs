@@ -16,6 +16,23 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(*args),
         Command::CheckZones { dir } => check_zones(&dir.unwrap_or_else(|| "zones".into()))
             .map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::from(1) }),
+        Command::ConfigSample => {
+            print!("{}", signpost::config::keys::sample());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { dir } => signpost::manual::write_man_pages(&dir)
+            .map(|pages| {
+                for p in pages {
+                    println!("{}", p.display());
+                }
+                ExitCode::SUCCESS
+            })
+            .with_context(|| format!("cannot write man pages into {}", dir.display())),
+        Command::Completions { shell } => {
+            // A reader that stops early (`| head`) is no error.
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), &signpost::manual::completions(shell));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Healthcheck { api, ready } => match healthcheck(&api, ready) {
             Ok(()) => Ok(ExitCode::SUCCESS),
             Err(e) => {

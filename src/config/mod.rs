@@ -4,6 +4,7 @@
 //! environment > file > default. Every key of DESIGN.md is accepted; unknown keys are errors
 //! with file:line:col.
 
+pub mod keys;
 mod raw;
 #[cfg(test)]
 mod tests;

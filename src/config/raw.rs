@@ -1,15 +1,16 @@
 //! The raw layers: the configuration file as written (`#[serde(deny_unknown_fields)]`, every key
 //! optional) and the flags and variables put over it (`Overrides`). Nothing is checked here but
-//! TOML syntax, types and unknown keys; `validate.rs` turns the result into a `Config`.
+//! TOML syntax, types and unknown keys; `validate.rs` turns the result into a `Config`. The raw
+//! layer serializes only so that a test can list its keys against `keys.rs`.
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
 use crate::secret::Secret;
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     #[serde(default)]
@@ -30,7 +31,7 @@ pub struct RawConfig {
     pub shutdown: RawShutdown,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDns {
     pub listen: Option<Vec<String>>,
@@ -59,7 +60,7 @@ pub struct RawDns {
 }
 
 /// `[dns] rrl = { responses_per_second = 20, window = "1s", slip = 2, exempt = [...] }`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRrl {
     pub responses_per_second: u32,
@@ -68,21 +69,21 @@ pub struct RawRrl {
     pub exempt: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRegions {
     #[serde(default)]
     pub client: Vec<RawClientRegion>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawClientRegion {
     pub cidr: String,
     pub region: String,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawHttp {
     pub listen: Option<String>,
@@ -94,7 +95,7 @@ pub struct RawHttp {
     pub max_header_bytes: Option<usize>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStore {
     pub data_dir: Option<PathBuf>,
@@ -104,7 +105,7 @@ pub struct RawStore {
     pub lease: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawZones {
     pub dir: Option<PathBuf>,
@@ -112,7 +113,7 @@ pub struct RawZones {
     pub max_instances_per_file: Option<usize>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawHealth {
     pub rise: Option<u32>,
@@ -120,14 +121,14 @@ pub struct RawHealth {
     pub max_in_flight: Option<u32>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLog {
     pub format: Option<String>,
     pub level: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawShutdown {
     pub grace: Option<String>,

@@ -28,6 +28,7 @@ mod malformed;
 mod metrics;
 mod negative;
 mod ops;
+mod package;
 mod protocol;
 mod readme;
 mod regions;
