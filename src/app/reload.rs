@@ -74,8 +74,14 @@ impl Reloader {
     pub fn reload(&self, new: Config) -> Report {
         let mut in_force = self.config.lock().unwrap_or_else(|e| e.into_inner());
         let report = compare(&in_force, &new);
-        let live_dns =
-            ["dns.udp_max_payload", "dns.region", "regions.client", "dns.nsid", "dns.transfer_allow", "dns.dns_sd_networks"];
+        let live_dns = [
+            "dns.udp_max_payload",
+            "dns.region",
+            "regions.client",
+            "dns.nsid",
+            "dns.transfer_allow",
+            "dns.dns_sd_networks",
+        ];
         let forwarding = ["dns.upstreams", "dns.upstream_timeout", "dns.recursion_allow"];
         if report.applied.iter().any(|k| live_dns.contains(k) || forwarding.contains(k)) {
             let current = self.live.load_full();

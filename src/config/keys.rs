@@ -121,6 +121,12 @@ pub const KEYS: &[Key] = &[
     key("dns", "transfer_allow", "[]", "Client networks that may transfer the zone (AXFR, IXFR)."),
     key("dns", "notify", "[]", "Secondaries (ADDR:PORT) sent a NOTIFY at every change."),
     unset("dns", "nsid", r#""dns-1.eu""#, "What NSID queries are answered with (1 to 255 bytes)."),
+    key(
+        "dns",
+        "dns_sd_networks",
+        "[]",
+        "Networks whose hosts find the DNS-SD browse domain under their reverse zone (RFC 6763 §11).",
+    ),
     unset("regions.client", "cidr", r#""10.1.0.0/16""#, "A client network."),
     unset("regions.client", "region", r#""us-east-1""#, "Its region."),
     flag(
