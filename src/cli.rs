@@ -215,6 +215,15 @@ pub struct ServeArgs {
     /// On SIGTERM/SIGINT, how long in-flight requests may take before the exit [default: 5s]
     #[arg(long = "shutdown-grace", env = "SIGNPOST_SHUTDOWN_GRACE")]
     pub shutdown_grace: Option<String>,
+    /// HTTPS: the API's certificate chain (PEM), reloaded when it changes
+    #[arg(long = "tls-cert", env = "SIGNPOST_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// HTTPS: the certificate's private key (PEM)
+    #[arg(long = "tls-key", env = "SIGNPOST_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// HTTPS: require client certificates issued by this CA (PEM)
+    #[arg(long = "tls-client-ca", env = "SIGNPOST_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -231,6 +240,9 @@ impl ServeArgs {
             log_format: self.log_format.clone(),
             log_level: self.log_level.clone(),
             shutdown_grace: self.shutdown_grace.clone(),
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
+            tls_client_ca: self.tls_client_ca.clone(),
             token: std::env::var("SIGNPOST_TOKEN").ok().map(Into::into),
         }
     }

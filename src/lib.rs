@@ -21,4 +21,6 @@ pub mod registry;
 pub mod secret;
 pub mod store;
 pub mod systemd;
+pub mod tls;
+pub(crate) mod watch;
 pub mod zones;

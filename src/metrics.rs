@@ -64,6 +64,7 @@ label_values!(
         HttpRequests = "http_requests",
         HttpBlockingQueries = "http_blocking_queries",
         HttpHeaderBytes = "http_header_bytes",
+        TlsHandshakes = "tls_handshakes",
         ZoneFile = "zone_file",
     }
 );
@@ -93,6 +94,14 @@ label_values!(
         ClientOnly = "client_only",
         Valid = "valid",
         Invalid = "invalid",
+    }
+);
+
+label_values!(
+    /// Files read again when they change, besides zone files (`signpost_reloads_total{kind}`).
+    Reloaded {
+        Tls = "tls",
+        Tokens = "tokens",
     }
 );
 
@@ -138,6 +147,9 @@ pub fn install() -> &'static PrometheusHandle {
         for &result in Outcome::ALL {
             zone_reload_counter(result).increment(0);
             store_write_counter(result).increment(0);
+            for &kind in Reloaded::ALL {
+                reload_counter(kind, result).increment(0);
+            }
         }
         let _ = metrics::histogram!("signpost_store_write_duration_seconds");
         handle
@@ -215,6 +227,16 @@ pub fn zone_reload(result: Outcome) {
 
 fn zone_reload_counter(result: Outcome) -> metrics::Counter {
     metrics::counter!("signpost_zone_reloads_total", "result" => result.as_str())
+}
+
+/// Counts TLS files or token files read again after a change (an event that left them as they
+/// were is not counted).
+pub fn reloaded(kind: Reloaded, result: Outcome) {
+    reload_counter(kind, result).increment(1);
+}
+
+fn reload_counter(kind: Reloaded, result: Outcome) -> metrics::Counter {
+    metrics::counter!("signpost_reloads_total", "kind" => kind.as_str(), "result" => result.as_str())
 }
 
 /// Times and counts one batch written to the store.
@@ -305,6 +327,7 @@ fn describe() {
     describe_counter!("signpost_check_transitions_total", "Check status changes decided by probes");
     describe_gauge!("signpost_checks_probed", "Health checks this server probes (in cluster mode, its share)");
     describe_counter!("signpost_zone_reloads_total", "Zone file loads after a change in the folder, by result");
+    describe_counter!("signpost_reloads_total", "TLS and token files read again after a change, by kind and result");
     describe_histogram!("signpost_store_write_duration_seconds", "Time to make one batch durable (write + fsync)");
     describe_counter!("signpost_store_writes_total", "Batches written to the store, by result");
     describe_counter!(

@@ -11,6 +11,7 @@
 
 mod agent_self;
 mod error;
+mod listener;
 mod ops;
 mod reads;
 mod register;
@@ -18,7 +19,6 @@ mod render;
 mod ui;
 mod writes;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 pub use error::ApiError;
+pub use listener::Peer;
 pub use register::{FieldError, decode as decode_registration};
 
 use crate::registry::Registry;
@@ -52,6 +53,8 @@ pub struct ApiConfig {
     pub reads_need_token: bool,
     /// `[http] max_concurrent_requests`, `max_blocking_queries`, `max_header_bytes`.
     pub limits: HttpLimits,
+    /// `[http] tls_cert`: HTTPS with this configuration (reloaded as its files change).
+    pub tls: Option<Arc<crate::tls::ServerTls>>,
 }
 
 /// Bounds on what HTTP clients may ask of the server at once (see README, Limits).
@@ -111,9 +114,17 @@ pub async fn serve(
     let port = local.map_or(0, |a| a.port());
     let requests = Arc::new(tokio::sync::Semaphore::new(config.limits.max_concurrent_requests));
     let watchers = Arc::new(tokio::sync::Semaphore::new(config.limits.max_blocking_queries));
+    let (tls, max_handshakes) = (config.tls.clone(), config.limits.max_concurrent_requests);
     let api = Arc::new(Api { registry, config, leader, port, ready, shutdown, requests, watchers });
-    let app = router(api).into_make_service_with_connect_info::<SocketAddr>();
-    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await {
+    let app = router(api).into_make_service_with_connect_info::<Peer>();
+    let served = match tls {
+        None => axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await,
+        Some(tls) => match listener::TlsListener::new(listener, tls, max_handshakes) {
+            Ok(listener) => axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await,
+            Err(e) => Err(e),
+        },
+    };
+    if let Err(e) = served {
         warn!(error = %e, "HTTP server stopped with an error");
     }
 }

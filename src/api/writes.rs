@@ -2,8 +2,6 @@
 //! empty body once the change is durable and published (py-consul treats any other answer as a
 //! failure). The token check runs before the handler, so a refused write reads no body.
 
-use std::net::SocketAddr;
-
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
@@ -13,7 +11,7 @@ use axum::response::Response;
 use tracing::info;
 
 use super::register::{self, clip_output};
-use super::{ApiError, BODY_LIMIT, Params, Shared};
+use super::{ApiError, BODY_LIMIT, Params, Peer, Shared};
 use crate::model::Status;
 use crate::registry::Change;
 
@@ -65,7 +63,7 @@ fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
 
 pub async fn register(
     State(api): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     Query(params): Query<Params>,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Result<(), ApiError> {

@@ -41,6 +41,8 @@ pub enum AppError {
     Zones { dir: String, source: io::Error },
     #[error("cannot open the store: {0}")]
     Store(#[from] crate::store::StoreError),
+    #[error("cannot serve HTTPS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// Sockets bound before the app starts.
@@ -167,6 +169,7 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
     crate::metrics::install();
     health::register_metrics();
     let tracker = TaskTracker::new();
+    let tls = https(&config, &tracker, &token)?;
     let dir = &config.zones_dir;
     let dir_name = dir.display().to_string();
 
@@ -266,9 +269,13 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
     let mut http_addr = None;
     if let Some(listener) = listeners.http {
         let addr = listener.local_addr().expect("bound listener has an address");
-        info!("listening http {addr}");
+        match &tls {
+            Some(_) => info!("listening https {addr}"),
+            None => info!("listening http {addr}"),
+        }
         http_addr = Some(addr);
-        let api_config = api_config(&config, config.dns.advertise.or_else(|| first_usable(&dns_addrs)), addr);
+        let mut api_config = api_config(&config, config.dns.advertise.or_else(|| first_usable(&dns_addrs)), addr);
+        api_config.tls = tls;
         let api = api::serve(listener, registry.clone(), api_config, ready.clone(), token.clone(), stages.stop.clone());
         front.spawn(bounded("HTTP", api, stages.abort.clone()));
     }
@@ -286,6 +293,23 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
     info!("ready");
     crate::systemd::ready(&registry.snapshot());
     Ok(Running { registry, probe_stats, dns_addrs, http_addr, reloader, tracker })
+}
+
+/// The API's TLS configuration, read and checked, and followed as its files change, when
+/// `[http] tls_cert` is set.
+fn https(
+    config: &Config,
+    tracker: &TaskTracker,
+    token: &CancellationToken,
+) -> Result<Option<Arc<crate::tls::ServerTls>>, AppError> {
+    let Some(files) = &config.http_tls else { return Ok(None) };
+    // Watch before the first read, so a renewal in between is not missed.
+    let watch = crate::tls::ServerTls::watch(files)?;
+    let tls = Arc::new(crate::tls::ServerTls::load(files.clone())?);
+    let expires = tls.expires().unwrap_or_default();
+    info!(cert = %files.cert.display(), %expires, client_certificates = files.client_ca.is_some(), "TLS certificate loaded");
+    tracker.spawn(tls.clone().follow(watch, token.clone()));
+    Ok(Some(tls))
 }
 
 /// The store the registry writes through, and what comes with it.
@@ -376,6 +400,7 @@ fn api_config(config: &Config, advertise: Option<IpAddr>, http: SocketAddr) -> a
         domain: config.dns.domain.to_ascii().trim_end_matches('.').to_string(),
         reads_need_token: config.reads_need_token,
         limits: config.http_limits,
+        tls: None,
     }
 }
 

@@ -148,6 +148,36 @@ pub const KEYS: &[Key] = &[
     key("http", "max_blocking_queries", "512", "?index= queries waiting at once; more get 429."),
     key("http", "max_header_bytes", "16384", "Request line and headers."),
     flag(
+        unset(
+            "http",
+            "tls_cert",
+            r#""/etc/signpost/tls/server.pem""#,
+            "HTTPS: the certificate chain (PEM), read again when it changes.",
+        ),
+        "--tls-cert FILE",
+        "SIGNPOST_TLS_CERT",
+    ),
+    flag(
+        unset(
+            "http",
+            "tls_key",
+            r#""/etc/signpost/tls/server-key.pem""#,
+            "HTTPS: the certificate's private key (PEM).",
+        ),
+        "--tls-key FILE",
+        "SIGNPOST_TLS_KEY",
+    ),
+    flag(
+        unset(
+            "http",
+            "tls_client_ca",
+            r#""/etc/signpost/tls/clients.pem""#,
+            "HTTPS: client certificates from this CA required (PEM).",
+        ),
+        "--tls-client-ca FILE",
+        "SIGNPOST_TLS_CLIENT_CA",
+    ),
+    flag(
         key("store", "data_dir", r#""data""#, "Where the embedded store keeps API registrations."),
         "--data-dir DIR",
         "SIGNPOST_DATA_DIR",

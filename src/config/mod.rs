@@ -55,6 +55,8 @@ pub struct Config {
     pub token: Option<Secret>,
     /// `[http] reads_need_token`: reads and the status page need the token too (a token is set).
     pub reads_need_token: bool,
+    /// `[http] tls_cert`, `tls_key`, `tls_client_ca`: the API speaks HTTPS.
+    pub http_tls: Option<crate::tls::ServerFiles>,
     pub health: crate::health::Settings,
     pub forward: ForwardConfig,
     pub log: LogConfig,

@@ -93,6 +93,11 @@ pub struct RawHttp {
     pub max_concurrent_requests: Option<usize>,
     pub max_blocking_queries: Option<usize>,
     pub max_header_bytes: Option<usize>,
+    /// HTTPS: the certificate chain and its key (PEM), and the CA that client certificates
+    /// must chain to (mTLS).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -149,6 +154,9 @@ pub struct Overrides {
     pub log_format: Option<String>,
     pub log_level: Option<String>,
     pub shutdown_grace: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_client_ca: Option<PathBuf>,
     /// `SIGNPOST_TOKEN` (environment only: a flag would show the token in `ps`).
     pub token: Option<Secret>,
 }
@@ -185,6 +193,9 @@ impl RawConfig {
         set(&mut self.log.format, o.log_format);
         set(&mut self.log.level, o.log_level);
         set(&mut self.shutdown.grace, o.shutdown_grace);
+        set(&mut self.http.tls_cert, o.tls_cert);
+        set(&mut self.http.tls_key, o.tls_key);
+        set(&mut self.http.tls_client_ca, o.tls_client_ca);
         // An exported but empty variable means "no token from here", not "the empty token".
         set(&mut self.http.token, o.token.filter(|t| !t.is_empty()));
         self

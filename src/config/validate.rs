@@ -31,6 +31,7 @@ impl RawConfig {
             http_limits: http_limits(&self.http)?,
             token,
             reads_need_token,
+            http_tls: http_tls(&self.http)?,
             health: health_settings(&self.health)?,
             forward: forward_config(&self.dns)?,
             log: log_config(&self.log)?,
@@ -142,6 +143,24 @@ fn token(h: &RawHttp) -> Result<(Option<Secret>, bool), ConfigError> {
         return invalid("http.reads_need_token", "needs a token: set [http] token or SIGNPOST_TOKEN".into());
     }
     Ok((token, h.reads_need_token.unwrap_or(false)))
+}
+
+/// `[http] tls_cert`, `tls_key`, `tls_client_ca`: the files are read when the server starts
+/// (`tls::ServerTls::load`), so that a renewal between now and then is what serves.
+fn http_tls(h: &RawHttp) -> Result<Option<crate::tls::ServerFiles>, ConfigError> {
+    match (&h.tls_cert, &h.tls_key) {
+        (Some(cert), Some(key)) => Ok(Some(crate::tls::ServerFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: h.tls_client_ca.clone(),
+        })),
+        (Some(_), None) => invalid("http.tls_key", "needed with tls_cert: the certificate's private key (PEM)".into()),
+        (None, Some(_)) => invalid("http.tls_cert", "needed with tls_key: the certificate chain (PEM)".into()),
+        (None, None) if h.tls_client_ca.is_some() => {
+            invalid("http.tls_client_ca", "needs tls_cert and tls_key: client certificates are a part of HTTPS".into())
+        }
+        (None, None) => Ok(None),
+    }
 }
 
 fn log_config(l: &RawLog) -> Result<LogConfig, ConfigError> {

@@ -1,44 +1,29 @@
-//! Watches the zone folder with notify and feeds each created, changed or removed file to the
-//! registry. Events are collected until the folder has been quiet for a moment, because editors
-//! and `cp` write a file in several steps; the quiet window is short enough that a change is
-//! served well within the 250 ms the contract promises.
+//! Follows the zone folder (`crate::watch`) and feeds each created, changed or removed zone file
+//! to the registry.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
-use notify::{EventKind, RecursiveMode, Watcher as _};
-use tokio::sync::{Notify, mpsc};
-use tokio::time::{Instant, timeout};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::metrics::Outcome;
 use crate::registry::{Change, Registry, RegistryError};
+use crate::watch::Watch;
 
-/// How long the folder must be quiet before a batch is read.
-const QUIET: Duration = Duration::from_millis(20);
-/// A busy folder is still read at least this often.
-const MAX_DELAY: Duration = Duration::from_millis(100);
-
-/// A started watch whose events are buffered until `run` consumes them. Start it before the
-/// first load of the folder, so that nothing written in between is missed.
+/// A started watch of the zone folder whose events are buffered until `run` consumes them.
+/// Start it before the first load of the folder, so that nothing written in between is missed.
 pub struct Watcher {
-    _watcher: notify::RecommendedWatcher,
+    watch: Watch,
     dir: PathBuf,
-    events: mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
     limits: super::Limits,
 }
 
 impl Watcher {
     pub fn start(dir: &Path, limits: super::Limits) -> notify::Result<Watcher> {
-        let (tx, events) = mpsc::unbounded_channel();
-        let mut watcher = notify::recommended_watcher(move |event| {
-            let _ = tx.send(event);
-        })?;
-        watcher.watch(dir, RecursiveMode::NonRecursive)?;
-        Ok(Watcher { _watcher: watcher, dir: dir.to_path_buf(), events, limits })
+        Ok(Watcher { watch: Watch::dirs("zone folder", &[dir.to_path_buf()])?, dir: dir.to_path_buf(), limits })
     }
 
     /// Applies changed files to the registry until `token` is cancelled; reads every file again
@@ -49,26 +34,20 @@ impl Watcher {
         // Seeded with the files refused at start-up.
         let mut refused: BTreeSet<PathBuf> = registry.snapshot().zone_errors.iter().map(|e| e.path.clone()).collect();
         loop {
-            let mut paths = BTreeSet::new();
-            tokio::select! {
+            let mut paths = tokio::select! {
                 _ = token.cancelled() => return,
-                event = self.events.recv() => match event {
-                    Some(event) => collect(&mut paths, event),
+                paths = self.watch.next() => match paths {
+                    Some(paths) => paths,
                     None => return,
                 },
                 _ = rescan.notified() => {
                     // Every file there now, and every file served before (gone ones go).
-                    paths.extend(super::list(&self.dir).unwrap_or_default());
+                    let mut paths: BTreeSet<PathBuf> = super::list(&self.dir).unwrap_or_default().into_iter().collect();
                     paths.extend(registry.snapshot().zone_files());
+                    paths
                 }
-            }
-            let deadline = Instant::now() + MAX_DELAY;
-            while Instant::now() < deadline {
-                match timeout(QUIET, self.events.recv()).await {
-                    Ok(Some(event)) => collect(&mut paths, event),
-                    Ok(None) | Err(_) => break,
-                }
-            }
+            };
+            paths.retain(|p| super::is_zone_file(p));
             paths.extend(refused.iter().cloned());
             for path in paths {
                 let change = super::read(&path, self.limits);
@@ -86,14 +65,6 @@ impl Watcher {
                 }
             }
         }
-    }
-}
-
-fn collect(paths: &mut BTreeSet<PathBuf>, event: notify::Result<notify::Event>) {
-    match event {
-        Ok(event) if matches!(event.kind, EventKind::Access(_)) => {}
-        Ok(event) => paths.extend(event.paths.into_iter().filter(|p| super::is_zone_file(p))),
-        Err(e) => warn!(error = %e, "zone folder watch error"),
     }
 }
 

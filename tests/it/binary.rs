@@ -76,7 +76,7 @@ impl Binary {
             if let Some(a) = message.strip_prefix("listening dns/tcp ") {
                 tcp = Some(a.trim().parse().unwrap());
             }
-            if let Some(a) = message.strip_prefix("listening http ") {
+            if let Some(a) = message.strip_prefix("listening http ").or(message.strip_prefix("listening https ")) {
                 http = Some(a.trim().parse().unwrap());
             }
             let ready = message == "ready";

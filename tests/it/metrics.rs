@@ -24,7 +24,7 @@ const WEB: &str = "[[service]]\nname = \"web\"\n\
     [[service.instance]]\nid = \"web-2\"\naddress = \"10.0.0.2\"\nport = 80\n";
 
 /// The label values README's Metrics and Limits sections promise, each a series from the start.
-const LIMITS: [&str; 10] = [
+const LIMITS: [&str; 11] = [
     "slow_queries",
     "tcp_connections",
     "tcp_idle_timeout",
@@ -34,6 +34,7 @@ const LIMITS: [&str; 10] = [
     "http_requests",
     "http_blocking_queries",
     "http_header_bytes",
+    "tls_handshakes",
     "zone_file",
 ];
 const STATUSES: [&str; 4] = ["passing", "warning", "critical", "maintenance"];

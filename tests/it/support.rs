@@ -22,7 +22,7 @@ pub const DEADLINE: Duration = Duration::from_secs(10);
 
 pub struct TestServer {
     pub dns: SocketAddr,
-    /// The HTTP API's base URL, `http://127.0.0.1:PORT`.
+    /// The HTTP API's base URL, `http://127.0.0.1:PORT` (`https://` with `[http] tls_cert`).
     pub api: String,
     pub registry: Registry,
     pub probe_stats: std::sync::Arc<signpost::health::Stats>,
@@ -99,12 +99,13 @@ impl Builder {
         } else if raw.store.data_dir.is_none() {
             raw.store.data_dir = Some(zones.path().join(".data"));
         }
+        let scheme = if raw.http.tls_cert.is_some() { "https" } else { "http" };
         let config = raw.validate().unwrap();
         let listeners = Listeners::bind(&config).await.unwrap();
         let token = CancellationToken::new();
         let running = app::start(config, listeners, token.clone()).await.unwrap();
         let dns = running.dns_addrs[0];
-        let api = format!("http://{}", running.http_addr.expect("the harness binds HTTP"));
+        let api = format!("{scheme}://{}", running.http_addr.expect("the harness binds HTTP"));
         let (registry, probe_stats) = (running.registry.clone(), running.probe_stats.clone());
         let stopped = Some(tokio::spawn(running.wait()));
         TestServer { dns, api, registry, probe_stats, zones, token, stopped }
@@ -303,6 +304,20 @@ where
 pub fn http_client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::new()
+}
+
+/// An HTTPS client that trusts only the CA in `ca` (PEM) and presents `identity` (certificate
+/// and key files, PEM) when given. It opens a new connection for every request, so that each one
+/// shakes hands with the certificate the server serves at that moment.
+pub fn https_client(ca: &Path, identity: Option<(&Path, &Path)>) -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap();
+    let mut b = reqwest::Client::builder().tls_certs_only([ca]).tls_info(true).pool_max_idle_per_host(0);
+    if let Some((cert, key)) = identity {
+        let pem = [std::fs::read(cert).unwrap(), std::fs::read(key).unwrap()].concat();
+        b = b.identity(reqwest::Identity::from_pem(&pem).unwrap());
+    }
+    b.build().unwrap()
 }
 
 /// Parses a DNS message the way strict stub resolvers do: the header's counts say exactly what
