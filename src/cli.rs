@@ -72,24 +72,32 @@ pub enum Command {
     /// Exit 0 if the server answers `/healthz` (with --ready: `/readyz`) with 200, 1 otherwise;
     /// for container HEALTHCHECKs, with no curl in the image.
     Healthcheck {
-        /// The signpost HTTP API (plain http)
-        #[arg(long, env = "SIGNPOST_API", default_value = "http://127.0.0.1:8500")]
-        api: String,
+        #[command(flatten)]
+        api: ApiArgs,
         /// Ask `/readyz` instead: 503 while starting or shutting down
         #[arg(long)]
         ready: bool,
     },
 }
 
-/// Where the client subcommands find the API.
+/// Where the client subcommands find the API, and how they prove who they are to it.
 #[derive(Debug, Clone, Args)]
 pub struct ApiArgs {
-    /// The signpost HTTP API
+    /// The signpost HTTP API (http:// or https://)
     #[arg(long, env = "SIGNPOST_API", default_value = "http://127.0.0.1:8500")]
     pub api: String,
     /// The API token (sent as X-Consul-Token)
     #[arg(long, env = "SIGNPOST_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// For https://: trust only the CA certificates in this PEM file [default: the system's]
+    #[arg(long = "ca-file", env = "SIGNPOST_CACERT")]
+    pub ca_file: Option<PathBuf>,
+    /// For https:// with client certificates: this certificate (PEM)
+    #[arg(long = "client-cert", env = "SIGNPOST_CLIENT_CERT", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM)
+    #[arg(long = "client-key", env = "SIGNPOST_CLIENT_KEY", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -246,37 +254,6 @@ impl ServeArgs {
             token: std::env::var("SIGNPOST_TOKEN").ok().map(Into::into),
         }
     }
-}
-
-/// `signpost healthcheck`: one `GET /healthz` (or `/readyz`) over a plain socket, bounded by
-/// a 2 s timeout. Returns an error saying why unless the answer is 200.
-pub fn healthcheck(api: &str, ready: bool) -> anyhow::Result<()> {
-    use std::io::{Read, Write};
-    use std::net::{TcpStream, ToSocketAddrs};
-    const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
-
-    let url = reqwest::Url::parse(api).map_err(|e| anyhow::anyhow!("--api {api:?}: {e}"))?;
-    anyhow::ensure!(url.scheme() == "http", "--api {api:?}: only http:// is supported");
-    let host = url.host_str().ok_or_else(|| anyhow::anyhow!("--api {api:?}: no host"))?;
-    let port = url.port_or_known_default().unwrap_or(80);
-    let addr = (host.trim_matches(['[', ']']), port)
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("{host}: no address"))?;
-    let path = if ready { "/readyz" } else { "/healthz" };
-    let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| anyhow::anyhow!("{addr}: {e}"))?;
-    stream.set_read_timeout(Some(TIMEOUT))?;
-    stream.set_write_timeout(Some(TIMEOUT))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\n\r\n")?;
-    let mut answer = String::new();
-    stream.take(4096).read_to_string(&mut answer)?;
-    let status = answer.lines().next().unwrap_or_default();
-    anyhow::ensure!(
-        status.split(' ').nth(1) == Some("200"),
-        "{path}: {}",
-        if status.is_empty() { "no answer" } else { status }
-    );
-    Ok(())
 }
 
 /// `signpost check-zones`: prints every error and a summary; returns true if all files are valid.

@@ -18,6 +18,8 @@ use crate::cli::{ApiArgs, Command, RegisterArgs};
 /// How long the client waits for a connection, and for a whole request.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// `healthcheck`'s bound on the whole request: container runtimes give a check a few seconds.
+const HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// The interval of an HTTP or TCP check registered without `--interval`.
 const DEFAULT_INTERVAL: &str = "10s";
 /// The widest "last output" column shown by `instances`.
@@ -25,18 +27,32 @@ const OUTPUT_WIDTH: usize = 60;
 
 /// Runs a client subcommand; prints what went wrong and answers exit code 1 on failure.
 pub fn run(command: Command) -> ExitCode {
-    let result = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-        .and_then(|rt| rt.block_on(dispatch(command)));
-    match result {
+    match block_on(dispatch(command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("signpost: {e:#}");
             ExitCode::from(1)
         }
     }
+}
+
+fn block_on<T>(work: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+        .and_then(|rt| rt.block_on(work))
+}
+
+/// `signpost healthcheck`: one `GET /healthz` (or `/readyz`) through the same client as every
+/// other subcommand (https:// and client certificates included), within 2 s. Returns an error
+/// saying why unless the answer is 200.
+pub fn healthcheck(args: &ApiArgs, ready: bool) -> anyhow::Result<()> {
+    let path = if ready { "readyz" } else { "healthz" };
+    block_on(async {
+        let client = Client::with_timeout(args, HEALTHCHECK_TIMEOUT)?;
+        client.send(Method::GET, client.url(&[path], &[]), None).await.map(drop).with_context(|| format!("/{path}"))
+    })
 }
 
 async fn dispatch(command: Command) -> anyhow::Result<()> {
@@ -73,17 +89,32 @@ struct Client {
 
 impl Client {
     fn new(args: &ApiArgs) -> anyhow::Result<Client> {
+        Client::with_timeout(args, REQUEST_TIMEOUT)
+    }
+
+    /// A client whose requests end after `timeout`. `--ca-file` replaces the system's CAs (as
+    /// `CONSUL_CACERT` does for Consul's CLI), so that a private CA is the only one trusted.
+    fn with_timeout(args: &ApiArgs, timeout: Duration) -> anyhow::Result<Client> {
         let base = Url::parse(&args.api).with_context(|| format!("--api {:?} is not a URL", args.api))?;
         if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
             return Err(anyhow!("--api {:?} must be an http:// or https:// URL", args.api));
         }
         // reqwest is built without a default TLS provider (see Cargo.toml); choose ring's.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .context("cannot build an HTTP client")?;
+        crate::tls::install_default_provider();
+        let pem = crate::tls::ClientPem::load(
+            args.ca_file.as_deref(),
+            args.client_cert.as_deref(),
+            args.client_key.as_deref(),
+        )?;
+        let mut builder = reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT.min(timeout)).timeout(timeout);
+        if let Some(ca) = &pem.ca {
+            let certs = reqwest::Certificate::from_pem_bundle(ca).context("--ca-file")?;
+            builder = builder.tls_certs_only(certs);
+        }
+        if let Some(identity) = pem.identity_pem() {
+            builder = builder.identity(reqwest::Identity::from_pem(&identity).context("--client-cert")?);
+        }
+        let http = builder.build().context("cannot build an HTTP client")?;
         Ok(Client { http, base, token: args.token.clone().filter(|t| !t.is_empty()) })
     }
 
@@ -136,14 +167,24 @@ fn refused(status: StatusCode, body: &str) -> anyhow::Error {
 }
 
 fn unreachable(base: &Url, url: &Url, e: reqwest::Error) -> anyhow::Error {
-    if e.is_connect() {
-        // The innermost cause is the one a person can act on ("Connection refused").
-        let mut cause = String::new();
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            cause = format!(" ({s})");
-            source = s.source();
-        }
+    // The innermost cause is the one a person can act on ("Connection refused").
+    let mut cause = String::new();
+    let mut tls = false;
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        cause = format!(" ({s})");
+        tls |= is_tls(s);
+        source = s.source();
+    }
+    if tls {
+        // Also after the connection opened: with TLS 1.3 a missing client certificate is refused
+        // once the request is on its way.
+        anyhow!(
+            "the TLS handshake with the signpost API at {base} failed{cause}; name the CA that issued \
+             its certificate with --ca-file or SIGNPOST_CACERT, and if it asks for a client certificate, \
+             give one with --client-cert and --client-key"
+        )
+    } else if e.is_connect() {
         anyhow!(
             "cannot connect to the signpost API at {base}{cause}; is `signpost serve` running there? \
              Name another with --api URL or SIGNPOST_API"
@@ -152,6 +193,21 @@ fn unreachable(base: &Url, url: &Url, e: reqwest::Error) -> anyhow::Error {
         anyhow!("the signpost API at {base} did not answer {url} in time")
     } else {
         anyhow!("request to {url} failed: {e}")
+    }
+}
+
+/// Returns true if `e` is rustls' (a certificate refused, a handshake alert), also when
+/// `io::Error`s carry it (hyper wraps it twice; `source` skips what an `io::Error` carries).
+fn is_tls(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut e = e;
+    loop {
+        if e.is::<rustls::Error>() {
+            return true;
+        }
+        match e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            Some(inner) => e = inner,
+            None => return false,
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use signpost::app::{self, Listeners};
-use signpost::cli::{Cli, Command, ServeArgs, check_zones, healthcheck};
+use signpost::cli::{Cli, Command, ServeArgs, check_zones};
 use signpost::config::{Config, LogFormat, RawConfig};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -33,7 +33,7 @@ fn main() -> ExitCode {
             let _ = std::io::Write::write_all(&mut std::io::stdout(), &signpost::manual::completions(shell));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Healthcheck { api, ready } => match healthcheck(&api, ready) {
+        Command::Healthcheck { api, ready } => match signpost::client::healthcheck(&api, ready) {
             Ok(()) => Ok(ExitCode::SUCCESS),
             Err(e) => {
                 eprintln!("signpost: unhealthy: {}", describe(&e));

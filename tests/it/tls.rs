@@ -233,3 +233,59 @@ async fn an_expired_certificate_is_a_warning_with_its_date_and_the_server_starts
     assert!(warning.contains(cert.to_str().unwrap()), "names the file: {warning}");
     assert!(b.startup_log.iter().any(|l| l.contains("listening https")), "{:#?}", b.startup_log);
 }
+
+#[test]
+fn the_cli_and_healthcheck_speak_https_with_a_ca_file_and_client_certificates() {
+    let pki = Pki::new("test-ca");
+    let (cert, key) = pki.files("server", Usage::Server);
+    let (client_cert, client_key) = pki.files("client", Usage::Client);
+    let dir = tempfile::tempdir().unwrap();
+    let p = |p: &Path| p.to_str().unwrap().to_string();
+    let (zones, data) = (dir.path().join("zones"), dir.path().join("data"));
+    std::fs::create_dir(&zones).unwrap();
+    let args = ["--dns-addr", "127.0.0.1:0", "--zones", &p(&zones), "--data-dir", &p(&data)];
+    let tls = ["--tls-cert", &p(&cert), "--tls-key", &p(&key), "--tls-client-ca", &p(&pki.ca())];
+    let b = Binary::serve(&[&args[..], &tls[..]].concat(), &[]);
+    let api = format!("https://{}", b.http);
+    let (ca, cc, ck) = (p(&pki.ca()), p(&client_cert), p(&client_key));
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let out = signpost().args(args).args(["--api", &api]).envs(env.iter().copied()).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let register = ["register", "--name", "web", "--id", "web-1", "--address", "10.0.0.1", "--port", "80"];
+
+    // Flags.
+    let (code, out, err) =
+        run(&[&register[..], &["--ca-file", &ca, "--client-cert", &cc, "--client-key", &ck]].concat(), &[]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    // The environment, as Consul's CONSUL_CACERT, CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY.
+    let env =
+        [("SIGNPOST_CACERT", ca.as_str()), ("SIGNPOST_CLIENT_CERT", cc.as_str()), ("SIGNPOST_CLIENT_KEY", ck.as_str())];
+    let (code, out, err) = run(&["services"], &env);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("web      1          1"), "{out}");
+    let (code, _, err) = run(&["healthcheck"], &env);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = run(&["healthcheck", "--ready"], &env);
+    assert_eq!(code, Some(0), "{err}");
+
+    // Without the CA the certificate is refused; without a client certificate, the server
+    // refuses: both say what to give.
+    let (code, _, err) = run(&["services", "--client-cert", &cc, "--client-key", &ck], &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("TLS handshake") && err.contains("--ca-file"), "{err}");
+    let (code, _, err) = run(&["services", "--ca-file", &ca], &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("--client-cert"), "{err}");
+    let (code, _, err) = run(&["healthcheck", "--ca-file", &ca], &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("unhealthy"), "{err}");
+    // A CA file that is not one is refused before anything is sent.
+    let (code, _, err) = run(&["services", "--ca-file", &p(&client_key)], &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains(&format!("{}: no certificate in it", client_key.display())), "{err}");
+}
