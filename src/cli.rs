@@ -252,6 +252,10 @@ impl ServeArgs {
             tls_key: self.tls_key.clone(),
             tls_client_ca: self.tls_client_ca.clone(),
             token: std::env::var("SIGNPOST_TOKEN").ok().map(Into::into),
+            acl_secrets: std::env::vars()
+                .filter(|(k, _)| k.starts_with("SIGNPOST_ACL_"))
+                .map(|(k, v)| (k, v.into()))
+                .collect(),
         }
     }
 }

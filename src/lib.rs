@@ -3,6 +3,7 @@
 //! answers from the current snapshot without locks.
 #![forbid(unsafe_code)]
 
+pub mod acl;
 pub mod api;
 pub mod app;
 pub mod cli;

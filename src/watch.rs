@@ -14,6 +14,7 @@ use std::time::Duration;
 use notify::{EventKind, RecursiveMode, Watcher as _};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
+use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 /// How long the folders must be quiet before a batch is handed over.
@@ -71,6 +72,17 @@ impl Watch {
             }
         }
         Some(paths)
+    }
+
+    /// Calls `act` after every burst of changes, until `token` is cancelled or the watch stops.
+    pub async fn each(mut self, token: CancellationToken, mut act: impl FnMut()) {
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => return,
+                batch = self.next() => if batch.is_none() { return },
+            }
+            act();
+        }
     }
 
     fn collect(&self, paths: &mut BTreeSet<PathBuf>, event: notify::Result<notify::Event>) {

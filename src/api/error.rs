@@ -13,9 +13,22 @@ pub enum ApiError {
     /// The request is malformed or breaks a rule: 400.
     #[error("{0}")]
     BadRequest(String),
-    /// A write without the configured token: 403.
-    #[error("Permission denied: writes need the token in X-Consul-Token or Authorization: Bearer")]
-    Forbidden,
+    /// A rule refuses what the request needs: 403, naming the service, the policy and the rule.
+    #[error("{denied}{}", if *anonymous { ANONYMOUS_HINT } else { "" })]
+    Denied { denied: crate::acl::Denied, anonymous: bool },
+    /// A write from a caller who may write no service at all, refused before its body is read.
+    #[error("{}", if *anonymous {
+        "Permission denied: writes need a token (in X-Consul-Token, Authorization: Bearer or ?token=)"
+    } else {
+        "Permission denied: this token may write no service (none of its service_prefix rules is \"write\")"
+    })]
+    NoWrite { anonymous: bool },
+    /// A token that matches none this server knows: 403.
+    #[error("{0}")]
+    UnknownToken(#[from] crate::acl::Unknown),
+    /// Our own mistake: 500.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
     /// 404 with a message, for names the registry never had (agent health by name).
     #[error("{0}")]
     NotFound(String),
@@ -33,6 +46,10 @@ pub enum ApiError {
     Registry(#[from] RegistryError),
 }
 
+/// Added to refusals of requests without a token.
+const ANONYMOUS_HINT: &str =
+    " (the request carries no token: send one in X-Consul-Token, Authorization: Bearer or ?token=)";
+
 impl ApiError {
     pub fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::BadRequest(message.into())
@@ -41,7 +58,8 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Denied { .. } | ApiError::NoWrite { .. } | ApiError::UnknownToken(_) => StatusCode::FORBIDDEN,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -55,6 +73,7 @@ impl ApiError {
                 // Zone errors never come back from API changes; if one ever does, it is ours.
                 RegistryError::Zone(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 RegistryError::Store(_) | RegistryError::Stopped => StatusCode::SERVICE_UNAVAILABLE,
+                RegistryError::Denied(_) => StatusCode::FORBIDDEN,
             },
         }
     }

@@ -9,6 +9,7 @@
 //! (`agent_self.rs`) describes this server. Failures of either kind become HTTP answers in one
 //! place, `error.rs`.
 
+mod access;
 mod agent_self;
 mod error;
 mod listener;
@@ -33,24 +34,22 @@ pub use error::ApiError;
 pub use listener::Peer;
 pub use register::{FieldError, decode as decode_registration};
 
-use crate::registry::Registry;
+use crate::registry::{Catalog, Registry};
 
 /// Largest request body accepted (DESIGN: 64 KiB); larger ones get 413.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
-/// Who this server says it is in Consul's shapes (`Node`, `Address`, `Datacenter`), and the
-/// write token.
+/// Who this server says it is in Consul's shapes (`Node`, `Address`, `Datacenter`), and who
+/// may do what through it.
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
-    /// Required on writes when set; compared in constant time, never logged.
-    pub token: Option<crate::secret::Secret>,
+    /// The tokens and their rules (`acl`); secrets are compared in constant time, never logged.
+    pub acl: Arc<crate::acl::Acl>,
     pub node: String,
     pub node_address: String,
     pub datacenter: String,
     /// The DNS domain (`local`), for the status page's `dig` lines.
     pub domain: String,
-    /// `[http] reads_need_token`: reads (the API's and `/ui`) need the token too.
-    pub reads_need_token: bool,
     /// `[http] max_concurrent_requests`, `max_blocking_queries`, `max_header_bytes`.
     pub limits: HttpLimits,
     /// `[http] tls_cert`: HTTPS with this configuration (reloaded as its files change).
@@ -74,9 +73,9 @@ impl Default for HttpLimits {
     }
 }
 
-/// What every handler shares.
+/// What every handler shares. Reads only: writes go through `access::Writer`.
 pub(crate) struct Api {
-    registry: Registry,
+    registry: Catalog,
     config: ApiConfig,
     /// This listener's `ADDR:PORT`, for `/v1/status/leader`, and its port, for `/v1/agent/self`.
     leader: String,
@@ -115,8 +114,9 @@ pub async fn serve(
     let requests = Arc::new(tokio::sync::Semaphore::new(config.limits.max_concurrent_requests));
     let watchers = Arc::new(tokio::sync::Semaphore::new(config.limits.max_blocking_queries));
     let (tls, max_handshakes) = (config.tls.clone(), config.limits.max_concurrent_requests);
-    let api = Arc::new(Api { registry, config, leader, port, ready, shutdown, requests, watchers });
-    let app = router(api).into_make_service_with_connect_info::<Peer>();
+    let access = Arc::new(access::Access { acl: config.acl.clone(), registry: registry.clone() });
+    let api = Arc::new(Api { registry: registry.catalog(), config, leader, port, ready, shutdown, requests, watchers });
+    let app = router(api, access).into_make_service_with_connect_info::<Peer>();
     let served = match tls {
         None => axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await,
         Some(tls) => match listener::TlsListener::new(listener, tls, max_handshakes) {
@@ -129,7 +129,7 @@ pub async fn serve(
     }
 }
 
-fn router(api: Shared) -> Router {
+fn router(api: Shared, access: Arc<access::Access>) -> Router {
     let writes = Router::new()
         .route("/v1/agent/service/register", put(writes::register))
         .route("/v1/agent/service/deregister/{id}", put(writes::deregister))
@@ -137,9 +137,7 @@ fn router(api: Shared) -> Router {
         .route("/v1/agent/check/pass/{id}", put(writes::pass))
         .route("/v1/agent/check/warn/{id}", put(writes::warn))
         .route("/v1/agent/check/fail/{id}", put(writes::fail))
-        .route("/v1/agent/check/update/{id}", put(writes::update))
-        // Before any body is read: a write without the token is refused whatever it carries.
-        .route_layer(axum::middleware::from_fn_with_state(api.clone(), writes::authorize));
+        .route("/v1/agent/check/update/{id}", put(writes::update));
     let reads = Router::new()
         .route("/v1/agent/services", get(reads::agent_services))
         .route("/v1/agent/service/{id}", get(reads::agent_service))
@@ -153,14 +151,13 @@ fn router(api: Shared) -> Router {
         .route("/v1/status/leader", get(reads::leader))
         .route("/v1/agent/self", get(agent_self::agent_self))
         .merge(ui::routes())
-        // The routes above need the token when `[http] reads_need_token` says so; those below never.
-        .route_layer(axum::middleware::from_fn_with_state(api.clone(), ui::authorize_read))
-        .merge(ui::open_routes())
         .route("/healthz", get(reads::healthz))
         .route("/readyz", get(reads::readyz))
         .route("/metrics", get(ops::metrics));
     writes
         .merge(reads)
+        // Every route, those added later included: see access.rs.
+        .layer(axum::middleware::from_fn_with_state((api.clone(), access), access::check))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(api.clone(), ops::limit))
         .layer(axum::middleware::from_fn(ops::track))

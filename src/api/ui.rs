@@ -7,9 +7,11 @@
 //! (`ui/model.rs`) as JSON, and redraws with DOM calls (`textContent`, never `innerHTML`).
 //! Assets are compiled in: no build step, nothing fetched from elsewhere, works offline.
 //!
-//! With `[http] reads_need_token = true`, reads need the token like writes do. A browser cannot
-//! send a header on navigation, so `/ui` offers a form that stores the token in an HttpOnly,
-//! SameSite=Strict cookie; the cookie is accepted on reads only, never on writes (no CSRF).
+//! When requests without a token may not read every service (`[http] reads_need_token = true`,
+//! or `[acl.anonymous]` rules), the page needs a token that may. A browser cannot send a header
+//! on navigation, so `/ui` then offers a form that stores the token in an HttpOnly,
+//! SameSite=Strict cookie; the cookie is accepted on reads only, never on writes (no CSRF). Who
+//! may see the page is decided with every other read, in `access.rs`.
 
 mod html;
 mod model;
@@ -18,14 +20,12 @@ use std::time::Duration;
 
 use axum::Form;
 use axum::Router;
-use axum::extract::{Query, Request, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use tracing::info;
 
-use super::writes::{presented, same};
 use super::{ApiError, Params, Shared, reads};
 use crate::model::now_ms;
 
@@ -39,14 +39,12 @@ const JS: &str = include_str!("ui/ui.js");
 /// inline script would not run.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
-/// Routes behind `authorize_read`.
+/// The page, its state, and what anyone may use (`access::OPEN`): the redirect, the login
+/// form's target and the static assets.
 pub(super) fn routes() -> Router<Shared> {
-    Router::new().route("/ui", get(page)).route("/ui/state", get(state))
-}
-
-/// Routes anyone may use: the redirect, the login form's target and the static assets.
-pub(super) fn open_routes() -> Router<Shared> {
     Router::new()
+        .route("/ui", get(page))
+        .route("/ui/state", get(state))
         .route("/", get(|| async { Redirect::to("/ui") }))
         .route("/ui/login", post(login))
         .route("/ui/assets/ui.css", get(|| async { asset("text/css; charset=utf-8", CSS) }))
@@ -62,17 +60,9 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
     r
 }
 
-/// Returns true if reads must carry the token.
-fn reads_locked(api: &Shared) -> bool {
-    // The configuration refuses reads_need_token without a token.
-    api.config.reads_need_token
-}
-
-/// Returns true if the request carries the token: in a header, or (reads only) in the cookie.
-fn has_token(api: &Shared, headers: &HeaderMap) -> bool {
-    let Some(token) = &api.config.token else { return true };
-    presented(headers).any(|t| same(t.as_bytes(), token.as_bytes()))
-        || cookie(headers).is_some_and(|t| same(&t, token.as_bytes()))
+/// The token stored by the login form, for reads.
+pub(super) fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    String::from_utf8(cookie(headers)?).ok()
 }
 
 /// The token stored by the login form (hex, so that any token is a valid cookie value).
@@ -93,20 +83,6 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
 }
 
-/// Refuses reads without the token when `[http] reads_need_token` is set: the page gets the
-/// login form, everything else a one-line 403.
-pub(super) async fn authorize_read(State(api): State<Shared>, req: Request, next: Next) -> Response {
-    if !reads_locked(&api) || has_token(&api, req.headers()) {
-        return next.run(req).await;
-    }
-    info!(path = %req.uri().path(), "read refused: missing or wrong token");
-    if req.uri().path() == "/ui" {
-        return login_page(StatusCode::FORBIDDEN, None);
-    }
-    let body = "Permission denied: reads need the token in X-Consul-Token or Authorization: Bearer";
-    (StatusCode::FORBIDDEN, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
-}
-
 fn html_response(status: StatusCode, body: String) -> Response {
     let mut r = (status, body).into_response();
     let h = r.headers_mut();
@@ -118,7 +94,8 @@ fn html_response(status: StatusCode, body: String) -> Response {
     r
 }
 
-fn login_page(status: StatusCode, problem: Option<&str>) -> Response {
+/// The form that asks for a token, for a browser refused the page.
+pub(super) fn login_page(status: StatusCode, problem: Option<&str>) -> Response {
     let problem =
         problem.map(|p| format!("<p class=\"banner bad\" role=\"alert\">{}</p>\n", html::E(p))).unwrap_or_default();
     let body = format!(
@@ -129,7 +106,7 @@ fn login_page(status: StatusCode, problem: Option<&str>) -> Response {
 <header><h1>signpost <span class="sub">status</span></h1></header>
 <main>
 <h2>Token needed</h2>
-{problem}<p>This server is configured so that reads need the API token (<code>[http] reads_need_token = true</code>).</p>
+{problem}<p>This server is configured so that reading every service needs a token (<code>[http] reads_need_token</code> or <code>[acl.anonymous]</code>).</p>
 <form class="filter" method="post" action="/ui/login">
 <label for="token">API token</label>
 <input id="token" name="token" type="password" autocomplete="current-password" required>
@@ -148,12 +125,19 @@ struct Login {
     token: String,
 }
 
-/// Stores a correct token in a cookie and sends the browser back to `/ui`.
+/// Stores a token that may read every service in a cookie and sends the browser back to `/ui`.
 async fn login(State(api): State<Shared>, Form(login): Form<Login>) -> Response {
-    let Some(token) = &api.config.token else { return Redirect::to("/ui").into_response() };
-    if !same(login.token.trim().as_bytes(), token.as_bytes()) {
-        info!("status page login refused: wrong token");
-        return login_page(StatusCode::FORBIDDEN, Some("That is not the token."));
+    let token = login.token.trim();
+    let caller = match api.config.acl.resolve(Some(token)) {
+        Ok(caller) if !caller.anonymous => caller,
+        _ => {
+            info!("status page login refused: unknown token");
+            return login_page(StatusCode::FORBIDDEN, Some("That is not a token this server knows."));
+        }
+    };
+    if let Err(e) = caller.rules.check_all(crate::acl::Policy::Read) {
+        info!(token = %caller.name, "status page login refused: the token may not read every service");
+        return login_page(StatusCode::FORBIDDEN, Some(&format!("That token may not read every service: {e}")));
     }
     let hex: String = token.bytes().map(|b| format!("{b:02x}")).collect();
     let cookie = format!("{COOKIE}={hex}; Path=/; HttpOnly; SameSite=Strict");

@@ -43,6 +43,8 @@ pub enum AppError {
     Store(#[from] crate::store::StoreError),
     #[error("cannot serve HTTPS: {0}")]
     Tls(#[from] crate::tls::TlsError),
+    #[error("cannot load the API tokens: {0}")]
+    Acl(#[from] crate::acl::AclError),
 }
 
 /// Sockets bound before the app starts.
@@ -170,6 +172,7 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
     health::register_metrics();
     let tracker = TaskTracker::new();
     let tls = https(&config, &tracker, &token)?;
+    let acl = tokens(&config, &tracker, &token)?;
     let dir = &config.zones_dir;
     let dir_name = dir.display().to_string();
 
@@ -274,7 +277,7 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
             None => info!("listening http {addr}"),
         }
         http_addr = Some(addr);
-        let mut api_config = api_config(&config, config.dns.advertise.or_else(|| first_usable(&dns_addrs)), addr);
+        let mut api_config = api_config(&config, config.dns.advertise.or_else(|| first_usable(&dns_addrs)), addr, acl);
         api_config.tls = tls;
         let api = api::serve(listener, registry.clone(), api_config, ready.clone(), token.clone(), stages.stop.clone());
         front.spawn(bounded("HTTP", api, stages.abort.clone()));
@@ -310,6 +313,21 @@ fn https(
     info!(cert = %files.cert.display(), %expires, client_certificates = files.client_ca.is_some(), "TLS certificate loaded");
     tracker.spawn(tls.clone().follow(watch, token.clone()));
     Ok(Some(tls))
+}
+
+/// The API's tokens, read, and followed as their secret files change.
+fn tokens(config: &Config, tracker: &TaskTracker, token: &CancellationToken) -> Result<Arc<crate::acl::Acl>, AppError> {
+    // Watch before the first read, so a rotation in between is not missed.
+    let watch = crate::acl::Acl::watch(&config.acl)?;
+    let acl = Arc::new(crate::acl::Acl::load(config.acl.clone())?);
+    let names: Vec<&str> = config.acl.tokens.iter().map(|t| t.name.as_str()).collect();
+    if acl.has_tokens() {
+        info!(management = config.acl.management.is_some(), tokens = ?names, "API tokens loaded");
+    }
+    if let Some(watch) = watch {
+        tracker.spawn(acl.clone().follow(watch, token.clone()));
+    }
+    Ok(acl)
 }
 
 /// The store the registry writes through, and what comes with it.
@@ -385,7 +403,12 @@ async fn shutdown(token: CancellationToken, settings: ShutdownConfig, front: Tas
 /// What the API says of this server in Consul's shapes, from the configuration: `Address` is
 /// the advertised DNS address (else the API's own), `Datacenter` the server's region (else
 /// Consul's "dc1"), `Node` the host name (else "signpost").
-fn api_config(config: &Config, advertise: Option<IpAddr>, http: SocketAddr) -> api::ApiConfig {
+fn api_config(
+    config: &Config,
+    advertise: Option<IpAddr>,
+    http: SocketAddr,
+    acl: Arc<crate::acl::Acl>,
+) -> api::ApiConfig {
     let address = advertise.filter(|ip| !ip.is_unspecified()).unwrap_or(http.ip());
     let node = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
@@ -393,12 +416,11 @@ fn api_config(config: &Config, advertise: Option<IpAddr>, http: SocketAddr) -> a
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "signpost".into());
     api::ApiConfig {
-        token: config.token.clone(),
+        acl,
         node,
         node_address: address.to_string(),
         datacenter: config.dns.region.clone().unwrap_or_else(|| "dc1".into()),
         domain: config.dns.domain.to_ascii().trim_end_matches('.').to_string(),
-        reads_need_token: config.reads_need_token,
         limits: config.http_limits,
         tls: None,
     }

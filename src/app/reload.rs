@@ -10,7 +10,8 @@
 //! `recursion_allow`; and
 //! `[log] level` (applied by `main`, which owns the log filter). Everything else is read at start:
 //! sockets, the domain and its TTLs, the store, the HTTP API, health defaults, limits, shutdown.
-//! (The TLS files' content is another matter: it is read again whenever it changes, see `tls`.)
+//! (The content of TLS files and token secret files is another matter: it is read again whenever
+//! it changes, see `tls` and `acl`.)
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -124,7 +125,7 @@ fn compare(old: &Config, new: &Config) -> Report {
         ("dns.recursion_allow", old.forward.recursion_allow != new.forward.recursion_allow),
         ("log.level", old.log.level != new.log.level),
     ];
-    let restart: [(&'static str, bool); 18] = [
+    let restart: [(&'static str, bool); 17] = [
         ("dns.listen", o.listen != n.listen),
         ("dns.domain", o.domain != n.domain),
         ("dns.advertise", o.advertise != n.advertise),
@@ -137,8 +138,8 @@ fn compare(old: &Config, new: &Config) -> Report {
         ("store (cluster mode)", old.cluster != new.cluster),
         ("http.listen", old.http_listen != new.http_listen),
         ("http.max_*", old.http_limits != new.http_limits),
-        ("http.token", old.token != new.token),
-        ("http.reads_need_token", old.reads_need_token != new.reads_need_token),
+        // Which tokens and rules; what a secret file holds is read again whenever it changes.
+        ("http.token, reads_need_token or acl", old.acl != new.acl),
         // Which files; what they hold is read again whenever it changes.
         ("http.tls_cert, tls_key or tls_client_ca", old.http_tls != new.http_tls),
         ("health", old.health != new.health),
@@ -168,8 +169,7 @@ fn keep_restart_settings(new: &mut Config, in_force: &Config) {
     new.cluster.clone_from(&in_force.cluster);
     new.http_listen = in_force.http_listen;
     new.http_limits = in_force.http_limits;
-    new.token.clone_from(&in_force.token);
-    new.reads_need_token = in_force.reads_need_token;
+    new.acl.clone_from(&in_force.acl);
     new.http_tls.clone_from(&in_force.http_tls);
     new.health = in_force.health;
     new.log.format = in_force.log.format;

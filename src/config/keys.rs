@@ -45,6 +45,7 @@ pub const SECTIONS: &[(&str, &str)] = &[
     ("health", "Health-check defaults."),
     ("log", "Logs, to stderr."),
     ("shutdown", "What happens between SIGTERM and the exit."),
+    ("acl", "Tokens scoped to services, and what requests without a token may do (see README, Security)."),
 ];
 
 pub const KEYS: &[Key] = &[
@@ -136,9 +137,14 @@ pub const KEYS: &[Key] = &[
     ),
     Key {
         env: Some("SIGNPOST_TOKEN"),
-        ..unset("http", "token", r#""s3cret""#, "The management token, required on writes when set.")
+        ..unset(
+            "http",
+            "token",
+            r#""s3cret""#,
+            "The management token: may do everything; writes need a token when set.",
+        )
     },
-    key("http", "reads_need_token", "false", "true: reads and the status page need the token too."),
+    key("http", "reads_need_token", "false", "true: reads and the status page need a token too."),
     key(
         "http",
         "max_concurrent_requests",
@@ -222,6 +228,18 @@ pub const KEYS: &[Key] = &[
         "SIGNPOST_SHUTDOWN_GRACE",
     ),
     key("shutdown", "drain", r#""1s""#, "How long DNS and HTTP keep serving after /readyz turned 503."),
+    unset(
+        "acl",
+        "token",
+        r#"[{ name = "payments-ci", secret_file = "/etc/signpost/tokens/payments-ci", service_prefix = { "payment-" = "write", "" = "read" } }]"#,
+        "Named tokens ([[acl.token]]): a secret from secret_file or SIGNPOST_ACL_<NAME>, rules by service-name prefix.",
+    ),
+    unset(
+        "acl",
+        "anonymous",
+        r#"{ service_prefix = { "" = "read" } }"#,
+        "What requests without a token may do (default: everything while no token exists, read once one does).",
+    ),
 ];
 
 /// The configuration file with every key, commented out, at its default (or an example where

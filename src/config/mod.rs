@@ -18,13 +18,12 @@ use hickory_proto::rr::Name;
 use ipnet::IpNet;
 
 pub use raw::{
-    Overrides, RawClientRegion, RawConfig, RawDns, RawHealth, RawHttp, RawLog, RawRegions, RawRrl, RawShutdown,
-    RawStore, RawZones,
+    Overrides, RawAcl, RawClientRegion, RawConfig, RawDns, RawHealth, RawHttp, RawLog, RawRegions, RawRrl, RawRules,
+    RawShutdown, RawStore, RawToken, RawZones,
 };
 
 use crate::dns::ForwardConfig;
 use crate::registry::Defaults;
-use crate::secret::Secret;
 use crate::store::ClusterConfig;
 
 /// A configuration that cannot be used, naming where and why.
@@ -51,10 +50,10 @@ pub struct Config {
     pub http_listen: SocketAddr,
     /// `[http] max_concurrent_requests`, `max_blocking_queries`, `max_header_bytes`.
     pub http_limits: crate::api::HttpLimits,
-    /// `[http] token`, or `SIGNPOST_TOKEN` over it: required on API writes when set.
-    pub token: Option<Secret>,
-    /// `[http] reads_need_token`: reads and the status page need the token too (a token is set).
-    pub reads_need_token: bool,
+    /// Who may do what through the API: the management token (`[http] token`, or
+    /// `SIGNPOST_TOKEN` over it), `[[acl.token]]`, and requests without a token (`[acl.anonymous]`,
+    /// `[http] reads_need_token`).
+    pub acl: crate::acl::AclConfig,
     /// `[http] tls_cert`, `tls_key`, `tls_client_ca`: the API speaks HTTPS.
     pub http_tls: Option<crate::tls::ServerFiles>,
     pub health: crate::health::Settings,

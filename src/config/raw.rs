@@ -29,6 +29,8 @@ pub struct RawConfig {
     pub log: RawLog,
     #[serde(default)]
     pub shutdown: RawShutdown,
+    #[serde(default)]
+    pub acl: RawAcl,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -100,6 +102,37 @@ pub struct RawHttp {
     pub tls_client_ca: Option<PathBuf>,
 }
 
+/// `[acl]`: named tokens with rules by service-name prefix, and what requests without a token
+/// may do.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAcl {
+    pub anonymous: Option<RawRules>,
+    #[serde(default)]
+    pub token: Vec<RawToken>,
+    /// `SIGNPOST_ACL_<NAME>` variables, put here by `overlay`.
+    #[serde(skip)]
+    pub env_secrets: std::collections::BTreeMap<String, Secret>,
+}
+
+/// `service_prefix = { "payment-" = "write", "" = "read" }`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRules {
+    #[serde(default)]
+    pub service_prefix: std::collections::BTreeMap<String, String>,
+}
+
+/// `[[acl.token]]`: its secret is in `secret_file` or `SIGNPOST_ACL_<NAME>`, never in this file.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawToken {
+    pub name: String,
+    pub secret_file: Option<PathBuf>,
+    #[serde(default)]
+    pub service_prefix: std::collections::BTreeMap<String, String>,
+}
+
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStore {
@@ -159,6 +192,8 @@ pub struct Overrides {
     pub tls_client_ca: Option<PathBuf>,
     /// `SIGNPOST_TOKEN` (environment only: a flag would show the token in `ps`).
     pub token: Option<Secret>,
+    /// `SIGNPOST_ACL_<NAME>` variables: named tokens' secrets (environment only, as above).
+    pub acl_secrets: std::collections::BTreeMap<String, Secret>,
 }
 
 impl RawConfig {
@@ -198,6 +233,7 @@ impl RawConfig {
         set(&mut self.http.tls_client_ca, o.tls_client_ca);
         // An exported but empty variable means "no token from here", not "the empty token".
         set(&mut self.http.token, o.token.filter(|t| !t.is_empty()));
+        self.acl.env_secrets.extend(o.acl_secrets.into_iter().filter(|(_, t)| !t.is_empty()));
         self
     }
 }

@@ -108,9 +108,9 @@ fn flags_beat_the_file() {
 fn token_from_the_environment_beats_the_file() {
     let raw = || RawConfig::from_toml(Path::new("s.toml"), "[http]\ntoken = \"file\"\n").unwrap();
     let env = |t: &str| Overrides { token: Some(t.into()), ..Overrides::default() };
-    assert_eq!(raw().overlay(env("env")).validate().unwrap().token.as_deref(), Some("env"));
-    assert_eq!(raw().overlay(env("")).validate().unwrap().token.as_deref(), Some("file"));
-    assert_eq!(RawConfig::default().validate().unwrap().token, None);
+    assert_eq!(raw().overlay(env("env")).validate().unwrap().acl.management.as_deref(), Some("env"));
+    assert_eq!(raw().overlay(env("")).validate().unwrap().acl.management.as_deref(), Some("file"));
+    assert_eq!(RawConfig::default().validate().unwrap().acl.management, None);
     let empty = RawConfig::from_toml(Path::new("s.toml"), "[http]\ntoken = \"\"\n").unwrap();
     assert!(empty.validate().unwrap_err().to_string().contains("http.token"));
 }
@@ -124,7 +124,7 @@ fn the_token_never_shows_in_debug_output() {
         assert!(!text.contains("s3cr3t"), "{text}");
         assert!(text.contains("<redacted>"), "{text}");
     }
-    assert_eq!(config.token.as_deref(), Some("env-s3cr3t"));
+    assert_eq!(config.acl.management.as_deref(), Some("env-s3cr3t"));
 }
 
 #[test]
@@ -204,4 +204,72 @@ fn shutdown_drain_is_capped_by_the_grace() {
     assert_eq!(c.shutdown, ShutdownConfig { grace: Duration::from_millis(300), drain: Duration::from_millis(300) });
     let o = Overrides { shutdown_grace: Some("10s".into()), ..Overrides::default() };
     assert_eq!(RawConfig::default().overlay(o).validate().unwrap().shutdown.grace, Duration::from_secs(10));
+}
+
+#[test]
+fn acl_and_tls_refusals_name_the_key() {
+    let token = |extra: &str| format!("[[acl.token]]\nname = \"ci\"\nsecret_file = \"ci.secret\"\n{extra}");
+    for (text, key, words) in [
+        ("[[acl.token]]\nname = \"ci\"\n".to_string(), "acl.token.secret_file", "SIGNPOST_ACL_CI"),
+        (token("service_prefix = { \"\" = \"admin\" }\n"), "acl.token.service_prefix", "\"admin\""),
+        (token("service_prefix = { \"Pay\" = \"read\", \"pay\" = \"write\" }\n"), "acl.token.service_prefix", "twice"),
+        ("[[acl.token]]\nname = \"anonymous\"\nsecret_file = \"f\"\n".into(), "acl.token.name", "anonymous"),
+        ("[[acl.token]]\nname = \"a b\"\nsecret_file = \"f\"\n".into(), "acl.token.name", "\"a b\""),
+        (token("[[acl.token]]\nname = \"CI\"\nsecret_file = \"g\"\n"), "acl.token", "the same token"),
+        ("[acl.anonymous]\nservice_prefix = { \"\" = \"reed\" }\n".into(), "acl.anonymous.service_prefix", "reed"),
+        (
+            "[http]\ntoken = \"t\"\nreads_need_token = true\n[acl.anonymous]\nservice_prefix = {}\n".into(),
+            "http.reads_need_token",
+            "[acl.anonymous]",
+        ),
+        ("[http]\nreads_need_token = true\n".into(), "http.reads_need_token", "needs a token"),
+        ("[http]\ntls_cert = \"c.pem\"\n".into(), "http.tls_key", "needed with tls_cert"),
+        ("[http]\ntls_key = \"k.pem\"\n".into(), "http.tls_cert", "needed with tls_key"),
+        ("[http]\ntls_client_ca = \"ca.pem\"\n".into(), "http.tls_client_ca", "needs tls_cert"),
+    ] {
+        let err = RawConfig::from_toml(Path::new("s.toml"), &text).unwrap().validate().unwrap_err().to_string();
+        assert!(err.contains(key) && err.contains(words), "{text}: {err}");
+    }
+}
+
+#[test]
+fn requests_without_a_token_may_do_what_the_configuration_implies() {
+    use crate::acl::Policy::{Read, Write};
+    // (configuration, may anonymous read "x", may anonymous write "x")
+    for (text, read, write) in [
+        ("", true, true),
+        ("[http]\ntoken = \"t\"\n", true, false),
+        ("[[acl.token]]\nname = \"ci\"\nsecret_file = \"f\"\n", true, false),
+        ("[http]\ntoken = \"t\"\nreads_need_token = true\n", false, false),
+        ("[acl.anonymous]\nservice_prefix = { \"x\" = \"write\" }\n", true, true),
+        ("[http]\ntoken = \"t\"\n[acl.anonymous]\nservice_prefix = { \"y\" = \"read\" }\n", false, false),
+    ] {
+        let c = RawConfig::from_toml(Path::new("s.toml"), text).unwrap().validate().unwrap();
+        assert_eq!(c.acl.anonymous.check("x", Read).is_ok(), read, "{text}");
+        assert_eq!(c.acl.anonymous.check("x", Write).is_ok(), write, "{text}");
+    }
+}
+
+#[test]
+fn a_token_secret_from_the_environment_beats_its_file_and_never_shows() {
+    use crate::acl::SecretSource;
+    let text =
+        "[[acl.token]]\nname = \"payments-ci\"\nsecret_file = \"f\"\nservice_prefix = { \"payment-\" = \"write\" }\n";
+    let raw = || RawConfig::from_toml(Path::new("s.toml"), text).unwrap();
+    let env = |k: &str| {
+        let secrets = [(k.to_string(), "s3cr3t-from-env".into())].into_iter().collect();
+        Overrides { acl_secrets: secrets, ..Overrides::default() }
+    };
+    let c = raw().validate().unwrap();
+    assert_eq!(c.acl.tokens[0].secret, SecretSource::File("f".into()));
+    let c = raw().overlay(env("SIGNPOST_ACL_PAYMENTS_CI")).validate().unwrap();
+    match &c.acl.tokens[0].secret {
+        SecretSource::Given { from, secret } => {
+            assert_eq!((from.as_str(), &**secret), ("SIGNPOST_ACL_PAYMENTS_CI", "s3cr3t-from-env"))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!format!("{c:?}").contains("s3cr3t"), "{c:?}");
+    let err = raw().overlay(env("SIGNPOST_ACL_PAYMENT_CI")).validate().unwrap_err().to_string();
+    assert!(err.contains("SIGNPOST_ACL_PAYMENT_CI is set, but no [[acl.token]] has that name"), "{err}");
 }

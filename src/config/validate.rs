@@ -8,8 +8,12 @@ use std::time::Duration;
 use hickory_proto::rr::Name;
 use ipnet::IpNet;
 
-use super::raw::{RawConfig, RawDns, RawHealth, RawHttp, RawLog, RawRegions, RawRrl, RawShutdown, RawStore, RawZones};
+use super::raw::{
+    RawAcl, RawConfig, RawDns, RawHealth, RawHttp, RawLog, RawRegions, RawRrl, RawShutdown, RawStore, RawToken,
+    RawZones,
+};
 use super::{Config, ConfigError, DnsConfig, LogConfig, LogFormat, ShutdownConfig};
+use crate::acl::{AclConfig, Policy, Rules, SecretSource, TokenConfig};
 use crate::dns::ForwardConfig;
 use crate::model::WhenNoneHealthy;
 use crate::model::rules::is_dns_label;
@@ -20,7 +24,7 @@ use crate::store::ClusterConfig;
 impl RawConfig {
     /// Validates everything and fills in defaults.
     pub fn validate(self) -> Result<Config, ConfigError> {
-        let (token, reads_need_token) = token(&self.http)?;
+        let acl = acl_config(&self.http, &self.acl)?;
         Ok(Config {
             dns: dns_config(&self.dns, &self.regions)?,
             zones_dir: self.zones.dir.clone().unwrap_or_else(|| "zones".into()),
@@ -29,8 +33,7 @@ impl RawConfig {
             cluster: cluster_config(&self.store)?,
             http_listen: socket_addr("http.listen", self.http.listen.as_deref().unwrap_or("127.0.0.1:8500"))?,
             http_limits: http_limits(&self.http)?,
-            token,
-            reads_need_token,
+            acl,
             http_tls: http_tls(&self.http)?,
             health: health_settings(&self.health)?,
             forward: forward_config(&self.dns)?,
@@ -133,16 +136,108 @@ fn client_regions(regions: &RawRegions) -> Result<Vec<(IpNet, String)>, ConfigEr
     Ok(out)
 }
 
-/// `[http] token` and `reads_need_token`.
-fn token(h: &RawHttp) -> Result<(Option<Secret>, bool), ConfigError> {
-    let token = h.token.clone();
-    if token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+/// `[http] token` (the management token), `reads_need_token` and `[acl]`.
+fn acl_config(h: &RawHttp, acl: &RawAcl) -> Result<AclConfig, ConfigError> {
+    let management = h.token.clone();
+    if management.as_deref().is_some_and(|t| t.trim().is_empty()) {
         return invalid("http.token", "must not be empty (remove the key to allow writes without a token)".into());
     }
-    if h.reads_need_token == Some(true) && token.is_none() {
-        return invalid("http.reads_need_token", "needs a token: set [http] token or SIGNPOST_TOKEN".into());
+    let mut tokens: Vec<TokenConfig> = Vec::with_capacity(acl.token.len());
+    for t in &acl.token {
+        let token = token_config(t, &acl.env_secrets)?;
+        if let Some(other) =
+            tokens.iter().find(|o| o.name.eq_ignore_ascii_case(&token.name) || env_var(&o.name) == env_var(&token.name))
+        {
+            return invalid(
+                "acl.token",
+                format!(
+                    "{:?} and {:?} name the same token (names are case-insensitive, - and _ alike)",
+                    other.name, token.name
+                ),
+            );
+        }
+        tokens.push(token);
     }
-    Ok((token, h.reads_need_token.unwrap_or(false)))
+    if let Some(var) = acl.env_secrets.keys().find(|var| !tokens.iter().any(|t| env_var(&t.name) == **var)) {
+        return invalid("acl.token", format!("{var} is set, but no [[acl.token]] has that name"));
+    }
+    let has_tokens = management.is_some() || !tokens.is_empty();
+    let reads_need_token = h.reads_need_token.unwrap_or(false);
+    if reads_need_token && !has_tokens {
+        return invalid(
+            "http.reads_need_token",
+            "needs a token: set [http] token, SIGNPOST_TOKEN or an [[acl.token]]".into(),
+        );
+    }
+    let anonymous = match &acl.anonymous {
+        Some(_) if reads_need_token => {
+            return invalid(
+                "http.reads_need_token",
+                "says the same as [acl.anonymous]; keep one (anonymous rules without read on \"\" keep reads behind a token)".into(),
+            );
+        }
+        Some(rules) => rules_config("acl.anonymous.service_prefix", &rules.service_prefix)?,
+        // Nothing without a token; with reads_need_token not even reading.
+        None if reads_need_token => Rules::default(),
+        None if has_tokens => Rules::everything(Policy::Read),
+        // No tokens at all: everyone may do everything, as on loopback before tokens existed.
+        None => Rules::everything(Policy::Write),
+    };
+    Ok(AclConfig { management, tokens, anonymous })
+}
+
+/// `SIGNPOST_ACL_<NAME>`: the name in capitals, `-` as `_`.
+pub(crate) fn env_var(name: &str) -> String {
+    format!("SIGNPOST_ACL_{}", name.to_ascii_uppercase().replace('-', "_"))
+}
+
+/// One `[[acl.token]]`: a name that can go in a log line, a secret from outside this file, rules.
+fn token_config(t: &RawToken, env: &std::collections::BTreeMap<String, Secret>) -> Result<TokenConfig, ConfigError> {
+    if !is_dns_label(&t.name) || ["management", "anonymous"].contains(&t.name.to_ascii_lowercase().as_str()) {
+        return invalid(
+            "acl.token.name",
+            format!(
+                "{:?}: 1-63 of A-Z a-z 0-9 _ -, not \"management\" or \"anonymous\" (they name the other callers in logs)",
+                t.name
+            ),
+        );
+    }
+    let var = env_var(&t.name);
+    let secret = match (env.get(&var), &t.secret_file) {
+        // The environment beats the file, as SIGNPOST_TOKEN beats [http] token.
+        (Some(secret), _) => SecretSource::Given { from: var, secret: secret.clone() },
+        (None, Some(path)) => SecretSource::File(path.clone()),
+        (None, None) => {
+            return invalid(
+                "acl.token.secret_file",
+                format!(
+                    "token {:?} needs secret_file or the variable {var} (secrets are never written in the configuration)",
+                    t.name
+                ),
+            );
+        }
+    };
+    let rules = rules_config("acl.token.service_prefix", &t.service_prefix)?;
+    Ok(TokenConfig { name: t.name.clone(), secret, rules })
+}
+
+/// `service_prefix = { "payment-" = "write", "" = "read" }`.
+fn rules_config(key: &'static str, rules: &std::collections::BTreeMap<String, String>) -> Result<Rules, ConfigError> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::with_capacity(rules.len());
+    for (prefix, policy) in rules {
+        let Some(policy) = Policy::parse(policy) else {
+            return invalid(key, format!("{prefix:?} = {policy:?}: write \"deny\", \"read\" or \"write\""));
+        };
+        if !seen.insert(prefix.to_ascii_lowercase()) {
+            return invalid(
+                key,
+                format!("{prefix:?} is given twice (prefixes are case-insensitive, as service names)"),
+            );
+        }
+        out.push((prefix.clone(), policy));
+    }
+    Ok(Rules::new(out))
 }
 
 /// `[http] tls_cert`, `tls_key`, `tls_client_ca`: the files are read when the server starts

@@ -105,6 +105,9 @@ pub enum RegistryError {
     Store(String),
     #[error("the registry has stopped")]
     Stopped,
+    /// A caller's rules do not allow writing a service the change touches.
+    #[error("{0}")]
+    Denied(crate::acl::Denied),
 }
 
 /// What a change did.

@@ -10,6 +10,7 @@
 //! changes are `timers.rs`, the sharing of checks among replicas `ownership.rs`.
 
 mod change;
+mod guard;
 mod ownership;
 mod rotation;
 mod service;
@@ -26,20 +27,30 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 pub use change::{Change, Effect, RegistryError};
+pub use guard::Subject;
 pub use ownership::Ownership;
 pub use rotation::AnswerSet;
 pub use service::{Counts, Defaults, InstanceView, NameEntry, NameForm, ServiceView};
 pub use snapshot::Snapshot;
 pub use state::{Entry, State};
 
-use crate::metrics::Outcome;
+use crate::acl::Rules;
 use crate::store::{Batch, Committed, Store, StoreError};
 
 /// Most changes applied before a snapshot is published, so that a burst cannot starve readers
 /// of fresh snapshots forever.
 const MAX_BATCH: usize = 1024;
 
-type Request = (Change, oneshot::Sender<Result<u64, RegistryError>>);
+/// A change, the rules of whoever asked for it when they limit what it may touch (the API's
+/// callers), and where its outcome goes.
+struct Request {
+    change: Change,
+    guard: Option<Arc<Rules>>,
+    ack: oneshot::Sender<Outcome>,
+}
+
+/// A change's result, and what it was about when it came through `apply_as`.
+type Outcome = (Result<u64, RegistryError>, Option<Subject>);
 
 /// Called with every snapshot as it is published, before anyone is told of the change; lets a
 /// reader derive its own view (the DNS fast path's pre-encoded answers) in step with the registry.
@@ -94,15 +105,34 @@ impl Registry {
     /// Applies a change and waits until the snapshot that contains it is published. Returns the
     /// registry version that includes it.
     pub async fn apply(&self, change: Change) -> Result<u64, RegistryError> {
+        self.request(change, None).await.0
+    }
+
+    /// Applies a change on behalf of a caller whose `rules` say which services it may write:
+    /// refused with `RegistryError::Denied` unless they allow every service the change touches,
+    /// as the writer finds it. Also returns what the change was about, for audit lines.
+    pub async fn apply_as(&self, change: Change, rules: Arc<Rules>) -> (Result<u64, RegistryError>, Option<Subject>) {
+        self.request(change, Some(rules)).await
+    }
+
+    async fn request(&self, change: Change, guard: Option<Arc<Rules>>) -> Outcome {
         let (ack, done) = oneshot::channel();
-        self.tx.send((change, ack)).map_err(|_| RegistryError::Stopped)?;
-        done.await.map_err(|_| RegistryError::Stopped)?
+        if self.tx.send(Request { change, guard, ack }).is_err() {
+            return (Err(RegistryError::Stopped), None);
+        }
+        done.await.unwrap_or((Err(RegistryError::Stopped), None))
     }
 
     /// Applies a change without waiting for it (probe results: the next one supersedes it).
     pub fn send(&self, change: Change) {
         let (ack, _) = oneshot::channel();
-        let _ = self.tx.send((change, ack));
+        let _ = self.tx.send(Request { change, guard: None, ack });
+    }
+
+    /// A handle that reads and cannot write, for readers handed around where writes must go
+    /// through a checked path (the API's reads).
+    pub fn catalog(&self) -> Catalog {
+        Catalog(self.clone())
     }
 
     /// A receiver that changes whenever the catalog's version does.
@@ -114,6 +144,24 @@ impl Registry {
     /// new catalog version (a check's output, zone errors): for readers that show detail.
     pub fn subscribe_published(&self) -> watch::Receiver<u64> {
         self.published.clone()
+    }
+}
+
+/// The reading half of `Registry`: snapshots and change notifications, no writes.
+#[derive(Clone)]
+pub struct Catalog(Registry);
+
+impl Catalog {
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.0.snapshot()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.0.subscribe()
+    }
+
+    pub fn subscribe_published(&self) -> watch::Receiver<u64> {
+        self.0.subscribe_published()
     }
 }
 
@@ -159,17 +207,17 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let (remote, local): (Vec<Request>, Vec<Request>) = batch.drain(..).partition(|(c, _)| c.is_remote());
+            let (remote, local): (Vec<Request>, Vec<Request>) = batch.drain(..).partition(|r| r.change.is_remote());
             let mut acks = Vec::with_capacity(remote.len() + local.len());
-            let mut effect = self.apply_remote(remote.into_iter().map(|(c, ack)| {
-                acks.push(ack);
-                c
+            let mut effect = self.apply_remote(remote.into_iter().map(|r| {
+                acks.push(r.ack);
+                r.change
             }));
-            let (local, local_acks): (Vec<Change>, Vec<_>) = local.into_iter().unzip();
+            let (local, local_acks): (Vec<_>, Vec<_>) = local.into_iter().map(|r| ((r.change, r.guard), r.ack)).unzip();
             let (e, mut results) = self.apply_local(local).await;
             effect = effect.max(e);
-            let mut results_remote: Vec<Result<Effect, RegistryError>> =
-                acks.iter().map(|_| Ok(Effect::None)).collect();
+            let mut results_remote: Vec<(Result<Effect, RegistryError>, Option<Subject>)> =
+                acks.iter().map(|_| (Ok(Effect::None), None)).collect();
             results_remote.append(&mut results);
             acks.extend(local_acks);
             if effect != Effect::None {
@@ -185,11 +233,11 @@ impl Writer {
             }
             // Also after a failed write: a source that assumed its change would land (a probe
             // result) looks at the catalog again and sees it did not.
-            if effect == Effect::Changed || results_remote.iter().any(|r| matches!(r, Err(RegistryError::Store(_)))) {
+            if effect == Effect::Changed || results_remote.iter().any(|r| matches!(r.0, Err(RegistryError::Store(_)))) {
                 self.version.send_replace(self.state.version);
             }
-            for (r, ack) in results_remote.into_iter().zip(acks) {
-                let _ = ack.send(r.map(|_| self.state.version));
+            for ((r, subject), ack) in results_remote.into_iter().zip(acks) {
+                let _ = ack.send((r.map(|_| self.state.version), subject));
             }
             self.maybe_compact().await;
         }
@@ -216,22 +264,29 @@ impl Writer {
     /// the effect and each change's result. All or nothing: if the store refuses, nothing
     /// changes; if another replica got to a key first, its value is applied and the changes are
     /// tried again on top of it.
-    async fn apply_local(&mut self, mut changes: Vec<Change>) -> (Effect, Vec<Result<Effect, RegistryError>>) {
+    async fn apply_local(
+        &mut self,
+        mut changes: Vec<(Change, Option<Arc<Rules>>)>,
+    ) -> (Effect, Vec<(Result<Effect, RegistryError>, Option<Subject>)>) {
         let mut seen = Effect::None;
         let shared = self.store.as_ref().is_some_and(|s| s.is_shared());
         for attempt in 1.. {
             self.state.begin();
             let mut effect = self.state.expire(tokio::time::Instant::now());
             // Only a shared store can ask for a second attempt; others take the changes as they are.
-            let attempt_changes: Vec<Change> = if shared { changes.clone() } else { std::mem::take(&mut changes) };
+            let attempt_changes = if shared { changes.clone() } else { std::mem::take(&mut changes) };
             let results: Vec<_> = attempt_changes
                 .into_iter()
-                .map(|c| {
-                    let r = self.state.apply(c);
+                .map(|(c, guard)| {
+                    let (subject, allowed) = match &guard {
+                        Some(rules) => guard::permit(&self.state, &c, rules),
+                        None => (None, Ok(())),
+                    };
+                    let r = allowed.and_then(|()| self.state.apply(c));
                     if let Ok(e) = r {
                         effect = effect.max(e);
                     }
-                    r
+                    (r, subject)
                 })
                 .collect();
             if self.state.take_errors_changed() {
@@ -271,7 +326,10 @@ impl Writer {
                     tracing::error!(error = %e, "store write failed; the batch is rolled back");
                     self.state.rollback();
                     let err = RegistryError::Store(e.to_string());
-                    return (seen, results.into_iter().map(|r| r.and(Err(err.clone()))).collect());
+                    return (
+                        seen,
+                        results.into_iter().map(|(r, subject)| (r.and(Err(err.clone())), subject)).collect(),
+                    );
                 }
             }
         }
@@ -290,7 +348,7 @@ impl Writer {
         .await
         .expect("store commit does not panic");
         self.store = Some(store);
-        crate::metrics::store_write(Outcome::of(&result), started.elapsed());
+        crate::metrics::store_write(crate::metrics::Outcome::of(&result), started.elapsed());
         (batch, result)
     }
 

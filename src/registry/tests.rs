@@ -32,7 +32,7 @@ fn stored(instance: Instance) -> Stored {
     Stored { instance, health }
 }
 
-fn ttl_check(id: &str, ttl: Duration) -> CheckSpec {
+pub(super) fn ttl_check(id: &str, ttl: Duration) -> CheckSpec {
     CheckSpec {
         id: id.into(),
         name: id.into(),

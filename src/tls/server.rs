@@ -88,26 +88,24 @@ impl ServerTls {
     }
 
     /// Reloads after every change in the files' folders until `token` is cancelled.
-    pub async fn follow(self: Arc<Self>, mut watch: Watch, token: CancellationToken) {
-        loop {
-            tokio::select! {
-                _ = token.cancelled() => return,
-                batch = watch.next() => if batch.is_none() { return },
-            }
-            let file = self.files.cert.display();
-            let result = self.reload();
-            match &result {
-                Ok(true) => {
-                    let expires = self.expires().unwrap_or_default();
-                    info!(file = %file, expires = %expires, "TLS certificate reloaded; new connections get it");
+    pub async fn follow(self: Arc<Self>, watch: Watch, token: CancellationToken) {
+        watch
+            .each(token, || {
+                let result = self.reload();
+                match &result {
+                    Ok(true) => {
+                        let expires = self.expires().unwrap_or_default();
+                        let file = self.files.cert.display();
+                        info!(file = %file, expires = %expires, "TLS certificate reloaded; new connections get it");
+                    }
+                    Ok(false) => return,
+                    Err(e) => {
+                        warn!(error = %e, "TLS files changed but cannot be used; the last good certificate keeps serving")
+                    }
                 }
-                Ok(false) => continue,
-                Err(e) => {
-                    warn!(error = %e, "TLS files changed but cannot be used; the last good certificate keeps serving")
-                }
-            }
-            crate::metrics::reloaded(Reloaded::Tls, Outcome::of(&result));
-        }
+                crate::metrics::reloaded(Reloaded::Tls, Outcome::of(&result));
+            })
+            .await
     }
 
     /// When the certificate served now expires, as `2026-01-31T12:00:00Z`.

@@ -25,7 +25,7 @@ fn clients_dir() -> PathBuf {
 }
 
 /// A client library installed under `clients_dir()`, or a panic that says how to get it.
-fn installed(sub: &str) -> PathBuf {
+pub(crate) fn installed(sub: &str) -> PathBuf {
     let dir = clients_dir().join(sub);
     assert!(
         dir.is_dir(),
@@ -157,7 +157,7 @@ async fn check_session(s: &TestServer, mut session: Session, p: &str, ip: &str, 
     session.finish().await;
 }
 
-fn script(name: &str) -> PathBuf {
+pub(crate) fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients").join(name)
 }
 

@@ -2,6 +2,8 @@
 
 mod support;
 
+mod acl;
+mod acl_clients;
 mod api;
 mod api_reads;
 mod binary;

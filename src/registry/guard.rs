@@ -1,0 +1,96 @@
+//! Changes made on someone's behalf (the API's callers, `Registry::apply_as`): which services a
+//! change touches, looked up in the state the change meets, and whether the caller's rules allow
+//! writing every one of them. Decided by the writer, change by change, so that nothing can slip
+//! in between the check and the change (an id re-registered under another service meanwhile).
+
+use super::change::{Change, RegistryError};
+use super::state::State;
+use crate::acl::{Policy, Rules};
+use crate::model::id_key;
+
+/// What a change is about, for audit lines: the service and the instance id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Subject {
+    pub service: String,
+    pub id: String,
+}
+
+/// The change's subject, and whether `rules` allow it: writing the service of the instance it
+/// names as it is now, and for a registration also the service it is registered under (taking
+/// over another service's id needs both).
+pub(super) fn permit(state: &State, change: &Change, rules: &Rules) -> (Option<Subject>, Result<(), RegistryError>) {
+    let current = |id: &str| state.entry(&id_key(id)).map(|e| e.instance.service.clone());
+    let (subject, mut services) = match change {
+        Change::Register { instance, .. } => {
+            let subject = Subject { service: instance.service.clone(), id: instance.id.clone() };
+            (Some(subject), [Some(instance.service.clone()), current(&instance.id)].into_iter().flatten().collect())
+        }
+        Change::Deregister { id } | Change::Maintenance { id, .. } => {
+            let service = current(id);
+            (Some(Subject { service: service.clone().unwrap_or_default(), id: id.clone() }), Vec::from_iter(service))
+        }
+        Change::CheckUpdate { check_id, .. } => match state.check(check_id) {
+            Some((entry, _)) => {
+                let (service, id) = (entry.instance.service.clone(), entry.instance.id.clone());
+                (Some(Subject { service: service.clone(), id }), vec![service])
+            }
+            None => (None, Vec::new()),
+        },
+        // Sources inside the server; the API never sends these.
+        _ => (None, Vec::new()),
+    };
+    services.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+    let allowed = services.iter().try_for_each(|s| rules.check(s, Policy::Write)).map_err(RegistryError::Denied);
+    (subject, allowed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Status;
+    use crate::registry::tests::{instance, ttl_check};
+
+    #[test]
+    fn a_change_is_checked_against_every_service_it_touches_as_the_state_has_it() {
+        let mut state = State::new();
+        let web = instance("web-1", vec![ttl_check("service:web-1", std::time::Duration::from_secs(30))]);
+        state.apply(Change::Register { instance: web, replace_existing_checks: false }).unwrap();
+        let mut pay = instance("pay-1", vec![]);
+        pay.service = "pay-api".into();
+        let rules = Rules::new([("pay-".to_string(), Policy::Write), (String::new(), Policy::Read)]);
+        let update = |check: &str| Change::CheckUpdate {
+            check_id: check.into(),
+            status: Status::Passing,
+            output: String::new(),
+        };
+        let mut hijack = pay.clone();
+        hijack.id = "WEB-1".into();
+        // (change, subject service and id, the service refused if any)
+        type Case = (Change, Option<(&'static str, &'static str)>, Option<&'static str>);
+        let cases: Vec<Case> = vec![
+            (Change::Register { instance: pay, replace_existing_checks: false }, Some(("pay-api", "pay-1")), None),
+            // Taking over another service's id needs that service too.
+            (
+                Change::Register { instance: hijack, replace_existing_checks: false },
+                Some(("pay-api", "WEB-1")),
+                Some("web"),
+            ),
+            (Change::Deregister { id: "web-1".into() }, Some(("web", "web-1")), Some("web")),
+            (Change::Maintenance { id: "Web-1".into(), reason: None }, Some(("web", "Web-1")), Some("web")),
+            // Unknown ids touch nothing: the registry's 404 follows.
+            (update("service:web-1"), Some(("web", "web-1")), Some("web")),
+            (Change::Deregister { id: "nope".into() }, Some(("", "nope")), None),
+            (update("nope"), None, None),
+        ];
+        for (change, subject, refused) in cases {
+            let (got, allowed) = permit(&state, &change, &rules);
+            let got = got.as_ref().map(|s| (s.service.as_str(), s.id.as_str()));
+            assert_eq!(got, subject, "{change:?}");
+            let refused_service = allowed.err().map(|e| match e {
+                RegistryError::Denied(d) => d.service.unwrap(),
+                e => panic!("{e}"),
+            });
+            assert_eq!(refused_service.as_deref(), refused, "{change:?}");
+        }
+    }
+}
