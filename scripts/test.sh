@@ -11,8 +11,9 @@ needs+=([unshare]=util-linux [mount]=mount [getent]=libc-bin [python3]=python3)
 needs+=([node]=nodejs [npm]=npm)
 # The status page's browser test (tests/it/ui_browser.rs): headless Chromium via chromedriver.
 needs+=([chromium]=chromium [chromedriver]=chromium-driver)
-# Cluster mode: etcd-client's build needs protoc; tests/it/cluster.rs runs a real 3-member etcd.
-needs+=([protoc]=protobuf-compiler [etcd]=etcd-server)
+# Cluster mode: etcd-client's build needs protoc; tests/it/cluster.rs runs a real 3-member etcd,
+# and tests/it/cluster_secure.rs one with TLS and authentication, whose users etcdctl makes.
+needs+=([protoc]=protobuf-compiler [etcd]=etcd-server [etcdctl]=etcd-client)
 # Zone transfers (tests/it/transfer.rs): NSD as a secondary that mirrors signpost.
 needs+=([nsd]=nsd)
 # The Debian package (tests/it/package.rs): lintian, the capability tools, man, systemd-analyze.

@@ -169,13 +169,12 @@ fn refused(status: StatusCode, body: &str) -> anyhow::Error {
 fn unreachable(base: &Url, url: &Url, e: reqwest::Error) -> anyhow::Error {
     // The innermost cause is the one a person can act on ("Connection refused").
     let mut cause = String::new();
-    let mut tls = false;
     let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
         cause = format!(" ({s})");
-        tls |= is_tls(s);
         source = s.source();
     }
+    let tls = crate::tls::refusal(&e).is_some();
     if tls {
         // Also after the connection opened: with TLS 1.3 a missing client certificate is refused
         // once the request is on its way.
@@ -193,21 +192,6 @@ fn unreachable(base: &Url, url: &Url, e: reqwest::Error) -> anyhow::Error {
         anyhow!("the signpost API at {base} did not answer {url} in time")
     } else {
         anyhow!("request to {url} failed: {e}")
-    }
-}
-
-/// Returns true if `e` is rustls' (a certificate refused, a handshake alert), also when
-/// `io::Error`s carry it (hyper wraps it twice; `source` skips what an `io::Error` carries).
-fn is_tls(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut e = e;
-    loop {
-        if e.is::<rustls::Error>() {
-            return true;
-        }
-        match e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
-            Some(inner) => e = inner,
-            None => return false,
-        }
     }
 }
 

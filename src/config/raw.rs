@@ -141,6 +141,14 @@ pub struct RawStore {
     pub prefix: Option<String>,
     pub timeout: Option<String>,
     pub lease: Option<String>,
+    /// etcd over TLS: the CA that issued its certificate, and a client certificate with its key
+    /// for `--client-cert-auth` (PEM).
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// etcd's authentication (`etcdctl auth enable`): the user, and a file holding its password.
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

@@ -273,3 +273,25 @@ fn a_token_secret_from_the_environment_beats_its_file_and_never_shows() {
     let err = raw().overlay(env("SIGNPOST_ACL_PAYMENT_CI")).validate().unwrap_err().to_string();
     assert!(err.contains("SIGNPOST_ACL_PAYMENT_CI is set, but no [[acl.token]] has that name"), "{err}");
 }
+
+#[cfg(feature = "cluster")]
+#[test]
+fn etcd_tls_and_user_keys_come_in_pairs() {
+    let url = "[store]\nurl = \"etcd://127.0.0.1:2379\"\n";
+    for (extra, key) in [
+        ("cert_file = \"c\"\nkey_file = \"k\"\n", "store.ca_file"),
+        ("ca_file = \"ca\"\ncert_file = \"c\"\n", "store.key_file"),
+        ("ca_file = \"ca\"\nkey_file = \"k\"\n", "store.cert_file"),
+        ("username = \"u\"\n", "store.password_file"),
+        ("password_file = \"p\"\n", "store.username"),
+    ] {
+        let err = RawConfig::from_toml(Path::new("s.toml"), &format!("{url}{extra}")).unwrap().validate().unwrap_err();
+        assert!(err.to_string().contains(key), "{extra}: {err}");
+    }
+    let text = format!("{url}ca_file = \"ca\"\nusername = \"u\"\npassword_file = \"p\"\n");
+    let c = RawConfig::from_toml(Path::new("s.toml"), &text).unwrap().validate().unwrap().cluster.unwrap();
+    assert_eq!(c.endpoints, ["https://127.0.0.1:2379"], "TLS endpoints");
+    assert_eq!(c.user.unwrap().name, "u");
+    let c = RawConfig::from_toml(Path::new("s.toml"), url).unwrap().validate().unwrap().cluster.unwrap();
+    assert_eq!((c.endpoints, c.tls, c.user), (vec!["http://127.0.0.1:2379".to_string()], None, None));
+}

@@ -19,7 +19,7 @@ use crate::model::WhenNoneHealthy;
 use crate::model::rules::is_dns_label;
 use crate::registry::Defaults;
 use crate::secret::Secret;
-use crate::store::ClusterConfig;
+use crate::store::{ClusterConfig, EtcdTls, EtcdUser};
 
 impl RawConfig {
     /// Validates everything and fills in defaults.
@@ -410,8 +410,11 @@ fn cluster_config(s: &RawStore) -> Result<Option<ClusterConfig>, ConfigError> {
         if !valid {
             return Err(bad(&format!("{host:?} is not host:port")));
         }
-        endpoints.push(format!("http://{host}"));
+        endpoints.push(host.to_string());
     }
+    let (tls, user) = etcd_access(s)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let endpoints = endpoints.into_iter().map(|h| format!("{scheme}://{h}")).collect();
     let mut prefix = s.prefix.clone().unwrap_or_else(|| "/signpost/".into());
     if prefix.trim().is_empty() {
         return invalid("store.prefix", "must not be empty (default \"/signpost/\")".into());
@@ -427,7 +430,35 @@ fn cluster_config(s: &RawStore) -> Result<Option<ClusterConfig>, ConfigError> {
     if lease < Duration::from_secs(2) || lease.subsec_nanos() != 0 {
         return invalid("store.lease", format!("must be whole seconds, at least 2s, got {lease:?}"));
     }
-    Ok(Some(ClusterConfig { endpoints, prefix, timeout, lease }))
+    Ok(Some(ClusterConfig { endpoints, prefix, timeout, lease, tls, user }))
+}
+
+/// `[store] ca_file`, `cert_file`, `key_file`, `username`, `password_file`: checked in pairs here;
+/// the files are read when the store is opened.
+fn etcd_access(s: &RawStore) -> Result<(Option<EtcdTls>, Option<EtcdUser>), ConfigError> {
+    let tls = match (&s.ca_file, &s.cert_file, &s.key_file) {
+        (_, Some(_), None) => {
+            return invalid("store.key_file", "needed with cert_file: the client certificate's key".into());
+        }
+        (_, None, Some(_)) => return invalid("store.cert_file", "needed with key_file: the client certificate".into()),
+        (None, Some(_), Some(_)) => {
+            return invalid("store.ca_file", "needed with cert_file: the CA that issued etcd's certificate".into());
+        }
+        (None, None, None) => None,
+        (Some(ca), cert, key) => Some(EtcdTls { ca_file: ca.clone(), cert_file: cert.clone(), key_file: key.clone() }),
+    };
+    let user = match (&s.username, &s.password_file) {
+        (Some(name), Some(file)) if !name.trim().is_empty() => {
+            Some(EtcdUser { name: name.clone(), password_file: file.clone() })
+        }
+        (Some(_), Some(_)) => return invalid("store.username", "must not be empty".into()),
+        (Some(_), None) => {
+            return invalid("store.password_file", "needed with username: a file holding its password".into());
+        }
+        (None, Some(_)) => return invalid("store.username", "needed with password_file: the etcd user".into()),
+        (None, None) => None,
+    };
+    Ok((tls, user))
 }
 
 fn shutdown_config(s: &RawShutdown) -> Result<ShutdownConfig, ConfigError> {

@@ -22,7 +22,7 @@ use crate::model::Stored;
 /// Cluster mode: the registry lives in etcd, shared by every replica pointed at the same prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterConfig {
-    /// gRPC endpoints, `http://host:port`.
+    /// gRPC endpoints, `http://host:port` (`https://` with `tls`).
     pub endpoints: Vec<String>,
     /// Key prefix, ending in `/` (default `/signpost/`).
     pub prefix: String,
@@ -31,6 +31,27 @@ pub struct ClusterConfig {
     /// TTL of the lease that keeps this replica listed as live (default 5 s): its checks are
     /// taken over within two of these after it dies.
     pub lease: Duration,
+    /// `[store] ca_file`, `cert_file`, `key_file`: etcd over TLS (`https://` endpoints).
+    pub tls: Option<EtcdTls>,
+    /// `[store] username`, `password_file`: etcd's authentication.
+    pub user: Option<EtcdUser>,
+}
+
+/// How replicas reach etcd over TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdTls {
+    /// The CA that issued etcd's certificate (PEM).
+    pub ca_file: PathBuf,
+    /// A client certificate and its key (PEM), for etcd's `--client-cert-auth`.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+}
+
+/// The etcd user replicas authenticate as; the password is read from the file at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdUser {
+    pub name: String,
+    pub password_file: PathBuf,
 }
 
 /// The seed of the DNS cookie secrets of a server whose store is `dir`, kept in

@@ -123,6 +123,34 @@ pub fn warn_if_expired(path: &Path, certs: &[CertificateDer<'_>]) {
     }
 }
 
+/// Why TLS failed, if that is what `e` says somewhere in its chain of causes: rustls refusing
+/// the peer's certificate, or the peer refusing ours with an alert (which rustls reports as
+/// text). Looks inside `io::Error`s too, which carry it (hyper and tonic wrap it twice) but whose
+/// `source` skips what they carry.
+pub fn refusal(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        let mut inner = e;
+        loop {
+            if let Some(found) = inner.downcast_ref::<rustls::Error>() {
+                return Some(found.to_string());
+            }
+            let text = inner.to_string();
+            if let Some(at) = text.find("received fatal alert") {
+                // Often inside another error's debug text: keep the phrase alone.
+                let phrase = &text[at..];
+                return Some(phrase.split(['"', ')', ',']).next().unwrap_or(phrase).to_string());
+            }
+            match inner.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+                Some(carried) => inner = carried,
+                None => break,
+            }
+        }
+        next = e.source();
+    }
+    None
+}
+
 /// What a TLS client presents and trusts, read and checked: the CA certificates to trust
 /// (`ca_file`) and a client certificate with its key (`cert_file`, `key_file`), as PEM.
 #[derive(Clone, Default)]

@@ -1,9 +1,12 @@
 //! A real etcd cluster for the cluster-mode tests: Debian's `etcd` binary (package etcd-server,
 //! installed by scripts/test.sh), N members on loopback ports with data dirs in a temp folder.
 //! Members are stopped and started by their child process; starts wait for `/health` with a
-//! deadline, never for a fixed time.
+//! deadline, never for a fixed time. `start_secure` serves clients over TLS only, with client
+//! certificates required (`--client-cert-auth`) and etcd's authentication enabled, users and
+//! roles made with etcdctl (Debian's etcd-client).
 
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,14 +17,33 @@ pub struct Etcd {
     dir: tempfile::TempDir,
     members: Vec<Member>,
     initial_cluster: String,
+    secure: Option<Secure>,
 }
 
 struct Member {
     name: String,
     client: u16,
     peer: u16,
+    /// `/health` and `/metrics` over plain HTTP: the client port when it speaks HTTP, a port of
+    /// their own when it speaks TLS.
+    metrics: u16,
     child: Option<Child>,
 }
+
+/// The files of a cluster that speaks TLS to its clients.
+pub struct Secure {
+    pub ca: PathBuf,
+    server: (PathBuf, PathBuf),
+    /// A client certificate etcd accepts (and its key), for etcdctl and the replicas.
+    pub client: (PathBuf, PathBuf),
+}
+
+/// The user replicas authenticate as in `start_secure`, with readwrite on `/signpost/`, and a user
+/// without any role.
+pub const USER: &str = "signpost";
+pub const PASSWORD: &str = "s1gnp0st-etcd";
+pub const NOBODY: &str = "nobody";
+const ROOT_PASSWORD: &str = "r00t-etcd";
 
 impl Drop for Etcd {
     fn drop(&mut self) {
@@ -39,12 +61,46 @@ fn free_port() -> u16 {
 impl Etcd {
     /// Starts a cluster of `n` members and waits until every one is healthy.
     pub async fn start(n: usize) -> Etcd {
+        Etcd::launch(n, None).await
+    }
+
+    /// Like `start`, with clients served over TLS only (certificates from `pki`), client
+    /// certificates required, and authentication enabled: `USER` may read and write
+    /// `/signpost/`, `NOBODY` nothing.
+    pub async fn start_secure(n: usize, pki: &crate::pki::Pki) -> Etcd {
+        use crate::pki::Usage;
+        let secure = Secure {
+            ca: pki.ca(),
+            server: pki.files("etcd-server", Usage::Server),
+            client: pki.files("etcd-client", Usage::Client),
+        };
+        let etcd = Etcd::launch(n, Some(secure)).await;
+        let root = format!("root:{ROOT_PASSWORD}");
+        for args in [
+            &["user", "add", &root, "--interactive=false"][..],
+            &["role", "add", USER],
+            &["role", "grant-permission", USER, "--prefix=true", "readwrite", "/signpost/"],
+            &["user", "add", &format!("{USER}:{PASSWORD}"), "--interactive=false"],
+            &["user", "grant-role", USER, USER],
+            &["user", "add", &format!("{NOBODY}:{PASSWORD}"), "--interactive=false"],
+            &["auth", "enable"],
+        ] {
+            etcd.etcdctl(args);
+        }
+        etcd
+    }
+
+    async fn launch(n: usize, secure: Option<Secure>) -> Etcd {
         let members: Vec<Member> = (0..n)
-            .map(|i| Member { name: format!("m{i}"), client: free_port(), peer: free_port(), child: None })
+            .map(|i| {
+                let client = free_port();
+                let metrics = if secure.is_some() { free_port() } else { client };
+                Member { name: format!("m{i}"), client, peer: free_port(), metrics, child: None }
+            })
             .collect();
         let initial_cluster =
             members.iter().map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer)).collect::<Vec<_>>().join(",");
-        let mut etcd = Etcd { dir: tempfile::tempdir().unwrap(), members, initial_cluster };
+        let mut etcd = Etcd { dir: tempfile::tempdir().unwrap(), members, initial_cluster, secure };
         for i in 0..n {
             etcd.spawn(i);
         }
@@ -54,10 +110,41 @@ impl Etcd {
         etcd
     }
 
+    /// Runs etcdctl against member 0 with the client certificate (as root once auth is on).
+    fn etcdctl(&self, args: &[&str]) {
+        let secure = self.secure.as_ref().expect("a secure cluster");
+        let root = format!("root:{ROOT_PASSWORD}");
+        let out = Command::new("etcdctl")
+            .arg(format!("--endpoints=https://127.0.0.1:{}", self.members[0].client))
+            .args([format!("--cacert={}", secure.ca.display()), format!("--cert={}", secure.client.0.display())])
+            .arg(format!("--key={}", secure.client.1.display()))
+            .args(if args[0] == "user" && args[1] == "add" && args[2].starts_with("root:") {
+                vec![]
+            } else {
+                vec![format!("--user={root}")]
+            })
+            .args(["--dial-timeout=5s", "--command-timeout=10s"])
+            .args(args)
+            .env("ETCDCTL_API", "3")
+            .output()
+            .expect("etcdctl runs (Debian package etcd-client; scripts/test.sh installs it)");
+        assert!(
+            out.status.success(),
+            "etcdctl {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// `etcd://127.0.0.1:P1,127.0.0.1:P2,...`, for `--store`.
     pub fn url(&self) -> String {
         let hosts: Vec<String> = self.members.iter().map(|m| format!("127.0.0.1:{}", m.client)).collect();
         format!("etcd://{}", hosts.join(","))
+    }
+
+    /// The TLS files of a cluster from `start_secure`.
+    pub fn secure(&self) -> &Secure {
+        self.secure.as_ref().expect("a secure cluster")
     }
 
     /// Kills member `i` (SIGKILL: a crash, as a machine failure would look).
@@ -94,7 +181,7 @@ impl Etcd {
             if m.child.is_none() {
                 continue;
             }
-            let url = format!("http://127.0.0.1:{}/metrics", m.client);
+            let url = format!("http://127.0.0.1:{}/metrics", m.metrics);
             let Ok(resp) = http.get(url).send().await else { continue };
             let text = resp.text().await.unwrap_or_default();
             if text.lines().any(|l| l.trim() == "etcd_server_is_leader 1") {
@@ -112,11 +199,23 @@ impl Etcd {
             .append(true)
             .open(self.dir.path().join(format!("{}.log", m.name)))
             .unwrap();
-        let client = format!("http://127.0.0.1:{}", m.client);
+        let scheme = if self.secure.is_some() { "https" } else { "http" };
+        let client = format!("{scheme}://127.0.0.1:{}", m.client);
         let peer = format!("http://127.0.0.1:{}", m.peer);
+        let tls: Vec<String> = match &self.secure {
+            Some(s) => vec![
+                format!("--listen-metrics-urls=http://127.0.0.1:{}", m.metrics),
+                format!("--cert-file={}", s.server.0.display()),
+                format!("--key-file={}", s.server.1.display()),
+                format!("--trusted-ca-file={}", s.ca.display()),
+                "--client-cert-auth".into(),
+            ],
+            None => vec![],
+        };
         let child = Command::new("etcd")
             .args(["--name", &m.name, "--data-dir", data.to_str().unwrap()])
             .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
+            .args(tls)
             .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
             .args(["--initial-cluster", &self.initial_cluster, "--initial-cluster-state", "new"])
             .args(["--initial-cluster-token", "signpost-test", "--log-level", "warn", "--logger", "zap"])
@@ -130,7 +229,7 @@ impl Etcd {
 
     async fn wait_healthy(&self, i: usize) {
         let m = &self.members[i];
-        let url = format!("http://127.0.0.1:{}/health", m.client);
+        let url = format!("http://127.0.0.1:{}/health", m.metrics);
         let http = crate::support::http_client();
         let start = Instant::now();
         loop {

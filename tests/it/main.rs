@@ -11,6 +11,8 @@ mod cli;
 mod clients;
 #[cfg(feature = "cluster")]
 mod cluster;
+#[cfg(feature = "cluster")]
+mod cluster_secure;
 mod crash;
 mod dig;
 mod dns_names;

@@ -18,6 +18,7 @@
 //! (`cluster/`) watches the prefix from the loaded revision through the same clients (`link`)
 //! and feeds every change to the registry as a remote change.
 
+mod access;
 mod pool;
 
 use std::time::Duration;
@@ -59,10 +60,8 @@ pub struct Loaded {
 /// Opens the shared store: connects, and reads everything under the prefix (retrying while
 /// etcd does not answer, for up to 30 s).
 pub async fn open(config: &ClusterConfig) -> Result<(Etcd, Loaded), StoreError> {
-    let endpoints = config.endpoints.iter().map(|e| e.trim_start_matches("http://")).collect::<Vec<_>>().join(",");
-    let pool = Pool::connect(&config.endpoints)
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("etcd at {endpoints}: {e}")))?;
+    let endpoints = config.endpoints.iter().map(|e| host_port(e)).collect::<Vec<_>>().join(",");
+    let pool = Pool::connect(config).await?;
     let keys = Keys { prefix: config.prefix.clone() };
     let started = Instant::now();
     let (revision, kvs) = loop {
@@ -70,6 +69,12 @@ pub async fn open(config: &ClusterConfig) -> Result<(Etcd, Loaded), StoreError> 
         let result = tokio::time::timeout(config.timeout, load(&client, &keys.prefix)).await;
         if !matches!(result, Ok(Ok(_))) {
             pool.failed(i);
+        }
+        // A wrong certificate or password will not get better by waiting.
+        if let Ok(Err(e)) = &result
+            && let Some(why) = access::misconfigured(e, config, pool.endpoint(i))
+        {
+            return Err(StoreError::Unavailable(why));
         }
         match result {
             Ok(Ok(r)) => break r,
@@ -249,6 +254,11 @@ async fn run_txn(pool: &Pool, txn: Txn, deadline: Instant) -> Result<etcd_client
             pause = (pause * 2).min(Duration::from_millis(250));
         }
     }
+}
+
+/// `host:port` of an endpoint URL.
+pub(crate) fn host_port(url: &str) -> &str {
+    url.trim_start_matches("http://").trim_start_matches("https://")
 }
 
 /// An etcd error in a few words: tonic's nest several levels deep; the innermost says most.
