@@ -265,7 +265,7 @@ async fn every_write_leaves_one_audit_line_and_no_secret_reaches_the_log() {
     };
     let register = "/v1/agent/service/register";
     assert_eq!(put(Some(PAYMENTS), register, Some(body("payment-api", "payment-api-1"))).await, 200);
-    assert_eq!(put(Some(PAYMENTS), register, Some(body("orders", "orders-1"))).await, 403);
+    assert_eq!(put(Some(PAYMENTS), register, Some(body("orders", "orders-9"))).await, 403);
     assert_eq!(put(None, register, Some(body("payment-api", "payment-api-2"))).await, 403);
     assert_eq!(put(Some("guess"), "/v1/agent/service/deregister/payment-api-1", None).await, 403);
     assert_eq!(put(Some(PAYMENTS), "/v1/agent/check/pass/service:payment-api-1", None).await, 200);
@@ -281,7 +281,7 @@ async fn every_write_leaves_one_audit_line_and_no_secret_reaches_the_log() {
     };
     let want = [
         ["payments-ci", register, "payment-api", "payment-api-1", "accepted", "200"],
-        ["payments-ci", register, "orders", "orders-1", "refused", "403"],
+        ["payments-ci", register, "orders", "orders-9", "refused", "403"],
         ["anonymous", register, "", "", "refused", "403"],
         ["unknown", "/v1/agent/service/deregister/{id}", "", "payment-api-1", "refused", "403"],
         ["payments-ci", "/v1/agent/check/pass/{id}", "payment-api", "payment-api-1", "accepted", "200"],
@@ -296,6 +296,13 @@ async fn every_write_leaves_one_audit_line_and_no_secret_reaches_the_log() {
     assert!(lines[3]["reason"].as_str().unwrap().contains("unknown token"), "{}", lines[3]);
     for line in &all {
         assert!(!line.contains(PAYMENTS) && !line.contains(MANAGEMENT) && !line.contains("guess"), "{line}");
+    }
+    // README's sample line has the fields a real one has, and reads as the refusal above did.
+    let sample: Value = serde_json::from_str(crate::cli::readme_block("json", "signpost::audit").trim()).unwrap();
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&sample), keys(&lines[1]));
+    for k in ["message", "route", "service", "outcome", "status", "reason", "target"] {
+        assert_eq!(sample[k], lines[1][k], "{k}");
     }
 }
 

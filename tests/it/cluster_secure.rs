@@ -29,13 +29,34 @@ fn store_config(etcd: &Etcd, dir: &Path, user: Option<(&str, &str)>, ca: &Path, 
     c
 }
 
+/// README's `[store]` example, with this cluster's address and files.
+fn readme_store_config(etcd: &Etcd, dir: &Path) -> String {
+    let s = etcd.secure();
+    let password = write_atomically(&dir.join("password"), &format!("{PASSWORD}\n"));
+    let block = crate::cli::readme_block("toml", "password_file = \"/etc/signpost/etcd/password\"");
+    let mut config = String::new();
+    for line in block.lines() {
+        let line = match line.split_once(" = ") {
+            Some(("url", _)) => format!("url = \"{}\"", etcd.url()),
+            _ => line.to_string(),
+        };
+        config.push_str(&line);
+        config.push('\n');
+    }
+    config
+        .replace("/etc/signpost/etcd/ca.pem", s.ca.to_str().unwrap())
+        .replace("/etc/signpost/etcd/client.pem", s.client.0.to_str().unwrap())
+        .replace("/etc/signpost/etcd/client-key.pem", s.client.1.to_str().unwrap())
+        .replace("/etc/signpost/etcd/password", password.to_str().unwrap())
+}
+
 #[tokio::test]
 async fn replicas_share_a_registry_through_etcd_over_tls_with_client_certificates_and_auth() {
     let pki = Pki::new("etcd-ca");
     let mut etcd = Etcd::start_secure(3, &pki).await;
     let dir = tempfile::tempdir().unwrap();
-    let s = etcd.secure();
-    let config = store_config(&etcd, dir.path(), Some((USER, PASSWORD)), &s.ca, (&s.client.0, &s.client.1));
+    let config = readme_store_config(&etcd, dir.path());
+    assert!(config.contains(&etcd.url()) && !config.contains("/etc/signpost"), "{config}");
     let (a, b) = (server().config(&config).start().await, server().config(&config).start().await);
     let body = json!({"ID": "tls-1", "Name": "tls", "Address": "10.9.9.1", "Port": 80, "Check": {"TTL": "30s"}});
     let r = http_client().put(a.url("/v1/agent/service/register")).json(&body).send().await.unwrap();

@@ -76,17 +76,27 @@ impl Etcd {
         };
         let etcd = Etcd::launch(n, Some(secure)).await;
         let root = format!("root:{ROOT_PASSWORD}");
-        for args in [
-            &["user", "add", &root, "--interactive=false"][..],
-            &["role", "add", USER],
-            &["role", "grant-permission", USER, "--prefix=true", "readwrite", "/signpost/"],
-            &["user", "add", &format!("{USER}:{PASSWORD}"), "--interactive=false"],
-            &["user", "grant-role", USER, USER],
-            &["user", "add", &format!("{NOBODY}:{PASSWORD}"), "--interactive=false"],
-            &["auth", "enable"],
-        ] {
-            etcd.etcdctl(args);
-        }
+        etcd.etcdctl(&["user", "add", &root, "--interactive=false"]);
+        etcd.etcdctl(&["auth", "enable"]);
+        // The signpost user and role as README's Security section makes them, run as written.
+        let password = etcd.dir.path().join("password");
+        std::fs::write(&password, format!("{PASSWORD}\n")).unwrap();
+        let block = crate::cli::readme_block("sh", "etcdctl role add signpost")
+            .replace("/etc/signpost/etcd/password", password.to_str().unwrap());
+        let s = etcd.secure();
+        let out = Command::new("bash")
+            .args(["-c", &format!("set -euo pipefail\n{block}")])
+            .env("ETCDCTL_API", "3")
+            .env("ETCDCTL_ENDPOINTS", format!("https://127.0.0.1:{}", etcd.members[0].client))
+            .env("ETCDCTL_CACERT", &s.ca)
+            .env("ETCDCTL_CERT", &s.client.0)
+            .env("ETCDCTL_KEY", &s.client.1)
+            .env("ETCDCTL_USER", &root)
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{block}\n{text}");
+        etcd.etcdctl(&["user", "add", &format!("{NOBODY}:{PASSWORD}"), "--interactive=false"]);
         etcd
     }
 

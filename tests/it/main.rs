@@ -36,6 +36,7 @@ mod package;
 mod pki;
 mod protocol;
 mod readme;
+mod readme_security;
 mod regions;
 mod rotation;
 mod rrl;
