@@ -12,6 +12,7 @@
 mod access;
 mod agent_self;
 mod error;
+pub mod filter;
 mod listener;
 mod ops;
 mod reads;

@@ -23,6 +23,7 @@ mod edns;
 #[cfg(feature = "cluster")]
 mod etcd;
 mod examples;
+mod filter;
 mod flood;
 mod forward;
 mod health;
