@@ -128,6 +128,12 @@ pub const KEYS: &[Key] = &[
         "[]",
         "Networks whose hosts find the DNS-SD browse domain under their reverse zone (RFC 6763 §11).",
     ),
+    key(
+        "dns",
+        "consul_names",
+        "false",
+        "Read Consul's datacenter qualifiers (web.service.dc1.D, web.service.dc1.dc.D); see README, Moving from Consul.",
+    ),
     unset("regions.client", "cidr", r#""10.1.0.0/16""#, "A client network."),
     unset("regions.client", "region", r#""us-east-1""#, "Its region."),
     flag(

@@ -13,6 +13,7 @@ mod clients;
 mod cluster;
 #[cfg(feature = "cluster")]
 mod cluster_secure;
+mod consul_names;
 mod crash;
 mod dig;
 mod dns_names;
