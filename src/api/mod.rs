@@ -57,7 +57,7 @@ pub struct ApiConfig {
     pub tls: Option<Arc<crate::tls::ServerTls>>,
 }
 
-/// Bounds on what HTTP clients may ask of the server at once (see README, Limits).
+/// Bounds on what HTTP clients may ask of the server at once (docs/configuration.md, Limits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpLimits {
     /// Requests in progress at once (the ops endpoints not counted); more get 429.
