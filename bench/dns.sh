@@ -138,14 +138,8 @@ port_of() { case $1 in signpost|baseline) echo $port_sp;; nsd) echo $port_nsd;; 
 stop() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; }
 
 # dnsperf's options for a query shape.
-shape_flags() {
-  case $1 in
-    plain) ;;
-    cookie) echo "-E 10:0123456789abcdef" ;;
-    ecs) echo "-E 8:00011800c0a801" ;;
-    tcp) echo "-m tcp" ;;
-  esac
-}
+# shellcheck source=bench/shapes.sh
+. bench/shapes.sh
 
 # CPU seconds (user + system) the server has used so far: every process of its cgroup (NSD
 # answers from a child process), or the process and its children when uncapped.

@@ -91,7 +91,8 @@ pub async fn watchdog(liveness: Arc<Liveness>, token: CancellationToken) {
             _ = tick.tick() => {}
         }
         match liveness.stalest() {
-            Some(age) if age > every => {
+            // Unmoved over a whole tick (a stop is seen at the first tick after it).
+            Some(age) if age >= every => {
                 if !silent {
                     warn!(?age, watchdog = ?interval, "a DNS loop has not come round; not pinging systemd's watchdog");
                 }
