@@ -263,7 +263,6 @@ async fn answers(socket: &tokio::net::UdpSocket, dns: SocketAddr, name: &Name, i
 }
 
 struct Steady {
-    sent: usize,
     acked: usize,
     refused: usize,
     late: usize,
@@ -281,7 +280,7 @@ async fn steady(replicas: &[(String, SocketAddr)], rate: u64, seconds: u64) -> a
     let started = tokio::time::Instant::now();
     let total = rate * seconds;
     let every = (rate / SAMPLES_PER_S).max(1);
-    let window = rate as usize; // about one second of instances alive at any time
+    let window = rate; // about one second of instances alive at any time
     let mut tasks = Vec::new();
     let mut late = 0;
     for n in 0..total {
@@ -295,17 +294,22 @@ async fn steady(replicas: &[(String, SocketAddr)], rate: u64, seconds: u64) -> a
         let http = http.clone();
         tasks.push(tokio::spawn(async move {
             let _permit = permit;
+            // Even writes register `c<n>`, odd ones deregister the one `window` writes earlier;
+            // a sample takes its write's place.
             let sample = n % every == 0;
-            let (path, body) = if sample {
-                let body = serde_json::json!({ "Name": format!("p{n}"), "ID": format!("p{n}"),
-                    "Address": address(n as usize), "Port": 80 });
-                ("register".to_string(), Some(body))
-            } else if n % 2 == 0 {
-                let body = serde_json::json!({ "Name": "churn", "ID": format!("c{n}"),
-                    "Address": address(n as usize), "Port": 80 });
-                ("register".to_string(), Some(body))
-            } else {
-                (format!("deregister/c{}", (n as usize).saturating_sub(window + 1)), None)
+            let gone = n.checked_sub(window + 1).filter(|g| g % 2 == 0 && g % every != 0);
+            let (path, body) = match (sample, n % 2, gone) {
+                (true, _, _) => {
+                    let body = serde_json::json!({ "Name": format!("p{n}"), "ID": format!("p{n}"),
+                        "Address": address(n as usize), "Port": 80 });
+                    ("register".to_string(), Some(body))
+                }
+                (false, 1, Some(g)) => (format!("deregister/c{g}"), None),
+                _ => {
+                    let body = serde_json::json!({ "Name": "churn", "ID": format!("c{n}"),
+                        "Address": address(n as usize), "Port": 80 });
+                    ("register".to_string(), Some(body))
+                }
             };
             let mut req = http.put(format!("{api}/v1/agent/service/{path}"));
             if let Some(b) = &body {
@@ -328,7 +332,7 @@ async fn steady(replicas: &[(String, SocketAddr)], rate: u64, seconds: u64) -> a
             (true, Some(None))
         }));
     }
-    let mut out = Steady { sent: tasks.len(), acked: 0, refused: 0, late, delays: Vec::new(), lost: 0 };
+    let mut out = Steady { acked: 0, refused: 0, late, delays: Vec::new(), lost: 0 };
     for t in tasks {
         let (ok, delay) = t.await?;
         if ok {
@@ -387,7 +391,9 @@ fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&zones)?;
     let runtime = tokio::runtime::Runtime::new()?;
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    println!("# 3-member etcd (data in tmpfs, /dev/shm) and 3 replicas on loopback, {cpus} CPUs shared, nothing pinned");
+    println!(
+        "# 3-member etcd (data in tmpfs, /dev/shm) and 3 replicas on loopback, {cpus} CPUs shared, nothing pinned"
+    );
 
     // Writes: registrations into an empty cluster, alternating with the baseline if given.
     let mut rates: HashMap<&str, Vec<f64>> = HashMap::new();
@@ -470,7 +476,6 @@ fn main() -> anyhow::Result<()> {
         s.late,
         verdict(p99 < Duration::from_millis(20) && s.lost == 0 && s.refused == 0 && s.late == 0)
     );
-    let _ = s.sent;
     let after: Vec<f64> = rs.iter().map(Replica::rss_mb).collect();
     let drift = rss.iter().zip(&after).map(|(b, a)| 100.0 * (a - b) / b).fold(0.0f64, |m, d| m.max(d.abs()));
     println!(

@@ -92,6 +92,7 @@ impl Follower {
                 return Err(format!("etcd cancelled the watch: {}", resp.cancel_reason()));
             }
             let mut replicas_changed = false;
+            let events = !resp.events().is_empty();
             for event in resp.events() {
                 let Some(kv) = event.kv() else { continue };
                 let revision = kv.mod_revision();
@@ -119,6 +120,11 @@ impl Follower {
             }
             if replicas_changed {
                 self.ownership.set_live(self.replicas.iter().cloned());
+            }
+            // etcd sends a revision's events in one response (no fragmenting asked for), in
+            // revision order: everything before `next` has been delivered.
+            if events {
+                self.registry.send(Change::Watched { revision: (self.next - 1) as u64 });
             }
         }
     }
