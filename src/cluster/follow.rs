@@ -23,6 +23,8 @@ pub(super) struct Follower {
     pub registry: Registry,
     pub ownership: Ownership,
     pub replicas: BTreeSet<String>,
+    /// Set while the watch is broken, with why.
+    pub degraded: crate::store::Degraded,
 }
 
 /// Pause after a failed watch, doubling up to `MAX_PAUSE`.
@@ -41,6 +43,7 @@ impl Follower {
             match ended {
                 Ok(()) => pause = FIRST_PAUSE,
                 Err(e) => {
+                    self.degraded.set(format!("no watch of etcd ({e}); DNS answers from the last state seen"));
                     if broken.is_none() {
                         warn!(error = %e, from = self.next, "lost the etcd watch; DNS answers from the last state until it is back");
                     }
@@ -76,8 +79,11 @@ impl Follower {
             let Some(resp) = stream.message().await.map_err(|e| e.to_string())? else {
                 return Err("the watch stream ended".into());
             };
-            if resp.created() && broken.take().is_some() {
-                info!(from = self.next, "etcd watch is back; catching up");
+            if resp.created() {
+                if broken.take().is_some() {
+                    info!(from = self.next, "etcd watch is back; catching up");
+                }
+                self.degraded.clear();
             }
             if resp.compact_revision() > 0 {
                 warn!(

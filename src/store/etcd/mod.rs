@@ -37,6 +37,8 @@ use crate::model::{Stored, id_key};
 const CHUNK: usize = 64;
 /// How long the initial load may keep trying before the replica gives up starting.
 const OPEN_PATIENCE: Duration = Duration::from_secs(30);
+/// How long one member may take over a transaction before it goes to the next.
+const ATTEMPT: Duration = Duration::from_millis(800);
 /// Keys read per request while loading.
 const PAGE: i64 = 500;
 
@@ -223,7 +225,9 @@ async fn commit(pool: Pool, keys: Keys, batch: Batch, deadline: Instant) -> Resu
 
 /// Runs a transaction, retrying what etcd may answer differently a moment later (no leader
 /// during an election, a member gone, a connection lost) on the next member, until `deadline`.
-/// Each attempt gets a share of the time left, so that a member that hangs cannot eat it all.
+/// Each attempt gets at most `ATTEMPT`: a transaction takes milliseconds, and one that a member
+/// holds longer was most likely forwarded to a leader that died (the member only drops it at its
+/// own request timeout, 7 s by default); the next member has a new leader by then.
 async fn run_txn(pool: &Pool, txn: Txn, deadline: Instant) -> Result<etcd_client::TxnResponse, StoreError> {
     let mut pause = Duration::from_millis(20);
     let mut last: String;
@@ -231,7 +235,7 @@ async fn run_txn(pool: &Pool, txn: Txn, deadline: Instant) -> Result<etcd_client
     loop {
         let (i, client) = pool.client();
         let left = deadline.saturating_duration_since(Instant::now());
-        let attempt = Instant::now() + Duration::from_secs(1).max(left / 3);
+        let attempt = Instant::now() + ATTEMPT.min(left);
         match tokio::time::timeout_at(attempt.min(deadline), client.kv_client().txn(txn.clone())).await {
             Ok(Ok(resp)) => return Ok(resp),
             Ok(Err(e)) if !retryable(&e) => {
