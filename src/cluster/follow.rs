@@ -13,7 +13,7 @@ use tracing::{info, warn};
 
 use crate::model::id_key;
 use crate::registry::{Change, Ownership, Registry};
-use crate::store::etcd::{Key, Keys, Pool, decode, load};
+use crate::store::etcd::{Key, Keys, Loaded, Pool, decode, load};
 
 pub(super) struct Follower {
     pub pool: Pool,
@@ -138,16 +138,16 @@ impl Follower {
     /// Reads the whole prefix again and replaces the registry's API registrations with it.
     async fn reload(&mut self) -> Result<(), String> {
         let (_, client) = self.pool.client();
-        let (revision, kvs) = tokio::time::timeout(Duration::from_secs(30), load(&client, &self.keys.prefix))
+        let loaded = tokio::time::timeout(Duration::from_secs(30), load(&client, &self.keys, Duration::from_secs(5)))
             .await
             .map_err(|_| "no answer to the reload".to_string())?
             .map_err(|e| e.to_string())?;
-        let (records, replicas) = self.keys.parse_all(&kvs);
+        let Loaded { revision, records, replicas } = loaded;
         info!(revision, instances = records.len(), "reloaded the registry from etcd");
         self.replicas = replicas.into_iter().collect();
         self.ownership.set_live(self.replicas.iter().cloned());
-        self.registry.send(Change::Reload { records, revision: revision as u64 });
-        self.next = revision + 1;
+        self.registry.send(Change::Reload { records, revision });
+        self.next = revision as i64 + 1;
         Ok(())
     }
 }
