@@ -8,7 +8,6 @@
 //! with BINARY in the same run (each on a fresh etcd), so that the ratio is what to read.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -116,74 +115,27 @@ fn healthy(port: u16) -> bool {
         && text.contains("\"health\":\"true\"")
 }
 
-/// One replica of the built binary; killed on drop.
-struct Replica {
-    child: Child,
-    dns: SocketAddr,
-    api: String,
-    ready_after: Duration,
-    /// When the store was loaded (the `cluster store loaded` line), after the start.
-    loaded_after: Option<Duration>,
+#[path = "support/mod.rs"]
+mod support;
+
+use support::Server as Replica;
+
+/// One replica of the built binary on `etcd`; the time its store was loaded is its `mark_after`.
+fn replica(binary: &Path, etcd: &Etcd, zones: &Path) -> anyhow::Result<Replica> {
+    let mut command = Command::new(binary);
+    command
+        .args(["serve", "--dns-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--store", &etcd.url()])
+        .arg("--zones")
+        .arg(zones);
+    support::start(command, "cluster store loaded")
 }
 
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Replica {
-    fn start(binary: &Path, etcd: &Etcd, zones: &Path) -> anyhow::Result<Replica> {
-        let started = Instant::now();
-        let mut child = Command::new(binary)
-            .args(["serve", "--dns-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--store", &etcd.url()])
-            .arg("--zones")
-            .arg(zones)
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()?;
-        let mut lines = BufReader::new(child.stderr.take().expect("piped")).lines();
-        let (mut dns, mut api, mut loaded_after) = (None, None, None);
-        for line in lines.by_ref() {
-            let line = line?;
-            if line.contains("cluster store loaded") {
-                loaded_after = Some(started.elapsed());
-            }
-            if let Some(a) = line.split("listening dns/udp ").nth(1) {
-                dns = Some(a.trim().parse()?);
-            }
-            if let Some(a) = line.split("listening http ").nth(1) {
-                api = Some(format!("http://{}", a.trim()));
-            }
-            if line.ends_with(" ready") {
-                break;
-            }
-        }
-        let ready_after = started.elapsed();
-        std::thread::spawn(move || for _ in lines {});
-        Ok(Replica {
-            child,
-            dns: dns.context("no `listening dns/udp` line before ready")?,
-            api: api.context("no `listening http` line before ready")?,
-            ready_after,
-            loaded_after,
-        })
-    }
-
-    fn rss_mb(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
-        let kb: f64 = status
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-            .unwrap_or(0.0);
-        kb / 1024.0
-    }
+fn rss_of(r: &Replica) -> f64 {
+    support::rss_mb(r.child.id())
 }
 
 fn replicas(binary: &Path, etcd: &Etcd, zones: &Path, n: usize) -> anyhow::Result<Vec<Replica>> {
-    (0..n).map(|_| Replica::start(binary, etcd, zones)).collect()
+    (0..n).map(|_| replica(binary, etcd, zones)).collect()
 }
 
 /// Instance `i`: service `svc<i mod 10,000>`, its own address.
@@ -462,7 +414,7 @@ fn main() -> anyhow::Result<()> {
     for round in 1..=2 {
         let builds = baseline.iter().map(|b| ("baseline", b.as_path())).chain([("this build", joining.as_path())]);
         for (label, b) in builds {
-            let fourth = Replica::start(b, &etcd, &zones)?;
+            let fourth = replica(b, &etcd, &zones)?;
             let held = runtime.block_on(instances(&fourth.api))?;
             let last = runtime.block_on(async {
                 let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
@@ -472,7 +424,7 @@ fn main() -> anyhow::Result<()> {
             let join = fourth.ready_after.as_secs_f64();
             println!(
                 "join           {join:>7.2} s  {label}, round {round}: a 4th replica ready ({:.2} s to load etcd) with {held} of {} instances, answers the last write: {last} (target < 2 s) {}",
-                fourth.loaded_after.unwrap_or_default().as_secs_f64(),
+                fourth.mark_after.unwrap_or_default().as_secs_f64(),
                 size.instances,
                 verdict(join < 2.0 && held == size.instances && last)
             );
@@ -483,7 +435,7 @@ fn main() -> anyhow::Result<()> {
     if let (Some(this), Some(base)) = (mean_join("this build"), mean_join("baseline")) {
         println!("join ratio      {:>7.2}  this build / baseline, same run", this / base);
     }
-    let rss: Vec<f64> = rs.iter().map(Replica::rss_mb).collect();
+    let rss: Vec<f64> = rs.iter().map(rss_of).collect();
     let worst = rss.iter().cloned().fold(0.0, f64::max);
     println!(
         "rss            {worst:>7.0} MB  the largest of {:.0?} MB with {} instances (target < 150 MB) {}",
@@ -509,7 +461,7 @@ fn main() -> anyhow::Result<()> {
         s.late,
         verdict(p99 < Duration::from_millis(20) && s.lost == 0 && s.refused == 0 && s.late == 0)
     );
-    let after: Vec<f64> = rs.iter().map(Replica::rss_mb).collect();
+    let after: Vec<f64> = rs.iter().map(rss_of).collect();
     let drift = rss.iter().zip(&after).map(|(b, a)| 100.0 * (a - b) / b).fold(0.0f64, |m, d| m.max(d.abs()));
     println!(
         "rss after churn {:>6.0} MB  {:.0?} MB after {} s of churn: drift at most {drift:.1}% (target ±5% over 30 min) {}",
