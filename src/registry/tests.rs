@@ -187,8 +187,8 @@ fn deleted_ids_are_forgotten_once_the_watch_has_passed_them() {
     // The watch has delivered up to before this replica's last deletion: that one stays.
     state.apply(Change::Watched { revision: 4998 }).unwrap();
     assert_eq!(state.remembered(), 2);
-    // An echo older than a deletion the watch has passed is news of a key no one wrote since:
-    // impossible from the watch, which delivers in order; a live key keeps its revision.
+    // A forgotten deletion expects the key absent, as its tombstone did; a live key keeps its
+    // revision.
     assert_eq!(state.expectations(&[("live".into(), None), ("mine-999".into(), None)]), [10, 0]);
     state.apply(Change::Watched { revision: 4999 }).unwrap();
     assert_eq!(state.remembered(), 1);
