@@ -5,81 +5,26 @@
 //!
 //!     cargo run --release --example registry_bench -- BINARY [INSTANCES [SEED_ONLY_DIR]]
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-struct Server {
-    child: Child,
-    dns: SocketAddr,
-    api: String,
-    ready_after: Duration,
-}
+#[path = "support/mod.rs"]
+mod support;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::{Server, rss_mb};
 
 fn start(binary: &str, data: &std::path::Path, zones: &std::path::Path) -> anyhow::Result<Server> {
-    let started = Instant::now();
-    let mut child = Command::new("taskset")
-        .args([
-            "-c",
-            "0",
-            binary,
-            "serve",
-            "--dns-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--log-level",
-            "info",
-        ])
-        .arg("--data-dir")
+    let mut command = Command::new("taskset");
+    command
+        .args(["-c", "0", binary, "serve", "--dns-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+        .args(["--log-level", "info", "--data-dir"])
         .arg(data)
         .arg("--zones")
-        .arg(zones)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()?;
-    let mut lines = BufReader::new(child.stderr.take().expect("piped")).lines();
-    let (mut dns, mut api) = (None, None);
-    for line in lines.by_ref() {
-        let line = line?;
-        if let Some(a) = line.split("listening dns/udp ").nth(1) {
-            dns = Some(a.trim().parse()?);
-        }
-        if let Some(a) = line.split("listening http ").nth(1) {
-            api = Some(format!("http://{}", a.trim()));
-        }
-        if line.ends_with(" ready") || line.contains("\"ready\"") {
-            break;
-        }
-    }
-    let ready_after = started.elapsed();
-    std::thread::spawn(move || for _ in lines {});
-    Ok(Server {
-        child,
-        dns: dns.ok_or_else(|| anyhow::anyhow!("no dns line"))?,
-        api: api.ok_or_else(|| anyhow::anyhow!("no http line"))?,
-        ready_after,
-    })
-}
-
-fn rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0.0);
-    kb / 1024.0
+        .arg(zones);
+    support::start(command, "")
 }
 
 /// Registers instances `from..to` of `services` services (instance i belongs to service

@@ -55,6 +55,8 @@ pub struct ApiConfig {
     pub limits: HttpLimits,
     /// `[http] tls_cert`: HTTPS with this configuration (reloaded as its files change).
     pub tls: Option<Arc<crate::tls::ServerTls>>,
+    /// Cluster mode: why this replica may answer from an old copy of the registry, for `/readyz`.
+    pub degraded: crate::store::Degraded,
 }
 
 /// Bounds on what HTTP clients may ask of the server at once (docs/configuration.md, Limits).

@@ -5,6 +5,7 @@
 //!
 //! There is one node: this server. Zone-file and API instances look alike here.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -331,12 +332,18 @@ pub async fn healthz() -> &'static str {
 }
 
 /// 200 once started (store open, zones loaded, DNS bound), 503 from the moment shutdown begins.
-pub async fn readyz(State(api): State<Shared>) -> (StatusCode, &'static str) {
+/// A replica cut off from etcd stays ready: its DNS answers from the last state it saw are the
+/// best there are, and taking every replica out when etcd goes away would leave clients with no
+/// answer at all. It says it is degraded, and why, for people and monitors.
+pub async fn readyz(State(api): State<Shared>) -> (StatusCode, Cow<'static, str>) {
     if api.is_ready() {
-        (StatusCode::OK, "ready")
+        match api.config.degraded.reason() {
+            Some(why) => (StatusCode::OK, Cow::Owned(format!("degraded: {why}"))),
+            None => (StatusCode::OK, Cow::Borrowed("ready")),
+        }
     } else if api.shutdown.is_cancelled() {
-        (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+        (StatusCode::SERVICE_UNAVAILABLE, Cow::Borrowed("shutting down"))
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting")
+        (StatusCode::SERVICE_UNAVAILABLE, Cow::Borrowed("starting"))
     }
 }

@@ -270,6 +270,7 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
     // `/readyz` answers 200 from `ready` on, and 503 again once `token` is cancelled.
     let ready = Arc::new(AtomicBool::new(false));
     let mut http_addr = None;
+    let degraded = crate::store::Degraded::default();
     if let Some(listener) = listeners.http {
         let addr = listener.local_addr().expect("bound listener has an address");
         match &tls {
@@ -279,6 +280,7 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
         http_addr = Some(addr);
         let mut api_config = api_config(&config, config.dns.advertise.or_else(|| first_usable(&dns_addrs)), addr, acl);
         api_config.tls = tls;
+        api_config.degraded = degraded.clone();
         let api = api::serve(listener, registry.clone(), api_config, ready.clone(), token.clone(), stages.stop.clone());
         front.spawn(bounded("HTTP", api, stages.abort.clone()));
     }
@@ -286,7 +288,7 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
     #[cfg(feature = "cluster")]
     if let Some(cluster) = opened.cluster {
         let about = serde_json::json!({ "dns": dns_addrs, "http": http_addr, "started_ms": crate::model::now_ms() });
-        tracker.spawn(cluster.run(registry.clone(), about, token.clone()));
+        tracker.spawn(cluster.run(registry.clone(), about, degraded, token.clone()));
     }
     tracker.spawn(shutdown(token, config.shutdown, front, stages));
 
@@ -423,6 +425,7 @@ fn api_config(
         domain: config.dns.domain.to_ascii().trim_end_matches('.').to_string(),
         limits: config.http_limits,
         tls: None,
+        degraded: crate::store::Degraded::default(),
     }
 }
 

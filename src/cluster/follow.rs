@@ -13,7 +13,7 @@ use tracing::{info, warn};
 
 use crate::model::id_key;
 use crate::registry::{Change, Ownership, Registry};
-use crate::store::etcd::{Key, Keys, Pool, decode, load};
+use crate::store::etcd::{Key, Keys, Loaded, Pool, decode, load};
 
 pub(super) struct Follower {
     pub pool: Pool,
@@ -23,6 +23,8 @@ pub(super) struct Follower {
     pub registry: Registry,
     pub ownership: Ownership,
     pub replicas: BTreeSet<String>,
+    /// Set while the watch is broken, with why.
+    pub degraded: crate::store::Degraded,
 }
 
 /// Pause after a failed watch, doubling up to `MAX_PAUSE`.
@@ -41,6 +43,7 @@ impl Follower {
             match ended {
                 Ok(()) => pause = FIRST_PAUSE,
                 Err(e) => {
+                    self.degraded.set(format!("no watch of etcd ({e}); DNS answers from the last state seen"));
                     if broken.is_none() {
                         warn!(error = %e, from = self.next, "lost the etcd watch; DNS answers from the last state until it is back");
                     }
@@ -76,8 +79,11 @@ impl Follower {
             let Some(resp) = stream.message().await.map_err(|e| e.to_string())? else {
                 return Err("the watch stream ended".into());
             };
-            if resp.created() && broken.take().is_some() {
-                info!(from = self.next, "etcd watch is back; catching up");
+            if resp.created() {
+                if broken.take().is_some() {
+                    info!(from = self.next, "etcd watch is back; catching up");
+                }
+                self.degraded.clear();
             }
             if resp.compact_revision() > 0 {
                 warn!(
@@ -92,6 +98,7 @@ impl Follower {
                 return Err(format!("etcd cancelled the watch: {}", resp.cancel_reason()));
             }
             let mut replicas_changed = false;
+            let events = !resp.events().is_empty();
             for event in resp.events() {
                 let Some(kv) = event.kv() else { continue };
                 let revision = kv.mod_revision();
@@ -120,22 +127,27 @@ impl Follower {
             if replicas_changed {
                 self.ownership.set_live(self.replicas.iter().cloned());
             }
+            // etcd sends a revision's events in one response (no fragmenting asked for), in
+            // revision order: everything before `next` has been delivered.
+            if events {
+                self.registry.send(Change::Watched { revision: (self.next - 1) as u64 });
+            }
         }
     }
 
     /// Reads the whole prefix again and replaces the registry's API registrations with it.
     async fn reload(&mut self) -> Result<(), String> {
         let (_, client) = self.pool.client();
-        let (revision, kvs) = tokio::time::timeout(Duration::from_secs(30), load(&client, &self.keys.prefix))
+        let loaded = tokio::time::timeout(Duration::from_secs(30), load(&client, &self.keys, Duration::from_secs(5)))
             .await
             .map_err(|_| "no answer to the reload".to_string())?
             .map_err(|e| e.to_string())?;
-        let (records, replicas) = self.keys.parse_all(&kvs);
+        let Loaded { revision, records, replicas } = loaded;
         info!(revision, instances = records.len(), "reloaded the registry from etcd");
         self.replicas = replicas.into_iter().collect();
         self.ownership.set_live(self.replicas.iter().cloned());
-        self.registry.send(Change::Reload { records, revision: revision as u64 });
-        self.next = revision + 1;
+        self.registry.send(Change::Reload { records, revision });
+        self.next = revision as i64 + 1;
         Ok(())
     }
 }

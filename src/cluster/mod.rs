@@ -11,8 +11,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::registry::{Ownership, Registry};
-use crate::store::ClusterConfig;
 use crate::store::etcd::{Etcd, Keys, Loaded, Pool};
+use crate::store::{ClusterConfig, Degraded};
 
 /// The watch that follows etcd and the lease that keeps this replica listed as live, started
 /// once the registry runs.
@@ -53,7 +53,8 @@ impl Cluster {
     /// Follows etcd into `registry` and holds this replica's lease until `token` is cancelled;
     /// then gives the lease back, so that the others take its checks over at once. `about` is
     /// what the replica key says of this replica (its addresses), for people reading etcd.
-    pub async fn run(self, registry: Registry, about: serde_json::Value, token: CancellationToken) {
+    /// While the watch is broken, `degraded` says so.
+    pub async fn run(self, registry: Registry, about: serde_json::Value, degraded: Degraded, token: CancellationToken) {
         let me = self.ownership.me().expect("a cluster replica has an id").to_string();
         let hold = members::hold(
             self.pool.clone(),
@@ -69,6 +70,7 @@ impl Cluster {
             registry,
             ownership: self.ownership,
             replicas: self.replicas.into_iter().collect(),
+            degraded,
         }
         .run(token);
         tokio::join!(hold, follow);

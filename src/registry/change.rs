@@ -71,13 +71,22 @@ pub enum Change {
         records: Vec<(Stored, u64)>,
         revision: u64,
     },
+    /// The shared store's watch has delivered every change up to `revision`: no older news of
+    /// a key can come any more, so what this replica remembers of deleted keys up to there can
+    /// go.
+    Watched {
+        revision: u64,
+    },
 }
 
 impl Change {
     /// Returns true if the change comes from the shared store: it is already durable there, so
     /// it is never written back nor rolled back.
     pub fn is_remote(&self) -> bool {
-        matches!(self, Change::Remote { .. } | Change::RemoteBeat { .. } | Change::Reload { .. })
+        matches!(
+            self,
+            Change::Remote { .. } | Change::RemoteBeat { .. } | Change::Reload { .. } | Change::Watched { .. }
+        )
     }
 }
 

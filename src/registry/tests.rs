@@ -161,3 +161,41 @@ fn a_ttl_check_of_another_replica_expires_here_only_once_it_is_ours() {
     assert_eq!(state.expire(next), Effect::Changed);
     assert_eq!(status(&state), Status::Critical);
 }
+
+#[test]
+fn deleted_ids_are_forgotten_once_the_watch_has_passed_them() {
+    let mut state = State::new();
+    let live = stored(instance("live", vec![]));
+    state.restore_shared(10, vec![(live.clone(), 10)]);
+    // 1,000 ids registered and deleted by other replicas, and 1,000 by this one.
+    for i in 0..1000u64 {
+        let s = stored(instance(&format!("them-{i}"), vec![]));
+        state.apply(remote(&s, 11 + 2 * i, 11 + 2 * i)).unwrap();
+        let key = id_key(&s.instance.id);
+        state.apply(Change::Remote { key, stored: None, modified: 0, revision: 12 + 2 * i }).unwrap();
+    }
+    for i in 0..1000u64 {
+        let id = format!("mine-{i}");
+        state.apply(Change::Register { instance: instance(&id, vec![]), replace_existing_checks: false }).unwrap();
+        let ops = state.take_dirty();
+        state.committed(&ops, &[], 3000 + 2 * i);
+        state.apply(Change::Deregister { id }).unwrap();
+        let ops = state.take_dirty();
+        state.committed(&ops, &[], 3001 + 2 * i);
+    }
+    assert_eq!(state.remembered(), 2001);
+    // The watch has delivered up to before this replica's last deletion: that one stays.
+    state.apply(Change::Watched { revision: 4998 }).unwrap();
+    assert_eq!(state.remembered(), 2);
+    // A forgotten deletion expects the key absent, as its tombstone did; a live key keeps its
+    // revision.
+    assert_eq!(state.expectations(&[("live".into(), None), ("mine-999".into(), None)]), [10, 0]);
+    state.apply(Change::Watched { revision: 4999 }).unwrap();
+    assert_eq!(state.remembered(), 1);
+    assert_eq!(state.keys().collect::<Vec<_>>(), ["live"]);
+    // A key written again after its deletion keeps its new revision.
+    let again = stored(instance("them-0", vec![]));
+    state.apply(remote(&again, 6000, 6000)).unwrap();
+    state.apply(Change::Watched { revision: 6000 }).unwrap();
+    assert_eq!(state.expectations(&[("them-0".into(), None)]), [6000]);
+}

@@ -54,6 +54,26 @@ pub struct EtcdUser {
     pub password_file: PathBuf,
 }
 
+/// Why a replica's copy of a shared store may be out of date (its watch of etcd is broken), or
+/// nothing: set by the cluster source, shown by `/readyz`. A cheap clone of one shared value.
+#[derive(Debug, Clone, Default)]
+pub struct Degraded(std::sync::Arc<arc_swap::ArcSwapOption<String>>);
+
+impl Degraded {
+    pub fn set(&self, reason: String) {
+        self.0.store(Some(std::sync::Arc::new(reason)));
+    }
+
+    pub fn clear(&self) {
+        self.0.store(None);
+    }
+
+    /// The reason, while degraded.
+    pub fn reason(&self) -> Option<std::sync::Arc<String>> {
+        self.0.load_full()
+    }
+}
+
 /// The seed of the DNS cookie secrets of a server whose store is `dir`, kept in
 /// `dir/cookie-seed` (created on first start, readable by the owner only): a restart keeps the
 /// server cookies clients hold valid.

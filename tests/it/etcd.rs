@@ -152,6 +152,37 @@ impl Etcd {
         format!("etcd://{}", hosts.join(","))
     }
 
+    /// Where member `i` serves clients.
+    pub fn client_addr(&self, i: usize) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.members[i].client))
+    }
+
+    /// The store's current revision, read from member `i` with etcdctl.
+    pub fn revision(&self, i: usize) -> u64 {
+        let out = self.plain_etcdctl(i, &["endpoint", "status", "-w", "json"]);
+        let status: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        status[0]["Status"]["header"]["revision"].as_u64().unwrap_or_else(|| panic!("no revision in {out}"))
+    }
+
+    /// `etcdctl compact REVISION --physical` on member `i`: every older revision is gone.
+    pub fn compact(&self, i: usize, revision: u64) {
+        self.plain_etcdctl(i, &["compact", &revision.to_string(), "--physical"]);
+    }
+
+    /// Runs etcdctl against member `i` of a cluster without TLS; its output.
+    fn plain_etcdctl(&self, i: usize, args: &[&str]) -> String {
+        let out = Command::new("etcdctl")
+            .arg(format!("--endpoints=http://127.0.0.1:{}", self.members[i].client))
+            .args(["--dial-timeout=5s", "--command-timeout=10s"])
+            .args(args)
+            .env("ETCDCTL_API", "3")
+            .output()
+            .expect("etcdctl runs (Debian package etcd-client; scripts/test.sh installs it)");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.status.success(), "etcdctl {args:?}: {text}{}", String::from_utf8_lossy(&out.stderr));
+        text
+    }
+
     /// The TLS files of a cluster from `start_secure`.
     pub fn secure(&self) -> &Secure {
         self.secure.as_ref().expect("a secure cluster")

@@ -12,6 +12,8 @@ mod clients;
 #[cfg(feature = "cluster")]
 mod cluster;
 #[cfg(feature = "cluster")]
+mod cluster_faults;
+#[cfg(feature = "cluster")]
 mod cluster_secure;
 mod consul_names;
 mod crash;

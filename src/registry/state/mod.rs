@@ -79,6 +79,12 @@ pub struct State {
     touched: Touched,
     /// Shared store only: what this replica knows of each API key's store revisions.
     revisions: HashMap<String, Revisions>,
+    /// Shared store only: keys known absent, oldest first, whose entry in `revisions` goes once
+    /// the watch has delivered past it (`shared.rs`).
+    tombstones: std::collections::VecDeque<(u64, String)>,
+    /// Shared store only: every change of the store up to this revision has been delivered by
+    /// the watch (or a reload).
+    watched: u64,
     /// Shared store only: TTL heartbeats received since the last `take_beats`.
     beats: Vec<(String, String)>,
     /// Which API checks this replica expires and reaps.
@@ -329,6 +335,10 @@ impl State {
                 Ok(Effect::None)
             }
             Change::Reload { records, revision } => Ok(self.reload(records, revision)),
+            Change::Watched { revision } => {
+                self.watched_up_to(revision);
+                Ok(Effect::None)
+            }
         }
     }
 

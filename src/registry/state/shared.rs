@@ -1,6 +1,11 @@
 //! The state's side of a shared store (cluster mode): which revision of each key this replica
 //! knows, so that its writes expect what it has seen (compare-and-swap) and news older than what
 //! it knows is ignored; registrations other replicas wrote; a whole reload after a gap.
+//!
+//! A deleted key's revision is remembered (a tombstone) only until the watch has delivered past
+//! it: the watch delivers in revision order, so after that no older put of the key can arrive
+//! to resurrect it, and a key with no entry expects to be absent (modification revision 0),
+//! which is what the tombstone said. Without this, every id ever deleted stayed in memory.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -25,6 +30,7 @@ impl State {
             self.revisions.insert(id_key(&s.instance.id), Revisions { known: revision, modified: *modified });
         }
         self.store_revision = revision;
+        self.watched = revision;
         self.restore(revision, records.into_iter().map(|(s, _)| s));
     }
 
@@ -39,7 +45,7 @@ impl State {
         for (i, (key, stored)) in ops.iter().enumerate() {
             let at = revisions.get(i).copied().unwrap_or(revision);
             let modified = if stored.is_some() { at } else { 0 };
-            self.revisions.insert(key.clone(), Revisions { known: at, modified });
+            self.know(key.clone(), Revisions { known: at, modified });
         }
         self.store_revision = self.store_revision.max(revision);
     }
@@ -56,7 +62,7 @@ impl State {
         if self.revisions.get(&key).is_some_and(|r| r.known >= revision) {
             return Effect::None;
         }
-        self.revisions.insert(key.clone(), Revisions { known: revision, modified });
+        self.know(key.clone(), Revisions { known: revision, modified });
         let current = self.entries.get(&key);
         if let Some(Source::Zone(path)) = current.map(|e| &e.instance.source) {
             tracing::warn!(id = %key, file = %path.display(), "another replica registered an id that a zone file here declares; the zone file wins on this replica (ids must be unique across replicas)");
@@ -82,6 +88,35 @@ impl State {
         effect
     }
 
+    /// Records what this replica knows of `key`; a deletion is remembered until the watch
+    /// passes it.
+    fn know(&mut self, key: String, revisions: Revisions) {
+        if revisions.modified == 0 {
+            self.tombstones.push_back((revisions.known, key.clone()));
+        }
+        self.revisions.insert(key, revisions);
+    }
+
+    /// The watch has delivered everything up to `revision`: forgets the deleted keys known at
+    /// or before it (unless written again since).
+    pub(super) fn watched_up_to(&mut self, revision: u64) {
+        self.watched = self.watched.max(revision);
+        while let Some((known, _)) = self.tombstones.front() {
+            if *known > self.watched {
+                break;
+            }
+            let (known, key) = self.tombstones.pop_front().expect("a front");
+            if self.revisions.get(&key).is_some_and(|r| r.modified == 0 && r.known == known) {
+                self.revisions.remove(&key);
+            }
+        }
+    }
+
+    /// How many keys this replica remembers revisions of (present ones and tombstones).
+    pub fn remembered(&self) -> usize {
+        self.revisions.len()
+    }
+
     /// Replaces every API registration with what the shared store holds at `revision`.
     pub(super) fn reload(&mut self, records: Vec<(Stored, u64)>, revision: u64) -> Effect {
         let keep: BTreeSet<String> = records.iter().map(|(s, _)| id_key(&s.instance.id)).collect();
@@ -98,6 +133,8 @@ impl State {
         for (s, modified) in records {
             effect = effect.max(self.remote(id_key(&s.instance.id), Some(s), modified, revision));
         }
+        // The watch goes on from the revision after this read.
+        self.watched_up_to(revision);
         effect
     }
 }

@@ -37,8 +37,14 @@ use crate::model::{Stored, id_key};
 const CHUNK: usize = 64;
 /// How long the initial load may keep trying before the replica gives up starting.
 const OPEN_PATIENCE: Duration = Duration::from_secs(30);
-/// Keys read per request while loading.
-const PAGE: i64 = 500;
+/// How long one member may take over a transaction before it goes to the next.
+const ATTEMPT: Duration = Duration::from_millis(800);
+/// Keys read per request while loading. Large: etcd (3.4, 3.5) walks every key from a page's
+/// start to the end of the prefix to count them, whatever the limit, so that a load costs about
+/// keys² / PAGE; at 100,000 instances pages of 500 took 3-4 s on a loaded 2-core machine.
+const PAGE: i64 = 5_000;
+/// The largest page answer accepted (tonic's default is 4 MiB, 800 bytes per record at `PAGE`).
+const MAX_PAGE_BYTES: usize = 256 << 20;
 
 /// The store half: what the registry writer commits through.
 pub struct Etcd {
@@ -64,9 +70,9 @@ pub async fn open(config: &ClusterConfig) -> Result<(Etcd, Loaded), StoreError> 
     let pool = Pool::connect(config).await?;
     let keys = Keys { prefix: config.prefix.clone() };
     let started = Instant::now();
-    let (revision, kvs) = loop {
+    let loaded = loop {
         let (i, client) = pool.client();
-        let result = tokio::time::timeout(config.timeout, load(&client, &keys.prefix)).await;
+        let result = tokio::time::timeout(OPEN_PATIENCE, load(&client, &keys, config.timeout)).await;
         if !matches!(result, Ok(Ok(_))) {
             pool.failed(i);
         }
@@ -93,9 +99,7 @@ pub async fn open(config: &ClusterConfig) -> Result<(Etcd, Loaded), StoreError> 
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    let (records, replicas) = keys.parse_all(&kvs);
-    info!(endpoints = %endpoints, prefix = %keys.prefix, revision, instances = records.len(), replicas = replicas.len(), "cluster store loaded");
-    let loaded = Loaded { revision: revision as u64, records, replicas };
+    info!(endpoints = %endpoints, prefix = %keys.prefix, revision = loaded.revision, instances = loaded.records.len(), replicas = loaded.replicas.len(), "cluster store loaded");
     let store = Etcd { pool, keys, timeout: config.timeout, endpoints, handle: tokio::runtime::Handle::current() };
     Ok((store, loaded))
 }
@@ -223,7 +227,9 @@ async fn commit(pool: Pool, keys: Keys, batch: Batch, deadline: Instant) -> Resu
 
 /// Runs a transaction, retrying what etcd may answer differently a moment later (no leader
 /// during an election, a member gone, a connection lost) on the next member, until `deadline`.
-/// Each attempt gets a share of the time left, so that a member that hangs cannot eat it all.
+/// Each attempt gets at most `ATTEMPT`: a transaction takes milliseconds, and one that a member
+/// holds longer was most likely forwarded to a leader that died (the member only drops it at its
+/// own request timeout, 7 s by default); the next member has a new leader by then.
 async fn run_txn(pool: &Pool, txn: Txn, deadline: Instant) -> Result<etcd_client::TxnResponse, StoreError> {
     let mut pause = Duration::from_millis(20);
     let mut last: String;
@@ -231,7 +237,7 @@ async fn run_txn(pool: &Pool, txn: Txn, deadline: Instant) -> Result<etcd_client
     loop {
         let (i, client) = pool.client();
         let left = deadline.saturating_duration_since(Instant::now());
-        let attempt = Instant::now() + Duration::from_secs(1).max(left / 3);
+        let attempt = Instant::now() + ATTEMPT.min(left);
         match tokio::time::timeout_at(attempt.min(deadline), client.kv_client().txn(txn.clone())).await {
             Ok(Ok(resp)) => return Ok(resp),
             Ok(Err(e)) if !retryable(&e) => {
@@ -293,36 +299,56 @@ fn retryable(e: &etcd_client::Error) -> bool {
     }
 }
 
-/// Everything under `prefix` at one revision, read in pages.
+/// Everything under the prefix at one revision, read in pages: the registrations (each with
+/// its modification revision) and the live replicas. Each page is decoded while etcd reads the
+/// next, and its raw keys and values are dropped as soon as they are decoded. Each page may take
+/// `per_page`: the whole load grows with the registry, a member that hangs does not.
 pub(crate) async fn load(
     client: &etcd_client::Client,
-    prefix: &str,
-) -> Result<(i64, Vec<KeyValue>), etcd_client::Error> {
-    let mut kv = client.kv_client();
-    let end = prefix_end(prefix.as_bytes());
-    let mut from = prefix.as_bytes().to_vec();
-    let mut revision = 0;
-    let mut out = Vec::new();
+    keys: &Keys,
+    per_page: Duration,
+) -> Result<Loaded, etcd_client::Error> {
+    let mut kv = client.kv_client().max_decoding_message_size(MAX_PAGE_BYTES);
+    let end = prefix_end(keys.prefix.as_bytes());
+    let page = |revision: i64| {
+        let options = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
+        if revision > 0 { options.with_revision(revision) } else { options }
+    };
+    let mut resp = bounded(per_page, kv.get(keys.prefix.as_bytes().to_vec(), Some(page(0)))).await?;
+    let revision = resp.header().map_or(0, |h| h.revision());
+    let mut loaded = Loaded { revision: revision as u64, records: Vec::new(), replicas: Vec::new() };
     loop {
-        let mut options = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
-        if revision > 0 {
-            options = options.with_revision(revision);
-        }
-        let mut resp = kv.get(from.clone(), Some(options)).await?;
-        if revision == 0 {
-            revision = resp.header().map_or(0, |h| h.revision());
-        }
-        let more = resp.more();
         let kvs = resp.take_kvs();
-        if let Some(last) = kvs.last() {
-            from = last.key().to_vec();
-            from.push(0);
-        }
-        out.extend(kvs);
-        if !more {
-            return Ok((revision, out));
+        let next = match kvs.last() {
+            Some(last) if resp.more() => {
+                let mut from = last.key().to_vec();
+                from.push(0);
+                let (mut kv, options) = (kv.clone(), page(revision));
+                Some(tokio::spawn(async move { bounded(per_page, kv.get(from, Some(options))).await }))
+            }
+            _ => None,
+        };
+        keys.parse_into(kvs, &mut loaded);
+        match next {
+            None => return Ok(loaded),
+            Some(task) => {
+                resp = task.await.map_err(|e| etcd_client::Error::IoError(std::io::Error::other(e)))??;
+            }
         }
     }
+}
+
+/// `get`, or an error if it takes more than `within`.
+async fn bounded<T>(
+    within: Duration,
+    get: impl Future<Output = Result<T, etcd_client::Error>>,
+) -> Result<T, etcd_client::Error> {
+    tokio::time::timeout(within, get).await.unwrap_or_else(|_| {
+        Err(etcd_client::Error::IoError(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no answer to a page of the load within {}", crate::duration::format(within)),
+        )))
+    })
 }
 
 /// The first key after every key starting with `prefix`.
@@ -398,21 +424,20 @@ impl Keys {
         Key::Other
     }
 
-    /// The registrations (each with its modification revision) and live replicas among `kvs`.
-    pub(crate) fn parse_all(&self, kvs: &[KeyValue]) -> (Vec<(Stored, u64)>, Vec<String>) {
-        let (mut records, mut replicas) = (Vec::new(), Vec::new());
+    /// Adds the registrations (each with its modification revision) and live replicas among
+    /// `kvs` to `loaded`.
+    pub(crate) fn parse_into(&self, kvs: Vec<KeyValue>, loaded: &mut Loaded) {
         for kv in kvs {
             match self.parse(kv.key()) {
                 Key::Instance(key) => {
                     if let Some(s) = decode(kv.value(), key) {
-                        records.push((s, kv.mod_revision() as u64));
+                        loaded.records.push((s, kv.mod_revision() as u64));
                     }
                 }
-                Key::Replica(id) => replicas.push(id.to_string()),
+                Key::Replica(id) => loaded.replicas.push(id.to_string()),
                 Key::Beat { .. } | Key::Other => {}
             }
         }
-        (records, replicas)
     }
 }
 

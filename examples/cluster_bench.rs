@@ -1,0 +1,474 @@
+//! Cluster mode at scale, as a new user would try it: a 3-member etcd on loopback (data dirs in
+//! tmpfs, /dev/shm), 3 replicas of the built binary, and the figures, each printed
+//! against its target. Run through `bench/cluster.sh`; one line per figure.
+//!
+//!     cargo run --release --features cluster --example cluster_bench -- BINARY [--small]
+//!
+//! `SIGNPOST_BASELINE=path` measures the write throughput of an older build too, alternating
+//! with BINARY in the same run (each on a fresh etcd), so that the ratio is what to read.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use hickory_proto::op::{Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{Name, RecordType};
+
+/// How big a run is: the full one is the issue's; `--small` checks the script in a minute.
+struct Size {
+    /// Registrations timed into an empty cluster, per binary and round.
+    writes: usize,
+    rounds: usize,
+    /// Instances the cluster holds for the join, memory and propagation figures.
+    instances: usize,
+    /// Writes/s and seconds of the propagation and churn phase.
+    rate: u64,
+    seconds: u64,
+}
+
+const FULL: Size = Size { writes: 20_000, rounds: 2, instances: 100_000, rate: 2_000, seconds: 60 };
+const SMALL: Size = Size { writes: 3_000, rounds: 1, instances: 10_000, rate: 500, seconds: 10 };
+/// HTTP clients of the write figures (`--clients N` to try others).
+static CLIENTS: AtomicUsize = AtomicUsize::new(64);
+/// Writes in flight at most during the steady phase; a write that would exceed it is counted late.
+const IN_FLIGHT: usize = 512;
+/// Propagation samples per second of the steady phase.
+const SAMPLES_PER_S: u64 = 20;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// Three etcd members on loopback, data in tmpfs; killed on drop.
+struct Etcd {
+    _dir: tempfile::TempDir,
+    members: Vec<Child>,
+    clients: Vec<u16>,
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        for m in &mut self.members {
+            let _ = m.kill();
+            let _ = m.wait();
+        }
+    }
+}
+
+impl Etcd {
+    fn start() -> anyhow::Result<Etcd> {
+        let dir = tempfile::tempdir_in("/dev/shm").context("a folder in /dev/shm (tmpfs) for etcd's data")?;
+        let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+        let cluster: Vec<String> =
+            ports.iter().enumerate().map(|(i, (_, p))| format!("m{i}=http://127.0.0.1:{p}")).collect();
+        let mut members = Vec::new();
+        for (i, (client, peer)) in ports.iter().enumerate() {
+            let log = std::fs::File::create(dir.path().join(format!("m{i}.log")))?;
+            let (c, p) = (format!("http://127.0.0.1:{client}"), format!("http://127.0.0.1:{peer}"));
+            members.push(
+                Command::new("etcd")
+                    .args(["--name", &format!("m{i}"), "--data-dir"])
+                    .arg(dir.path().join(format!("m{i}")))
+                    .args(["--listen-client-urls", &c, "--advertise-client-urls", &c])
+                    .args(["--listen-peer-urls", &p, "--initial-advertise-peer-urls", &p])
+                    .args(["--initial-cluster", &cluster.join(","), "--initial-cluster-state", "new"])
+                    .args(["--log-level", "warn", "--logger", "zap", "--quota-backend-bytes", "4294967296"])
+                    .stdin(Stdio::null())
+                    .stdout(log.try_clone()?)
+                    .stderr(log)
+                    .spawn()
+                    .context("etcd runs (Debian package etcd-server)")?,
+            );
+        }
+        let etcd = Etcd { _dir: dir, members, clients: ports.iter().map(|(c, _)| *c).collect() };
+        let started = Instant::now();
+        for c in &etcd.clients {
+            while !healthy(*c) {
+                if started.elapsed() > Duration::from_secs(30) {
+                    bail!("etcd not healthy within 30 s");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        Ok(etcd)
+    }
+
+    fn url(&self) -> String {
+        let hosts: Vec<String> = self.clients.iter().map(|c| format!("127.0.0.1:{c}")).collect();
+        format!("etcd://{}", hosts.join(","))
+    }
+}
+
+/// Returns true if the etcd member serving clients on `port` says it is healthy.
+fn healthy(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut text = String::new();
+    s.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_ok()
+        && s.read_to_string(&mut text).is_ok()
+        && text.contains("\"health\":\"true\"")
+}
+
+#[path = "support/mod.rs"]
+mod support;
+
+use support::Server as Replica;
+
+/// One replica of the built binary on `etcd`; the time its store was loaded is its `mark_after`.
+fn replica(binary: &Path, etcd: &Etcd, zones: &Path) -> anyhow::Result<Replica> {
+    let mut command = Command::new(binary);
+    command
+        .args(["serve", "--dns-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--store", &etcd.url()])
+        .arg("--zones")
+        .arg(zones);
+    support::start(command, "cluster store loaded")
+}
+
+fn rss_of(r: &Replica) -> f64 {
+    support::rss_mb(r.child.id())
+}
+
+fn replicas(binary: &Path, etcd: &Etcd, zones: &Path, n: usize) -> anyhow::Result<Vec<Replica>> {
+    (0..n).map(|_| replica(binary, etcd, zones)).collect()
+}
+
+/// Instance `i`: service `svc<i mod 10,000>`, its own address.
+fn registration(i: usize) -> serde_json::Value {
+    serde_json::json!({
+        "Name": format!("svc{}", i % 10_000), "ID": format!("i{i}"), "Address": address(i), "Port": 8080,
+        "Tags": ["v1"], "Meta": { "version": "1.0" },
+    })
+}
+
+fn address(i: usize) -> String {
+    format!("10.{}.{}.{}", i / 65536 % 256, i / 256 % 256, i % 256)
+}
+
+struct Writes {
+    rate: f64,
+    p50: Duration,
+    p99: Duration,
+    refused: usize,
+}
+
+/// Registers instances `from..to` with `CLIENTS` concurrent clients, client c writing to
+/// replica c mod the number of replicas.
+async fn register(apis: &[String], from: usize, to: usize) -> anyhow::Result<Writes> {
+    let clients = CLIENTS.load(Ordering::Relaxed);
+    let http = reqwest::Client::builder().pool_max_idle_per_host(clients).build()?;
+    let next = Arc::new(AtomicUsize::new(from));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (http, next) = (http.clone(), next.clone());
+        let url = format!("{}/v1/agent/service/register", apis[c % apis.len()]);
+        tasks.push(tokio::spawn(async move {
+            let (mut latencies, mut refused) = (Vec::new(), 0);
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= to {
+                    return anyhow::Ok((latencies, refused));
+                }
+                let t = Instant::now();
+                let r = http.put(&url).json(&registration(i)).send().await?;
+                latencies.push(t.elapsed());
+                refused += usize::from(r.status() != 200);
+            }
+        }));
+    }
+    let (mut latencies, mut refused) = (Vec::new(), 0);
+    for t in tasks {
+        let (l, r) = t.await??;
+        latencies.extend(l);
+        refused += r;
+    }
+    let rate = (to - from) as f64 / started.elapsed().as_secs_f64();
+    latencies.sort();
+    Ok(Writes { rate, p50: quantile(&latencies, 0.5), p99: quantile(&latencies, 0.99), refused })
+}
+
+fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+/// One DNS question over UDP; true if the answer holds an A record.
+async fn answers(socket: &tokio::net::UdpSocket, dns: SocketAddr, name: &Name, id: u16) -> bool {
+    let mut m = Message::new(id, MessageType::Query, OpCode::Query);
+    m.add_query(Query::query(name.clone(), RecordType::A));
+    let Ok(bytes) = m.to_vec() else { return false };
+    if socket.send_to(&bytes, dns).await.is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 1500];
+    loop {
+        match tokio::time::timeout(Duration::from_millis(200), socket.recv_from(&mut buf)).await {
+            Ok(Ok((n, _))) => match Message::from_vec(&buf[..n]) {
+                Ok(r) if r.metadata.id == id => return !r.answers.is_empty(),
+                _ => continue,
+            },
+            _ => return false,
+        }
+    }
+}
+
+struct Steady {
+    acked: usize,
+    refused: usize,
+    late: usize,
+    delays: Vec<Duration>,
+    lost: usize,
+}
+
+/// `rate` writes/s for `seconds`, sent on schedule and spread over the replicas: churn (a new
+/// instance registered, the one registered `window` writes earlier deregistered), and
+/// `SAMPLES_PER_S` of them registrations of a service of their own whose 200 starts a clock
+/// that stops when the next replica's DNS answers for it.
+async fn steady(replicas: &[(String, SocketAddr)], rate: u64, seconds: u64) -> anyhow::Result<Steady> {
+    let http = reqwest::Client::builder().pool_max_idle_per_host(IN_FLIGHT).build()?;
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+    let started = tokio::time::Instant::now();
+    let total = rate * seconds;
+    let every = (rate / SAMPLES_PER_S).max(1);
+    let window = rate; // about one second of instances alive at any time
+    let mut tasks = Vec::new();
+    let mut late = 0;
+    for n in 0..total {
+        tokio::time::sleep_until(started + Duration::from_nanos(n * 1_000_000_000 / rate)).await;
+        let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+            late += 1;
+            continue;
+        };
+        let (writer, reader) = (n as usize % replicas.len(), (n as usize + 1) % replicas.len());
+        let (api, dns) = (replicas[writer].0.clone(), replicas[reader].1);
+        let http = http.clone();
+        tasks.push(tokio::spawn(async move {
+            let _permit = permit;
+            // Even writes register `c<n>`, odd ones deregister the one `window` writes earlier;
+            // a sample takes its write's place.
+            let sample = n % every == 0;
+            let gone = n.checked_sub(window + 1).filter(|g| g % 2 == 0 && g % every != 0);
+            let (path, body) = match (sample, n % 2, gone) {
+                (true, _, _) => {
+                    let body = serde_json::json!({ "Name": format!("p{n}"), "ID": format!("p{n}"),
+                        "Address": address(n as usize), "Port": 80 });
+                    ("register".to_string(), Some(body))
+                }
+                (false, 1, Some(g)) => (format!("deregister/c{g}"), None),
+                _ => {
+                    let body = serde_json::json!({ "Name": "churn", "ID": format!("c{n}"),
+                        "Address": address(n as usize), "Port": 80 });
+                    ("register".to_string(), Some(body))
+                }
+            };
+            let mut req = http.put(format!("{api}/v1/agent/service/{path}"));
+            if let Some(b) = &body {
+                req = req.json(b);
+            }
+            // A deregistration whose registration went out late (skipped) finds no id: not a
+            // refusal of the store.
+            let ok = req.send().await.is_ok_and(|r| r.status() == 200 || (body.is_none() && r.status() == 404));
+            if !(ok && sample) {
+                return (ok, None);
+            }
+            let acked = Instant::now();
+            let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("a UDP socket");
+            let name = Name::from_ascii(format!("p{n}.service.local.")).expect("a name");
+            let mut id = 0u16;
+            while acked.elapsed() < Duration::from_secs(10) {
+                id = id.wrapping_add(1);
+                if answers(&socket, dns, &name, id).await {
+                    return (true, Some(Some(acked.elapsed())));
+                }
+            }
+            (true, Some(None))
+        }));
+    }
+    let mut out = Steady { acked: 0, refused: 0, late, delays: Vec::new(), lost: 0 };
+    for t in tasks {
+        let (ok, delay) = t.await?;
+        if ok {
+            out.acked += 1;
+        } else {
+            out.refused += 1;
+        }
+        match delay {
+            Some(Some(d)) => out.delays.push(d),
+            Some(None) => out.lost += 1,
+            None => {}
+        }
+    }
+    out.delays.sort();
+    Ok(out)
+}
+
+/// The number of instances a replica's registry holds, from its `/metrics`.
+async fn instances(api: &str) -> anyhow::Result<usize> {
+    let text = reqwest::get(format!("{api}/metrics")).await?.text().await?;
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with("signpost_instances{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as usize)
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "ok" } else { "MISSED" }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+/// Write throughput into an empty cluster: a fresh etcd and 3 replicas of `binary`.
+fn throughput(runtime: &tokio::runtime::Runtime, binary: &Path, zones: &Path, n: usize) -> anyhow::Result<Writes> {
+    let etcd = Etcd::start()?;
+    let rs = replicas(binary, &etcd, zones, 3)?;
+    let apis: Vec<String> = rs.iter().map(|r| r.api.clone()).collect();
+    runtime.block_on(register(&apis, 0, n))
+}
+
+fn main() -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let args: Vec<String> = std::env::args().collect();
+    let binary = PathBuf::from(args.get(1).map_or("target/release/signpost", String::as_str));
+    let mut size = if args.iter().any(|a| a == "--small") { SMALL } else { FULL };
+    let option = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1));
+    if let Some(r) = option("--rate") {
+        size.rate = r.parse().context("--rate WRITES_PER_S")?;
+    }
+    if let Some(s) = option("--seconds") {
+        size.seconds = s.parse().context("--seconds N")?;
+    }
+    if args.iter().any(|a| a == "--skip-writes") {
+        size.rounds = 0;
+    }
+    if let Some(n) = args.iter().position(|a| a == "--clients").and_then(|i| args.get(i + 1)) {
+        CLIENTS.store(n.parse().context("--clients N")?, Ordering::Relaxed);
+    }
+    let clients = CLIENTS.load(Ordering::Relaxed);
+    let baseline = std::env::var_os("SIGNPOST_BASELINE").map(PathBuf::from);
+    let dir = tempfile::tempdir()?;
+    let zones = dir.path().join("zones");
+    std::fs::create_dir_all(&zones)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "# 3-member etcd (data in tmpfs, /dev/shm) and 3 replicas on loopback, {cpus} CPUs shared, nothing pinned"
+    );
+
+    // Writes: registrations into an empty cluster, alternating with the baseline if given.
+    let mut rates: HashMap<&str, Vec<f64>> = HashMap::new();
+    for round in 1..=size.rounds {
+        let builds = baseline.iter().map(|b| ("baseline", b.as_path())).chain([("this build", binary.as_path())]);
+        for (label, b) in builds {
+            let w = throughput(&runtime, b, &zones, size.writes)?;
+            println!(
+                "writes/s        {:>7.0}  {label}, round {round}: {} registrations, {clients} clients over 3 replicas, p50 {} p99 {}, {} refused (target ≥ 5,000/s, 0 refused)",
+                w.rate,
+                size.writes,
+                ms(w.p50),
+                ms(w.p99),
+                w.refused
+            );
+            rates.entry(label).or_default().push(w.rate);
+        }
+    }
+    let mean = |label: &str| rates.get(label).map(|r| r.iter().sum::<f64>() / r.len() as f64);
+    let this = mean("this build").unwrap_or(0.0);
+    let spread = rates.get("this build").map_or(0.0, |r| {
+        let (lo, hi) = r.iter().fold((f64::MAX, 0.0f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+        100.0 * (hi - lo) / this
+    });
+    if size.rounds > 0 {
+        println!("writes/s mean   {this:>7.0}  {} (spread between rounds {spread:.0}%)", verdict(this >= 5_000.0));
+    }
+    if let Some(base) = mean("baseline") {
+        println!("writes ratio    {:>7.2}  this build / baseline, same run", this / base);
+    }
+
+    // Fill to `instances`, then join, memory, steady writes with propagation, memory again.
+    let etcd = Etcd::start()?;
+    let rs = replicas(&binary, &etcd, &zones, 3)?;
+    let apis: Vec<String> = rs.iter().map(|r| r.api.clone()).collect();
+    let fill = runtime.block_on(register(&apis, 0, size.instances))?;
+    println!(
+        "fill writes/s   {:>7.0}  {} instances, p50 {} p99 {}, {} refused",
+        fill.rate,
+        size.instances,
+        ms(fill.p50),
+        ms(fill.p99),
+        fill.refused
+    );
+    // SIGNPOST_JOIN_BINARY: another program for the 4th replica (a wrapper that profiles it).
+    let joining = std::env::var_os("SIGNPOST_JOIN_BINARY").map_or(binary.clone(), PathBuf::from);
+    let mut joins: HashMap<&str, Vec<f64>> = HashMap::new();
+    for round in 1..=2 {
+        let builds = baseline.iter().map(|b| ("baseline", b.as_path())).chain([("this build", joining.as_path())]);
+        for (label, b) in builds {
+            let fourth = replica(b, &etcd, &zones)?;
+            let held = runtime.block_on(instances(&fourth.api))?;
+            let last = runtime.block_on(async {
+                let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+                let name = Name::from_ascii(format!("i{}.instance.local.", size.instances - 1))?;
+                anyhow::Ok(answers(&socket, fourth.dns, &name, 1).await)
+            })?;
+            let join = fourth.ready_after.as_secs_f64();
+            println!(
+                "join           {join:>7.2} s  {label}, round {round}: a 4th replica ready ({:.2} s to load etcd) with {held} of {} instances, answers the last write: {last} (target < 2 s) {}",
+                fourth.mark_after.unwrap_or_default().as_secs_f64(),
+                size.instances,
+                verdict(join < 2.0 && held == size.instances && last)
+            );
+            joins.entry(label).or_default().push(join);
+        }
+    }
+    let mean_join = |label: &str| joins.get(label).map(|j| j.iter().sum::<f64>() / j.len() as f64);
+    if let (Some(this), Some(base)) = (mean_join("this build"), mean_join("baseline")) {
+        println!("join ratio      {:>7.2}  this build / baseline, same run", this / base);
+    }
+    let rss: Vec<f64> = rs.iter().map(rss_of).collect();
+    let worst = rss.iter().cloned().fold(0.0, f64::max);
+    println!(
+        "rss            {worst:>7.0} MB  the largest of {:.0?} MB with {} instances (target < 150 MB) {}",
+        rss,
+        size.instances,
+        verdict(worst < 150.0)
+    );
+
+    let ends: Vec<(String, SocketAddr)> = rs.iter().map(|r| (r.api.clone(), r.dns)).collect();
+    let s = runtime.block_on(steady(&ends, size.rate, size.seconds))?;
+    let p99 = quantile(&s.delays, 0.99);
+    println!(
+        "propagation    {:>7}  p99; p50 {} max {}; {} samples, {} never seen within 10 s; at {}/s for {} s: {} acknowledged, {} refused, {} late (over {IN_FLIGHT} in flight) (target p99 < 20 ms) {}",
+        ms(p99),
+        ms(quantile(&s.delays, 0.5)),
+        ms(s.delays.last().copied().unwrap_or_default()),
+        s.delays.len(),
+        s.lost,
+        size.rate,
+        size.seconds,
+        s.acked,
+        s.refused,
+        s.late,
+        verdict(p99 < Duration::from_millis(20) && s.lost == 0 && s.refused == 0 && s.late == 0)
+    );
+    let after: Vec<f64> = rs.iter().map(rss_of).collect();
+    let drift = rss.iter().zip(&after).map(|(b, a)| 100.0 * (a - b) / b).fold(0.0f64, |m, d| m.max(d.abs()));
+    println!(
+        "rss after churn {:>6.0} MB  {:.0?} MB after {} s of churn: drift at most {drift:.1}% (target ±5% over 30 min) {}",
+        after.iter().cloned().fold(0.0, f64::max),
+        after,
+        size.seconds,
+        verdict(drift <= 5.0)
+    );
+    Ok(())
+}
