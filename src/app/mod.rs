@@ -243,6 +243,7 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
         tracker.spawn(watcher.run(registry.clone(), rescan.clone(), token.clone()));
     }
     let probe_stats = Arc::new(health::Stats::default());
+    let replicas = opened.ownership.clone();
     tracker.spawn(health::run(registry.clone(), config.health, probe_stats.clone(), opened.ownership, token.clone()));
 
     // Host-name addresses resolve through the same upstreams as forwarding.
@@ -279,6 +280,7 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
         http_addr = Some(addr);
         let mut api_config = api_config(&config, config.dns.advertise.or_else(|| first_usable(&dns_addrs)), addr, acl);
         api_config.tls = tls;
+        api_config.replicas = replicas.clone();
         let api = api::serve(listener, registry.clone(), api_config, ready.clone(), token.clone(), stages.stop.clone());
         front.spawn(bounded("HTTP", api, stages.abort.clone()));
     }
@@ -423,6 +425,7 @@ fn api_config(
         domain: config.dns.domain.to_ascii().trim_end_matches('.').to_string(),
         limits: config.http_limits,
         tls: None,
+        replicas: crate::registry::Ownership::solo(),
     }
 }
 

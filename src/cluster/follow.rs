@@ -111,6 +111,9 @@ impl Follower {
                         self.registry.send(Change::RemoteBeat { check_id: check.to_string() });
                     }
                     Key::Replica(id) => {
+                        if let Some(http) = crate::store::etcd::replica_http(kv.value()).filter(|_| put) {
+                            self.ownership.set_http(id, http);
+                        }
                         replicas_changed |=
                             if put { self.replicas.insert(id.to_string()) } else { self.replicas.remove(id) };
                     }
@@ -130,7 +133,10 @@ impl Follower {
             .await
             .map_err(|_| "no answer to the reload".to_string())?
             .map_err(|e| e.to_string())?;
-        let (records, replicas) = self.keys.parse_all(&kvs);
+        let (records, replicas, http) = self.keys.parse_all(&kvs);
+        for (id, http) in http {
+            self.ownership.set_http(&id, http);
+        }
         info!(revision, instances = records.len(), "reloaded the registry from etcd");
         self.replicas = replicas.into_iter().collect();
         self.ownership.set_live(self.replicas.iter().cloned());

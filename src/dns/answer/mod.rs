@@ -173,6 +173,15 @@ pub fn answer(
             }
             None => false,
         },
+        Target::Node { name } => match snap.node_record(Some(name)) {
+            Some(record) => {
+                for ip in snap.addresses(&record.instance.address) {
+                    out.answers.extend(address_record(qname, ip, qtype, zone.ttl));
+                }
+                true
+            }
+            None => false,
+        },
         Target::EmptyNonTerminal => true,
         Target::RegionNonTerminal(r) => snap.has_region(r),
         Target::TagNonTerminal(t) => snap.has_tag(t),

@@ -350,6 +350,7 @@ fn snapshots_and_tables_updated_batch_by_batch_equal_ones_built_from_scratch() {
                             ..ServicePolicy::default()
                         },
                         source: Source::Api,
+                        node: None,
                     },
                     replace_existing_checks: next(2) == 0,
                 },

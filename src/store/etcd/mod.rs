@@ -55,6 +55,8 @@ pub struct Loaded {
     pub revision: u64,
     pub records: Vec<(Stored, u64)>,
     pub replicas: Vec<String>,
+    /// The HTTP `ADDR:PORT` each live replica announced in its key.
+    pub replica_http: Vec<(String, String)>,
 }
 
 /// Opens the shared store: connects, and reads everything under the prefix (retrying while
@@ -93,9 +95,9 @@ pub async fn open(config: &ClusterConfig) -> Result<(Etcd, Loaded), StoreError> 
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    let (records, replicas) = keys.parse_all(&kvs);
+    let (records, replicas, replica_http) = keys.parse_all(&kvs);
     info!(endpoints = %endpoints, prefix = %keys.prefix, revision, instances = records.len(), replicas = replicas.len(), "cluster store loaded");
-    let loaded = Loaded { revision: revision as u64, records, replicas };
+    let loaded = Loaded { revision: revision as u64, records, replicas, replica_http };
     let store = Etcd { pool, keys, timeout: config.timeout, endpoints, handle: tokio::runtime::Handle::current() };
     Ok((store, loaded))
 }
@@ -351,6 +353,12 @@ pub(crate) fn decode(value: &[u8], key: &str) -> Option<Stored> {
     }
 }
 
+/// The HTTP `ADDR:PORT` a replica's key announces (`{"http": ...}`, see `app`), if any.
+pub(crate) fn replica_http(value: &[u8]) -> Option<String> {
+    let about: serde_json::Value = serde_json::from_slice(value).ok()?;
+    about.get("http")?.as_str().map(str::to_string)
+}
+
 /// What a key under the prefix is.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Key<'a> {
@@ -399,8 +407,9 @@ impl Keys {
     }
 
     /// The registrations (each with its modification revision) and live replicas among `kvs`.
-    pub(crate) fn parse_all(&self, kvs: &[KeyValue]) -> (Vec<(Stored, u64)>, Vec<String>) {
-        let (mut records, mut replicas) = (Vec::new(), Vec::new());
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn parse_all(&self, kvs: &[KeyValue]) -> (Vec<(Stored, u64)>, Vec<String>, Vec<(String, String)>) {
+        let (mut records, mut replicas, mut http) = (Vec::new(), Vec::new(), Vec::new());
         for kv in kvs {
             match self.parse(kv.key()) {
                 Key::Instance(key) => {
@@ -408,11 +417,14 @@ impl Keys {
                         records.push((s, kv.mod_revision() as u64));
                     }
                 }
-                Key::Replica(id) => replicas.push(id.to_string()),
+                Key::Replica(id) => {
+                    replicas.push(id.to_string());
+                    http.extend(replica_http(kv.value()).map(|h| (id.to_string(), h)));
+                }
                 Key::Beat { .. } | Key::Other => {}
             }
         }
-        (records, replicas)
+        (records, replicas, http)
     }
 }
 

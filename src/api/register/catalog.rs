@@ -1,0 +1,197 @@
+//! The bodies of checks registered on their own (`PUT /v1/agent/check/register`, Consul's
+//! `AgentCheckRegistration`) and of the catalog's writes (`PUT /v1/catalog/register` and
+//! `/deregister`, Consul's `CatalogRegistration` and `CatalogDeregistration`, as consul-esm and
+//! registrators send them), read the forgiving way registrations are, with the same rules.
+//!
+//! Check ids are the agent's own in Consul, but per node in the catalog: consul-esm gives the
+//! same `externalNodeHealth` to every node it watches. Checks of external nodes are therefore
+//! kept under `<node>/<CheckID>` (lowercase node), and shown without it (`shown_check_id`).
+
+use serde_json::Value;
+
+use super::{FieldError, Fields, check_as, check_kind, label, meta, meta_at, parse_json, tags, weight};
+use crate::model::{Address, CheckKind, CheckSpec, Instance, Source, rules};
+
+/// A check registered on its own: the instance it gates (`ServiceID`), or none for the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckRegistration {
+    pub service_id: Option<String>,
+    pub check: CheckSpec,
+}
+
+/// `PUT /v1/agent/check/register`: `Name` required, `CheckID` defaulting to it, then the fields
+/// of a service registration's check.
+pub fn decode_check(body: &[u8]) -> Result<CheckRegistration, FieldError> {
+    let value = parse_json(body)?;
+    let f = Fields::new(&value, "")?;
+    let name =
+        f.str("Name")?.filter(|n| !n.is_empty()).ok_or_else(|| f.error("Name", "required (the check's name)"))?;
+    let kind = check_kind(&f)?;
+    let check = check_as(&f, &f, kind, name.to_string(), || name.to_string())?;
+    let service_id = f.str("ServiceID")?.filter(|s| !s.is_empty()).map(str::to_string);
+    Ok(CheckRegistration { service_id, check })
+}
+
+/// `PUT /v1/catalog/register`, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogRegistration {
+    /// The node's record: its name, address and `NodeMeta`.
+    pub node: Instance,
+    /// `SkipNodeUpdate`: an existing node keeps its address and meta.
+    pub skip_node_update: bool,
+    /// The instance registered on it (`Service`), if any.
+    pub service: Option<Instance>,
+    /// `Check` and `Checks[]`: where each sits in the body (`Checks[1]`), the instance it gates
+    /// (`ServiceID`; `None`: the node) and the check.
+    pub checks: Vec<(String, Option<String>, CheckSpec)>,
+}
+
+/// Decodes a catalog registration for datacenter `datacenter`; the node must not be this
+/// server's own (`local`), whose services register through the agent.
+pub fn decode_catalog(body: &[u8], datacenter: &str, local: &str) -> Result<CatalogRegistration, FieldError> {
+    let value = parse_json(body)?;
+    let f = Fields::new(&value, "")?;
+    let node = node_name(&f, datacenter, local)?;
+    let text = f.str("Address")?.unwrap_or_default();
+    if text.trim().is_empty() {
+        return Err(f.error("Address", "required (the node's IP address or host name)"));
+    }
+    let address = Address::parse(text).map_err(|e| f.invalid("Address", e))?;
+    let node_meta = meta_at(&f, "NodeMeta")?.into();
+    let record = Instance::node_record(Some(node), address.clone(), node_meta, Vec::new());
+    let skip_node_update = f.bool("SkipNodeUpdate")?.unwrap_or(false);
+    let service = match f.get("Service") {
+        None => None,
+        Some(v) => Some(service(&Fields::new(v, "Service")?, node, &address)?),
+    };
+    let mut raw: Vec<(String, &Value)> = Vec::new();
+    if let Some(c) = f.get("Check") {
+        raw.push(("Check".into(), c));
+    }
+    if let Some(list) = f.get("Checks") {
+        let Value::Array(items) = list else { return Err(f.error("Checks", "must be an array of checks")) };
+        raw.extend(items.iter().enumerate().map(|(i, c)| (format!("Checks[{i}]"), c)));
+    }
+    let mut checks: Vec<(String, Option<String>, CheckSpec)> = Vec::with_capacity(raw.len());
+    for (path, value) in raw {
+        let (service_id, spec) = catalog_check(&Fields::new(value, &path)?, node)?;
+        if checks.iter().any(|(_, _, c)| c.id == spec.id) {
+            return Err(FieldError { field: format!("{path}.CheckID"), rule: format!("{:?} is used twice", spec.id) });
+        }
+        checks.push((path, service_id, spec));
+    }
+    Ok(CatalogRegistration { node: record, skip_node_update, service, checks })
+}
+
+/// What `PUT /v1/catalog/deregister` takes away from a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatalogDeregistration {
+    /// The node and everything on it.
+    Node(String),
+    /// One instance on it (`ServiceID`).
+    Service { node: String, id: String },
+    /// One check on it (`CheckID`, as registered).
+    Check { node: String, check_id: String },
+}
+
+pub fn decode_catalog_deregister(
+    body: &[u8],
+    datacenter: &str,
+    local: &str,
+) -> Result<CatalogDeregistration, FieldError> {
+    let value = parse_json(body)?;
+    let f = Fields::new(&value, "")?;
+    let node = node_name(&f, datacenter, local)?.to_string();
+    let service_id = f.str("ServiceID")?.filter(|s| !s.is_empty());
+    let check_id = f.str("CheckID")?.filter(|s| !s.is_empty());
+    match (service_id, check_id) {
+        (Some(_), Some(_)) => Err(f.error("CheckID", "give ServiceID or CheckID, not both")),
+        (Some(id), None) => Ok(CatalogDeregistration::Service { node, id: id.to_string() }),
+        (None, Some(check)) => Ok(CatalogDeregistration::Check { check_id: external_check_id(&node, check), node }),
+        (None, None) => Ok(CatalogDeregistration::Node(node)),
+    }
+}
+
+/// Where a check of an external node is kept: its id in the node's namespace.
+pub fn external_check_id(node: &str, check_id: &str) -> String {
+    format!("{}/{check_id}", node.to_ascii_lowercase())
+}
+
+/// The `CheckID` a client registered, for a check kept under `spec_id` on `node`.
+pub fn shown_check_id<'a>(node: Option<&str>, spec_id: &'a str) -> &'a str {
+    let Some(node) = node else { return spec_id };
+    match spec_id.split_once('/') {
+        Some((n, id)) if n.eq_ignore_ascii_case(node) => id,
+        _ => spec_id,
+    }
+}
+
+/// `Node` (a DNS label, as `<node>.node.D` names it), after `Datacenter` is checked to be ours.
+fn node_name<'a>(f: &Fields<'a>, datacenter: &str, local: &str) -> Result<&'a str, FieldError> {
+    match f.str("Datacenter")? {
+        None | Some("") => {}
+        Some(dc) if dc.eq_ignore_ascii_case(datacenter) => {}
+        Some(dc) => return Err(f.error("Datacenter", format!("{dc:?} is not this datacenter ({datacenter:?})"))),
+    }
+    let node = f.str("Node")?.filter(|n| !n.is_empty()).ok_or_else(|| f.error("Node", "required (the node's name)"))?;
+    label(f, "Node", node)?;
+    if node.eq_ignore_ascii_case(local) {
+        return Err(f.error(
+            "Node",
+            format!("{node:?} is this server's own node; register its services with PUT /v1/agent/service/register"),
+        ));
+    }
+    Ok(node)
+}
+
+/// The catalog's `AgentService`: `Service` is the name, `Address` defaults to the node's.
+fn service(f: &Fields, node: &str, node_address: &Address) -> Result<Instance, FieldError> {
+    let name = f.str("Service")?.or(f.str("Name")?).filter(|n| !n.is_empty());
+    let name = name.ok_or_else(|| f.error("Service", "required (the service name)"))?;
+    label(f, "Service", name)?;
+    let id = f.str("ID")?.filter(|s| !s.is_empty()).unwrap_or(name);
+    label(f, "ID", id)?;
+    let address = match f.str("Address")?.map(str::trim).filter(|a| !a.is_empty()) {
+        None => node_address.clone(),
+        Some(text) => Address::parse(text).map_err(|e| f.invalid("Address", e))?,
+    };
+    let port = f.uint("Port", 0, u16::MAX.into())?.unwrap_or(0) as u16;
+    let meta = meta(f)?;
+    let (region, policy) = rules::meta_settings(&meta).map_err(|(key, e)| f.invalid(&format!("Meta.{key}"), e))?;
+    Ok(Instance {
+        id: id.to_string(),
+        service: name.to_string(),
+        address,
+        port,
+        tags: tags(f)?,
+        weight: weight(f)?,
+        region,
+        meta: meta.into(),
+        checks: Vec::new(),
+        policy,
+        source: Source::Api,
+        node: Some(node.to_string()),
+    })
+}
+
+/// A catalog `HealthCheck`: with a `Definition` (or the agent's fields) signpost probes it; a
+/// check without one holds the `Status` sent (critical when none is, as in Consul).
+fn catalog_check(f: &Fields, node: &str) -> Result<(Option<String>, CheckSpec), FieldError> {
+    match f.str("Node")? {
+        None | Some("") => {}
+        Some(n) if n.eq_ignore_ascii_case(node) => {}
+        Some(n) => return Err(f.error("Node", format!("{n:?} is not the node registered ({node:?})"))),
+    }
+    let definition = f.get("Definition").map(|d| Fields::new(d, &f.name("Definition"))).transpose()?;
+    let def = definition.as_ref().unwrap_or(f);
+    let probes = ["HTTP", "TCP", "TTL"].iter().chain(super::UNSUPPORTED.iter()).any(|k| def.get(k).is_some());
+    let kind = if probes { check_kind(def)? } else { CheckKind::External };
+    let default_id = f.str("Name")?.unwrap_or_default().to_string();
+    let mut spec = check_as(f, def, kind, default_id, String::new)?;
+    if spec.name.is_empty() {
+        spec.name.clone_from(&spec.id);
+    }
+    spec.id = external_check_id(node, &spec.id);
+    let service_id = f.str("ServiceID")?.filter(|s| !s.is_empty()).map(str::to_string);
+    Ok((service_id, spec))
+}
