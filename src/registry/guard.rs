@@ -150,4 +150,39 @@ mod tests {
             assert_eq!(refused_service.as_deref(), refused, "{change:?}");
         }
     }
+
+    #[test]
+    fn whatever_changes_a_node_needs_every_service_and_a_service_on_it_its_own() {
+        use crate::model::{Address, Instance, Meta};
+        let mut state = State::new();
+        let record =
+            |ip: [u8; 4]| Instance::node_record(Some("db-host"), Address::Ip(ip.into()), Meta::default(), vec![]);
+        state.apply(Change::Register { instance: record([10, 0, 0, 9]), replace_existing_checks: false }).unwrap();
+        let team = Rules::new([("pay-".to_string(), Policy::Write), (String::new(), Policy::Read)]);
+        let admin = Rules::everything(Policy::Write);
+        let mut pay = instance("pay-1", vec![]);
+        (pay.service, pay.node) = ("pay-api".into(), Some("db-host".into()));
+        let same_node = Change::Register { instance: record([10, 0, 0, 9]), replace_existing_checks: false };
+        let moved = Change::Register { instance: record([10, 0, 0, 8]), replace_existing_checks: false };
+        let service = Change::Register { instance: pay, replace_existing_checks: false };
+        let check = || crate::registry::tests::ttl_check("c", std::time::Duration::from_secs(9));
+        // (change, allowed for the team)
+        let cases = [
+            (Change::All(vec![same_node.clone(), service.clone()]), true),
+            (Change::All(vec![moved, service.clone()]), false),
+            (Change::AddCheck { owner: CheckOwner::Node(None), check: check() }, false),
+            (Change::AddCheck { owner: CheckOwner::Node(Some("db-host".into())), check: check() }, false),
+            (Change::AddCheck { owner: CheckOwner::Instance("pay-1".into()), check: check() }, true),
+            (Change::DeregisterNode { node: "db-host".into() }, false),
+        ];
+        for (change, allowed) in cases {
+            let (_, got) = permit(&state, &change, &team);
+            match got {
+                Ok(()) => assert!(allowed, "{change:?}"),
+                Err(RegistryError::Denied(d)) => assert!(!allowed && d.service.is_none(), "{change:?}: {d}"),
+                Err(e) => panic!("{e}"),
+            }
+            assert!(permit(&state, &change, &admin).1.is_ok(), "the management token may: {change:?}");
+        }
+    }
 }

@@ -7,6 +7,7 @@ mod acl_clients;
 mod api;
 mod api_reads;
 mod binary;
+mod catalog;
 mod cli;
 mod clients;
 #[cfg(feature = "cluster")]

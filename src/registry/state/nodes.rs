@@ -134,3 +134,125 @@ impl State {
         self.entries.get(&node_key(instance.node.as_deref()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::model::Status;
+    use crate::registry::tests::{instance, ttl_check};
+    use crate::registry::{Defaults, Snapshot};
+
+    fn on(node: Option<&str>, id: &str) -> Instance {
+        Instance { node: node.map(str::to_string), ..instance(id, vec![]) }
+    }
+
+    fn check(id: &str, initial: Status) -> CheckSpec {
+        CheckSpec { initial: Some(initial), ..ttl_check(id, Duration::from_secs(60)) }
+    }
+
+    fn node(name: &str) -> Change {
+        let record = Instance::node_record(Some(name), Address::Ip([10, 0, 0, 9].into()), Meta::default(), vec![]);
+        Change::Register { instance: record, replace_existing_checks: false }
+    }
+
+    fn add(owner: CheckOwner, id: &str, status: Status) -> Change {
+        Change::AddCheck { owner, check: check(id, status) }
+    }
+
+    /// Status of each instance as a snapshot shows it, in id order.
+    fn statuses(state: &State) -> Vec<(String, Status)> {
+        let snap = Snapshot::build(state, &Defaults::default());
+        snap.instances().map(|v| (v.instance.id.clone(), v.status)).collect()
+    }
+
+    #[test]
+    fn checks_join_instances_and_nodes_and_a_nodes_checks_gate_everything_on_it() {
+        use CheckOwner::{Instance as Of, Node};
+        use Status::{Critical, Passing, Warning};
+        let mut state = State::new();
+        state.begin();
+        let reg = |i| Change::Register { instance: i, replace_existing_checks: false };
+        // (change, its result as text, then every instance's status)
+        type Case = (Change, &'static str, Vec<(&'static str, Status)>);
+        let cases: Vec<Case> = vec![
+            (reg(on(None, "web-1")), "Ok(Changed)", vec![("web-1", Passing)]),
+            (node("db-host"), "Ok(Changed)", vec![("web-1", Passing)]),
+            (reg(on(Some("db-host"), "pg-1")), "Ok(Changed)", vec![("pg-1", Passing), ("web-1", Passing)]),
+            (add(Of("web-1".into()), "w", Warning), "Ok(Changed)", vec![("pg-1", Passing), ("web-1", Warning)]),
+            (add(Of("web-1".into()), "w", Warning), "Ok(None)", vec![("pg-1", Passing), ("web-1", Warning)]),
+            (add(Node(None), "disk", Critical), "Ok(Changed)", vec![("pg-1", Passing), ("web-1", Critical)]),
+            (
+                add(Node(Some("db-host".into())), "db-host/up", Critical),
+                "Ok(Changed)",
+                vec![("pg-1", Critical), ("web-1", Critical)],
+            ),
+            (
+                add(Node(Some("nope".into())), "x", Passing),
+                "Err(UnknownNode(\"nope\"))",
+                vec![("pg-1", Critical), ("web-1", Critical)],
+            ),
+            (
+                add(Of("pg-1".into()), "disk", Passing),
+                "Err(CheckIdTaken { check: \"disk\", owner: \"node:\" })",
+                vec![("pg-1", Critical), ("web-1", Critical)],
+            ),
+            (
+                Change::CheckUpdate { check_id: "disk".into(), status: Passing, output: String::new() },
+                "Ok(Changed)",
+                vec![("pg-1", Critical), ("web-1", Warning)],
+            ),
+            (
+                Change::RemoveCheck { check_id: "db-host/up".into() },
+                "Ok(Changed)",
+                vec![("pg-1", Passing), ("web-1", Warning)],
+            ),
+            (
+                Change::RemoveCheck { check_id: "db-host/up".into() },
+                "Err(UnknownCheck(\"db-host/up\"))",
+                vec![("pg-1", Passing), ("web-1", Warning)],
+            ),
+            // One id, one node: pg-1 cannot be registered here too.
+            (
+                reg(on(None, "PG-1")),
+                "Err(IdOnOtherNode { id: \"PG-1\", on: \"node \\\"db-host\\\"\" })",
+                vec![("pg-1", Passing), ("web-1", Warning)],
+            ),
+            // All or nothing: the new instance is undone when the check after it is refused.
+            (
+                Change::All(vec![reg(on(Some("db-host"), "pg-2")), add(Of("pg-2".into()), "w", Passing)]),
+                "Err(CheckIdTaken { check: \"w\", owner: \"web-1\" })",
+                vec![("pg-1", Passing), ("web-1", Warning)],
+            ),
+            // A node record is nobody's instance.
+            (
+                Change::Deregister { id: "node:db-host".into() },
+                "Err(UnknownInstance(\"node:db-host\"))",
+                vec![("pg-1", Passing), ("web-1", Warning)],
+            ),
+            (
+                Change::RemoveCheck { check_id: "disk".into() },
+                "Ok(Changed)",
+                vec![("pg-1", Passing), ("web-1", Warning)],
+            ),
+            (Change::DeregisterNode { node: "DB-HOST".into() }, "Ok(Changed)", vec![("web-1", Warning)]),
+            (
+                Change::DeregisterNode { node: "db-host".into() },
+                "Err(UnknownNode(\"db-host\"))",
+                vec![("web-1", Warning)],
+            ),
+        ];
+        for (i, (change, result, want)) in cases.into_iter().enumerate() {
+            let shown = format!("{change:?}");
+            assert_eq!(format!("{:?}", state.apply(change)), result, "case {i}: {shown}");
+            let want: Vec<(String, Status)> = want.into_iter().map(|(id, s)| (id.to_string(), s)).collect();
+            assert_eq!(statuses(&state), want, "case {i}: {shown}");
+        }
+        // The last check of this server's node took its record with it; the other node's went.
+        assert!(state.entry("node:").is_none() && state.entry("node:db-host").is_none());
+        // And the whole batch rolls back to nothing.
+        state.rollback();
+        assert!(state.is_empty());
+    }
+}
