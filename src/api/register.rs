@@ -275,7 +275,9 @@ fn check_as(
     }
     let name = f.str("Name")?.filter(|s| !s.is_empty()).map_or_else(default_name, str::to_string);
     let (named, f) = (f, def);
-    let interval = f.positive_duration("Interval")?;
+    // A catalog check's `Definition` may spell them `IntervalDuration` and so on (Consul's
+    // `HealthCheckDefinition`, as node-consul sends it).
+    let interval = f.positive_duration("Interval")?.or(f.positive_duration("IntervalDuration")?);
     let interval = match (&kind, interval) {
         (_, Some(i)) => i,
         (CheckKind::Ttl { ttl }, None) => *ttl,
@@ -291,11 +293,14 @@ fn check_as(
         name,
         kind,
         interval,
-        timeout: f.positive_duration("Timeout")?.unwrap_or(DEFAULT_TIMEOUT),
+        timeout: f.positive_duration("Timeout")?.or(f.positive_duration("TimeoutDuration")?).unwrap_or(DEFAULT_TIMEOUT),
         // Zero means "not set" for these three: Go clients cannot tell the two apart.
         rise: f.uint("SuccessBeforePassing", 0, u32::MAX.into())?.filter(|&n| n > 0).map(|n| n as u32),
         fall: f.uint("FailuresBeforeCritical", 0, u32::MAX.into())?.filter(|&n| n > 0).map(|n| n as u32),
-        deregister_after: f.duration("DeregisterCriticalServiceAfter")?.filter(|d| !d.is_zero()),
+        deregister_after: f
+            .duration("DeregisterCriticalServiceAfter")?
+            .or(f.duration("DeregisterCriticalServiceAfterDuration")?)
+            .filter(|d| !d.is_zero()),
         initial,
     })
 }

@@ -10,6 +10,7 @@ mod binary;
 mod catalog;
 mod cli;
 mod clients;
+mod clients_catalog;
 #[cfg(feature = "cluster")]
 mod cluster;
 #[cfg(feature = "cluster")]
