@@ -37,7 +37,10 @@ pub async fn check_register(writer: Writer, bytes: Result<Bytes, BytesRejection>
         Some(id) => CheckOwner::Instance(id),
         None => CheckOwner::Node(None),
     };
-    writer.apply(Change::AddCheck { owner, check: reg.check }).await.map_err(unknown_service("ServiceID"))?;
+    writer
+        .apply(Change::AddCheck { owner, check: reg.check, output: String::new() })
+        .await
+        .map_err(unknown_service("ServiceID"))?;
     let service_id = reg.service_id.unwrap_or_default();
     info!(check = %check_id, %service_id, "check registered");
     Ok(())
@@ -66,7 +69,7 @@ pub async fn register(
     if let Some(instance) = reg.service {
         changes.push(Change::Register { instance, replace_existing_checks: false });
     }
-    for (path, service_id, check) in reg.checks {
+    for (path, service_id, check, output) in reg.checks {
         let owner = match service_id {
             None => CheckOwner::Node(Some(node.clone())),
             Some(id) => {
@@ -82,7 +85,7 @@ pub async fn register(
                 CheckOwner::Instance(id)
             }
         };
-        changes.push(Change::AddCheck { owner, check });
+        changes.push(Change::AddCheck { owner, check, output });
     }
     writer.apply(Change::All(changes)).await?;
     info!(%node, service = %service.unwrap_or_default(), "catalog registration");

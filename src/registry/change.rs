@@ -39,6 +39,8 @@ pub enum Change {
     AddCheck {
         owner: CheckOwner,
         check: CheckSpec,
+        /// An external check's output as its registrar sends it (`Output`); others start empty.
+        output: String,
     },
     /// A check taken away from whatever carries it (an instance or a node).
     RemoveCheck {

@@ -66,14 +66,14 @@ fn needs(state: &State, change: &Change) -> (Option<Subject>, Vec<Option<String>
             )
         }
         Change::CheckUpdate { check_id, .. } | Change::RemoveCheck { check_id } => of_check(check_id),
-        Change::AddCheck { owner: CheckOwner::Instance(id), check } => {
+        Change::AddCheck { owner: CheckOwner::Instance(id), check, .. } => {
             let service = current(id);
             (
                 Some(Subject { service: service.clone().unwrap_or_default(), id: check.id.clone() }),
                 service.into_iter().map(Some).collect(),
             )
         }
-        Change::AddCheck { owner: CheckOwner::Node(node), check } => (
+        Change::AddCheck { owner: CheckOwner::Node(node), check, .. } => (
             Some(Subject { service: String::new(), id: format!("{}/{}", node.as_deref().unwrap_or(""), check.id) }),
             vec![None],
         ),
@@ -170,9 +170,19 @@ mod tests {
         let cases = [
             (Change::All(vec![same_node.clone(), service.clone()]), true),
             (Change::All(vec![moved, service.clone()]), false),
-            (Change::AddCheck { owner: CheckOwner::Node(None), check: check() }, false),
-            (Change::AddCheck { owner: CheckOwner::Node(Some("db-host".into())), check: check() }, false),
-            (Change::AddCheck { owner: CheckOwner::Instance("pay-1".into()), check: check() }, true),
+            (Change::AddCheck { owner: CheckOwner::Node(None), check: check(), output: String::new() }, false),
+            (
+                Change::AddCheck {
+                    owner: CheckOwner::Node(Some("db-host".into())),
+                    check: check(),
+                    output: String::new(),
+                },
+                false,
+            ),
+            (
+                Change::AddCheck { owner: CheckOwner::Instance("pay-1".into()), check: check(), output: String::new() },
+                true,
+            ),
             (Change::DeregisterNode { node: "db-host".into() }, false),
         ];
         for (change, allowed) in cases {

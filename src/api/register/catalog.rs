@@ -42,8 +42,8 @@ pub struct CatalogRegistration {
     /// The instance registered on it (`Service`), if any.
     pub service: Option<Instance>,
     /// `Check` and `Checks[]`: where each sits in the body (`Checks[1]`), the instance it gates
-    /// (`ServiceID`; `None`: the node) and the check.
-    pub checks: Vec<(String, Option<String>, CheckSpec)>,
+    /// (`ServiceID`; `None`: the node), the check and its `Output`.
+    pub checks: Vec<(String, Option<String>, CheckSpec, String)>,
 }
 
 /// Decodes a catalog registration for datacenter `datacenter`; the node must not be this
@@ -72,13 +72,15 @@ pub fn decode_catalog(body: &[u8], datacenter: &str, local: &str) -> Result<Cata
         let Value::Array(items) = list else { return Err(f.error("Checks", "must be an array of checks")) };
         raw.extend(items.iter().enumerate().map(|(i, c)| (format!("Checks[{i}]"), c)));
     }
-    let mut checks: Vec<(String, Option<String>, CheckSpec)> = Vec::with_capacity(raw.len());
+    let mut checks: Vec<(String, Option<String>, CheckSpec, String)> = Vec::with_capacity(raw.len());
     for (path, value) in raw {
-        let (service_id, spec) = catalog_check(&Fields::new(value, &path)?, node)?;
-        if checks.iter().any(|(_, _, c)| c.id == spec.id) {
+        let f = Fields::new(value, &path)?;
+        let (service_id, spec) = catalog_check(&f, node)?;
+        if checks.iter().any(|(_, _, c, _)| c.id == spec.id) {
             return Err(FieldError { field: format!("{path}.CheckID"), rule: format!("{:?} is used twice", spec.id) });
         }
-        checks.push((path, service_id, spec));
+        let output = super::clip_output(f.str("Output")?.unwrap_or_default());
+        checks.push((path, service_id, spec, output));
     }
     Ok(CatalogRegistration { node: record, skip_node_update, service, checks })
 }

@@ -342,7 +342,7 @@ impl State {
                 Ok(Effect::None)
             }
             Change::Reload { records, revision } => Ok(self.reload(records, revision)),
-            Change::AddCheck { owner, check } => self.add_check(owner, check),
+            Change::AddCheck { owner, check, output } => self.add_check(owner, check, output),
             Change::RemoveCheck { check_id } => self.remove_check(&check_id),
             Change::DeregisterNode { node } => self.deregister_node(&node),
             Change::All(changes) => self.apply_all(changes),

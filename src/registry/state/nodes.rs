@@ -11,7 +11,12 @@ use crate::registry::change::{Change, CheckOwner, Effect, RegistryError};
 impl State {
     /// Adds `check` to its owner, replacing a check of the same id there (whose state it keeps
     /// when it probes the same way). This server's own node gets a record with its first check.
-    pub(super) fn add_check(&mut self, owner: CheckOwner, check: CheckSpec) -> Result<Effect, RegistryError> {
+    pub(super) fn add_check(
+        &mut self,
+        owner: CheckOwner,
+        check: CheckSpec,
+        output: String,
+    ) -> Result<Effect, RegistryError> {
         let key = match &owner {
             CheckOwner::Instance(id) => self.api_owned(id)?,
             CheckOwner::Node(name) => {
@@ -38,9 +43,21 @@ impl State {
         let mut instance = (*entry.instance).clone();
         let mut health = (*entry.health).clone();
         let fresh = Health::initial(&Instance { checks: vec![check.clone()], ..instance.clone() }, now_ms());
-        let state = fresh.checks.into_iter().next().expect("one check, one state");
+        let mut state = fresh.checks.into_iter().next().expect("one check, one state");
+        let external = check.kind == CheckKind::External;
+        if external {
+            state.output = output;
+        }
+        let mut effect = Effect::Changed;
         match instance.checks.iter().position(|c| c.id == check.id) {
-            Some(i) if instance.checks[i] == check => return Ok(Effect::None),
+            Some(i) if instance.checks[i] == check && (!external || health.checks[i].output == state.output) => {
+                return Ok(Effect::None);
+            }
+            // The same status again with new words: detail, as a probe's output is.
+            Some(i) if instance.checks[i] == check => {
+                health.checks[i].output = state.output;
+                effect = Effect::Detail;
+            }
             Some(i) => {
                 // An external check's registration carries its status: the new one holds.
                 if instance.checks[i].kind != check.kind || check.kind == CheckKind::External {
@@ -54,7 +71,7 @@ impl State {
             }
         }
         self.set_entry(key, Some(Entry { instance: Arc::new(instance), health: Arc::new(health) }));
-        Ok(Effect::Changed)
+        Ok(effect)
     }
 
     /// Takes a check away from its instance or node. A check of a zone-file instance belongs
@@ -158,7 +175,7 @@ mod tests {
     }
 
     fn add(owner: CheckOwner, id: &str, status: Status) -> Change {
-        Change::AddCheck { owner, check: check(id, status) }
+        Change::AddCheck { owner, check: check(id, status), output: String::new() }
     }
 
     /// Status of each instance as a snapshot shows it, in id order.
