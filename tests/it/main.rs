@@ -14,6 +14,8 @@ mod clients_catalog;
 #[cfg(feature = "cluster")]
 mod cluster;
 #[cfg(feature = "cluster")]
+mod cluster_catalog;
+#[cfg(feature = "cluster")]
 mod cluster_secure;
 mod crash;
 mod dig;
