@@ -344,7 +344,8 @@ async fn instances(client: &Client, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `checks`: every check, the node's ones (no service) and the instances', with its status.
+/// `checks`: every check, the nodes' ones (no service) and the instances', with its status, in
+/// check id order.
 async fn checks(client: &Client) -> anyhow::Result<()> {
     let all = client.get(&["v1", "health", "state", "any"]).await?;
     let all = all.as_array().cloned().unwrap_or_default();
@@ -354,6 +355,8 @@ async fn checks(client: &Client) -> anyhow::Result<()> {
     }
     let s = |c: &Value, k: &str| c.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
     let dash = |t: String| if t.is_empty() { "-".to_string() } else { t };
+    let mut all = all;
+    all.sort_by_key(|c| (s(c, "CheckID"), s(c, "Node")));
     let rows = all.iter().map(|c| {
         let output = if s(c, "Type") == "maintenance" { s(c, "Notes") } else { s(c, "Output") };
         vec![

@@ -40,6 +40,7 @@ mod package;
 mod pki;
 mod protocol;
 mod readme;
+mod readme_catalog;
 mod readme_security;
 mod regions;
 mod rotation;
