@@ -230,14 +230,7 @@ fn weight(f: &Fields) -> Result<u32, FieldError> {
 /// `Check` and `Checks[]`, in that order. Ids default to `service:<id>`, numbered
 /// `service:<id>:<n>` (from 1) when there are several, as Consul numbers them.
 fn checks(f: &Fields, id: &str, service: &str) -> Result<Vec<CheckSpec>, FieldError> {
-    let mut raw: Vec<(String, &Value)> = Vec::new();
-    if let Some(c) = f.get("Check") {
-        raw.push(("Check".into(), c));
-    }
-    if let Some(list) = f.get("Checks") {
-        let Value::Array(items) = list else { return Err(f.error("Checks", "must be an array of checks")) };
-        raw.extend(items.iter().enumerate().map(|(i, c)| (format!("Checks[{i}]"), c)));
-    }
+    let raw = raw_checks(f)?;
     let several = raw.len() > 1;
     let mut out: Vec<CheckSpec> = Vec::with_capacity(raw.len());
     for (n, (path, value)) in raw.into_iter().enumerate() {
@@ -249,6 +242,19 @@ fn checks(f: &Fields, id: &str, service: &str) -> Result<Vec<CheckSpec>, FieldEr
         out.push(spec);
     }
     Ok(out)
+}
+
+/// `Check` and `Checks[]` as given, each with where it sits (`Checks[1]`), in that order.
+fn raw_checks<'a>(f: &Fields<'a>) -> Result<Vec<(String, &'a Value)>, FieldError> {
+    let mut raw: Vec<(String, &Value)> = Vec::new();
+    if let Some(c) = f.get("Check") {
+        raw.push(("Check".into(), c));
+    }
+    if let Some(list) = f.get("Checks") {
+        let Value::Array(items) = list else { return Err(f.error("Checks", "must be an array of checks")) };
+        raw.extend(items.iter().enumerate().map(|(i, c)| (format!("Checks[{i}]"), c)));
+    }
+    Ok(raw)
 }
 
 fn check(f: &Fields, default_id: String, service: &str) -> Result<CheckSpec, FieldError> {

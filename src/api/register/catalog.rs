@@ -7,9 +7,7 @@
 //! same `externalNodeHealth` to every node it watches. Checks of external nodes are therefore
 //! kept under `<node>/<CheckID>` (lowercase node), and shown without it (`shown_check_id`).
 
-use serde_json::Value;
-
-use super::{FieldError, Fields, check_as, check_kind, label, meta, meta_at, parse_json, tags, weight};
+use super::{FieldError, Fields, check_as, check_kind, label, meta, meta_at, parse_json, raw_checks, tags, weight};
 use crate::model::{Address, CheckKind, CheckSpec, Instance, Source, rules};
 
 /// A check registered on its own: the instance it gates (`ServiceID`), or none for the node.
@@ -64,14 +62,7 @@ pub fn decode_catalog(body: &[u8], datacenter: &str, local: &str) -> Result<Cata
         None => None,
         Some(v) => Some(service(&Fields::new(v, "Service")?, node, &address)?),
     };
-    let mut raw: Vec<(String, &Value)> = Vec::new();
-    if let Some(c) = f.get("Check") {
-        raw.push(("Check".into(), c));
-    }
-    if let Some(list) = f.get("Checks") {
-        let Value::Array(items) = list else { return Err(f.error("Checks", "must be an array of checks")) };
-        raw.extend(items.iter().enumerate().map(|(i, c)| (format!("Checks[{i}]"), c)));
-    }
+    let raw = raw_checks(&f)?;
     let mut checks: Vec<(String, Option<String>, CheckSpec, String)> = Vec::with_capacity(raw.len());
     for (path, value) in raw {
         let f = Fields::new(value, &path)?;
@@ -196,4 +187,54 @@ fn catalog_check(f: &Fields, node: &str) -> Result<(Option<String>, CheckSpec), 
     spec.id = external_check_id(node, &spec.id);
     let service_id = f.str("ServiceID")?.filter(|s| !s.is_empty()).map(str::to_string);
     Ok((service_id, spec))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::model::Status;
+
+    #[test]
+    fn a_catalog_registration_as_consul_esm_sends_it() {
+        let body = json!({
+            "Datacenter": "DC1", "Node": "db-host", "Address": "10.20.0.5", "NodeMeta": {"external-node": "true"},
+            "Service": {"ID": "pg-1", "Service": "postgres", "Port": 5432, "Tags": ["primary"]},
+            "Checks": [
+                {"Node": "db-host", "CheckID": "externalNodeHealth", "Status": "passing", "Output": "ok"},
+                {"CheckID": "pg", "ServiceID": "pg-1",
+                 "Definition": {"TCP": "10.20.0.5:5432", "IntervalDuration": "10s"}}
+            ]
+        });
+        let reg = decode_catalog(body.to_string().as_bytes(), "dc1", "myhost").unwrap();
+        assert_eq!((reg.node.id.as_str(), reg.node.node.as_deref()), ("node:db-host", Some("db-host")));
+        let service = reg.service.unwrap();
+        assert_eq!((service.id.as_str(), service.node.as_deref()), ("pg-1", Some("db-host")));
+        assert_eq!(service.address, Address::Ip([10, 20, 0, 5].into()), "the node's address");
+        let checks: Vec<(&str, Option<&str>, &str, Option<Status>)> = reg
+            .checks
+            .iter()
+            .map(|(_, owner, c, _)| (c.id.as_str(), owner.as_deref(), c.kind.as_str(), c.initial))
+            .collect();
+        assert_eq!(
+            checks,
+            [
+                ("db-host/externalNodeHealth", None, "external", Some(Status::Passing)),
+                ("db-host/pg", Some("pg-1"), "tcp", None),
+            ]
+        );
+        assert_eq!(reg.checks[0].3, "ok");
+        assert_eq!(reg.checks[1].2.interval, std::time::Duration::from_secs(10));
+    }
+
+    #[test]
+    fn external_check_ids_are_kept_per_node_and_shown_as_registered() {
+        for (node, id, kept) in [("db-host", "x", "db-host/x"), ("DB", "a/b", "db/a/b")] {
+            assert_eq!(external_check_id(node, id), kept);
+            assert_eq!(shown_check_id(Some(node), kept), id);
+        }
+        assert_eq!(shown_check_id(None, "db/x"), "db/x", "this server's checks are shown as they are");
+        assert_eq!(shown_check_id(Some("other"), "db/x"), "db/x");
+    }
 }

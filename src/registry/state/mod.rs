@@ -255,8 +255,11 @@ impl State {
                 }
                 (Kind::Reap, _) => {
                     let after = spec.deregister_after.unwrap_or_default();
+                    // As in Consul, only service checks deregister: a node goes by its own
+                    // deregistration, never half (its record without its instances).
                     if status == Status::Critical
                         && entry.instance.source == Source::Api
+                        && !entry.instance.is_node()
                         && self.timers.critical_for(&check_id, after, now)
                     {
                         let id = entry.instance.id.clone();
