@@ -438,6 +438,16 @@ pub(crate) fn service_zone_records(zone: &Zone, snap: &Snapshot, view: &ServiceV
     }
 }
 
+/// The address records of every external node (`<node>.node.D`), as a transfer carries them.
+pub(crate) fn node_zone_records(zone: &Zone, snap: &Snapshot, out: &mut Vec<Record>) {
+    for record in snap.nodes() {
+        let Some(owner) = record.instance.node.as_deref().and_then(|n| zone.name_below(&[n, "node"])) else { continue };
+        for ip in snap.addresses(&record.instance.address) {
+            out.extend(address_record(&owner, ip, RecordType::ANY, zone.ttl));
+        }
+    }
+}
+
 /// The zone's apex records, as a transfer carries them after the opening SOA: NS and its glue,
 /// and the browse domain's PTR records.
 pub(crate) fn apex_records(zone: &Zone) -> Vec<Record> {
