@@ -63,7 +63,8 @@ pub struct Snapshot {
     /// `_<tag>.service.D` exist as empty non-terminals while some instance carries them.
     regions: OrdMap<Arc<str>, u32>,
     tags: OrdMap<Arc<str>, u32>,
-    /// How many services have instances registered by each (lowercase) host name.
+    /// How many services have instances registered by each (lowercase) host name, and how many
+    /// nodes are.
     hosts: OrdMap<Arc<str>, u32>,
     /// The services DNS answers for now (`ServiceView::is_answered`), in name order: the DNS-SD
     /// service types.
@@ -193,6 +194,9 @@ impl Snapshot {
         let old = self.nodes.remove(key);
         if let Some(old) = &old {
             self.unindex(old);
+            if let Address::Host(h) = &old.instance.address {
+                tally(&mut self.hosts, &h.to_ascii_lowercase(), -1);
+            }
         }
         let new = entry.map(|e| InstanceView {
             key: Arc::from(key),
@@ -204,6 +208,10 @@ impl Snapshot {
         if let Some(new) = &new {
             self.index_checks(new);
             self.nodes.insert(new.key.clone(), new.clone());
+            // A node named by a host name is resolved like an instance so named.
+            if let Address::Host(h) = &new.instance.address {
+                tally(&mut self.hosts, &h.to_ascii_lowercase(), 1);
+            }
         }
         let status = |v: &Option<InstanceView>| v.as_ref().map(|v| v.status);
         if status(&old) != status(&new) {
