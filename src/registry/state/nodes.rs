@@ -21,23 +21,22 @@ impl State {
             CheckOwner::Instance(id) => self.api_owned(id)?,
             CheckOwner::Node(name) => {
                 let key = node_key(name.as_deref());
-                match (self.entries.get(&key), name) {
-                    (Some(_), _) => {}
-                    (None, None) => {
-                        // The address of this server's node is the API's to show, not stored.
-                        let record =
-                            Instance::node_record(None, Address::Ip([0, 0, 0, 0].into()), Meta::default(), Vec::new());
-                        self.set_entry(key.clone(), Some(Entry::new(record)));
-                    }
-                    (None, Some(name)) => return Err(RegistryError::UnknownNode(name.clone())),
+                if let (None, Some(name)) = (self.entries.get(&key), name) {
+                    return Err(RegistryError::UnknownNode(name.clone()));
                 }
                 key
             }
         };
+        // Before anything changes: a refused check leaves no record behind.
         if let Some(other) = self.checks.get(&check.id)
             && *other != key
         {
             return Err(RegistryError::CheckIdTaken { check: check.id.clone(), owner: other.clone() });
+        }
+        if !self.entries.contains_key(&key) {
+            // This server's node, at its first check. Its address is the API's to show, not stored.
+            let record = Instance::node_record(None, Address::Ip([0, 0, 0, 0].into()), Meta::default(), Vec::new());
+            self.set_entry(key.clone(), Some(Entry::new(record)));
         }
         let entry = &self.entries[&key];
         let mut instance = (*entry.instance).clone();
@@ -253,6 +252,12 @@ mod tests {
                 "Ok(Changed)",
                 vec![("pg-1", Passing), ("web-1", Warning)],
             ),
+            // Refused before this server's node gets a record for it.
+            (
+                add(Node(None), "w", Passing),
+                "Err(CheckIdTaken { check: \"w\", owner: \"web-1\" })",
+                vec![("pg-1", Passing), ("web-1", Warning)],
+            ),
             (Change::DeregisterNode { node: "DB-HOST".into() }, "Ok(Changed)", vec![("web-1", Warning)]),
             (
                 Change::DeregisterNode { node: "db-host".into() },
@@ -266,7 +271,8 @@ mod tests {
             let want: Vec<(String, Status)> = want.into_iter().map(|(id, s)| (id.to_string(), s)).collect();
             assert_eq!(statuses(&state), want, "case {i}: {shown}");
         }
-        // The last check of this server's node took its record with it; the other node's went.
+        // The last check of this server's node took its record with it (and the refused one
+        // made none); the other node's went.
         assert!(state.entry("node:").is_none() && state.entry("node:db-host").is_none());
         // And the whole batch rolls back to nothing.
         state.rollback();
