@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs each fuzz target for a given time: fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]
-# (default 600 s; targets dns, edns, zone_file, registration). libFuzzer through libfuzzer-sys on the
+# (default 600 s; targets dns, edns, filter, zone_file, registration). libFuzzer through libfuzzer-sys on the
 # stable toolchain: the coverage instrumentation cargo-fuzz would ask nightly for is passed as
 # plain -C flags, and --target keeps it away from build scripts and proc macros.
 # Corpora grow in fuzz/corpus/<target> (seeded from fuzz/seeds/<target>); crashes land in
@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 seconds=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(dns edns zone_file registration)
+[ ${#targets[@]} -gt 0 ] || targets=(dns edns filter zone_file registration)
 triple=$(rustc -vV | sed -n 's/^host: //p')
 export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \

@@ -53,7 +53,7 @@ macro_rules! label_values {
 }
 
 label_values!(
-    /// A resource bound (`signpost_limit_hits_total{limit}`); README's Limits says what each does.
+    /// A resource bound (`signpost_limit_hits_total{limit}`); docs/configuration.md's Limits says what each does.
     Limit {
         SlowQueries = "slow_queries",
         TcpConnections = "tcp_connections",

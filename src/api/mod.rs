@@ -14,6 +14,7 @@ mod access;
 mod agent_self;
 mod catalog;
 mod error;
+pub mod filter;
 mod listener;
 mod nodes;
 mod ops;
@@ -61,7 +62,7 @@ pub struct ApiConfig {
     pub replicas: crate::registry::Ownership,
 }
 
-/// Bounds on what HTTP clients may ask of the server at once (see README, Limits).
+/// Bounds on what HTTP clients may ask of the server at once (docs/configuration.md, Limits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpLimits {
     /// Requests in progress at once (the ops endpoints not counted); more get 429.

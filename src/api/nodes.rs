@@ -178,7 +178,7 @@ pub async fn unsupported(method: Method, uri: Uri) -> Response {
         .find(|(prefix, _)| path == *prefix || path.starts_with(&format!("{prefix}/")))
         .map_or("this Consul API", |(_, area)| area);
     let text = format!(
-        "{method} {path}: unsupported by signpost ({area}); it serves Consul's service discovery only (see README, Consul API)"
+        "{method} {path}: unsupported by signpost ({area}); it serves Consul's service discovery only (see docs/registering.md)"
     );
     (StatusCode::NOT_FOUND, [(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
 }

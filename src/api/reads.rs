@@ -17,6 +17,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use super::filter::Filter;
 use super::render::{CatalogJson, CheckJson, NodeJson, Render, ServiceJson, has_tags};
 use super::{ApiError, Params, Shared};
 use crate::model::Status;
@@ -82,6 +83,33 @@ pub(super) async fn block(
     Ok(api.registry.snapshot())
 }
 
+/// `?filter=`, parsed before any wait so that a bad expression is a 400 at once.
+fn filter_param(params: &Params) -> Result<Option<Filter>, ApiError> {
+    params.get("filter").filter(|f| !f.trim().is_empty()).map(Filter::parse).transpose().map_err(filter_error)
+}
+
+/// The entries of a list answer that pass `?filter=`, judged on their JSON as the client sees it.
+fn filtered<T: Serialize>(filter: &Option<Filter>, items: impl IntoIterator<Item = T>) -> Result<Vec<T>, ApiError> {
+    Filter::keep(filter.as_ref(), items, json).map_err(filter_error)
+}
+
+/// The same for a map answer (`/v1/agent/services`, `/v1/agent/checks`): each value is judged.
+fn filtered_map<K: Ord, V: Serialize>(
+    filter: &Option<Filter>,
+    items: impl IntoIterator<Item = (K, V)>,
+) -> Result<BTreeMap<K, V>, ApiError> {
+    let kept = Filter::keep(filter.as_ref(), items, |(_, v)| json(v)).map_err(filter_error)?;
+    Ok(kept.into_iter().collect())
+}
+
+fn json(item: &impl Serialize) -> serde_json::Value {
+    serde_json::to_value(item).unwrap_or_default()
+}
+
+fn filter_error(e: super::filter::FilterError) -> ApiError {
+    ApiError::bad_request(e.to_string())
+}
+
 /// A JSON answer with Consul's query headers.
 pub(super) fn answer(snapshot: &Snapshot, status: StatusCode, body: impl Serialize) -> Response {
     let mut response = (status, Json(body)).into_response();
@@ -93,13 +121,11 @@ pub(super) fn answer(snapshot: &Snapshot, status: StatusCode, body: impl Seriali
 }
 
 pub async fn agent_services(State(api): State<Shared>, Query(p): Query<Params>) -> Result<Response, ApiError> {
+    let filter = filter_param(&p)?;
     let snap = snapshot(&api, &p).await?;
     let r = Render::new(&api);
-    let body: BTreeMap<&str, ServiceJson> = snap
-        .instances()
-        .filter(|v| v.instance.node.is_none())
-        .map(|v| (v.instance.id.as_str(), r.service(v)))
-        .collect();
+    let local = snap.instances().filter(|v| v.instance.node.is_none());
+    let body = filtered_map(&filter, local.map(|v| (v.instance.id.as_str(), r.service(v))))?;
     Ok(answer(&snap, StatusCode::OK, body))
 }
 
@@ -151,11 +177,12 @@ pub async fn agent_service(
 }
 
 pub async fn agent_checks(State(api): State<Shared>, Query(p): Query<Params>) -> Result<Response, ApiError> {
+    let filter = filter_param(&p)?;
     let snap = snapshot(&api, &p).await?;
     let r = Render::new(&api);
     // This agent's: its node's checks and its instances', not those of external nodes.
     let local = snap.instances().filter(|v| v.instance.node.is_none()).chain(snap.node_record(None));
-    let body: BTreeMap<String, CheckJson> = local.flat_map(|v| r.checks(v)).map(|c| (c.check_id.clone(), c)).collect();
+    let body = filtered_map(&filter, local.flat_map(|v| r.checks(v)).map(|c| (c.check_id.clone(), c)))?;
     Ok(answer(&snap, StatusCode::OK, body))
 }
 
@@ -198,10 +225,15 @@ pub async fn agent_health_by_name(
 }
 
 /// `{"name": ["tag", ...]}`: each service once, under the spelling of its first instance.
+/// `?filter=` judges each instance by its `/v1/catalog/service/NAME` entry, as Consul does.
 pub async fn catalog_services(State(api): State<Shared>, Query(p): Query<Params>) -> Result<Response, ApiError> {
+    let filter = filter_param(&p)?;
     let snap = snapshot(&api, &p).await?;
+    let r = Render::new(&api);
     let mut body: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for (_, mut views) in snap.services() {
+    for (_, views) in snap.services() {
+        let views = Filter::keep(filter.as_ref(), views, |v| json(&r.catalog(v))).map_err(filter_error)?;
+        let mut views = views.into_iter();
         let Some(first) = views.next() else { continue };
         let mut tags: Vec<&str> = first.instance.tags.iter().map(String::as_str).collect();
         tags.extend(views.flat_map(|v| v.instance.tags.iter().map(String::as_str)));
@@ -217,10 +249,12 @@ pub async fn catalog_service(
     Path(name): Path<String>,
     Query(p): Query<Params>,
 ) -> Result<Response, ApiError> {
+    let filter = filter_param(&p)?;
     let snap = snapshot(&api, &p).await?;
     let r = Render::new(&api);
     let tags: Vec<&str> = p.all("tag").collect();
-    let body: Vec<CatalogJson> = snap.service(&name).filter(|v| has_tags(v, &tags)).map(|v| r.catalog(v)).collect();
+    let body: Vec<CatalogJson> =
+        filtered(&filter, snap.service(&name).filter(|v| has_tags(v, &tags)).map(|v| r.catalog(v)))?;
     Ok(answer(&snap, StatusCode::OK, body))
 }
 
@@ -239,14 +273,15 @@ pub async fn health_service(
     Query(p): Query<Params>,
 ) -> Result<Response, ApiError> {
     let passing = p.flag("passing")?;
+    let filter = filter_param(&p)?;
     let snap = snapshot(&api, &p).await?;
     let r = Render::new(&api);
     let tags: Vec<&str> = p.all("tag").collect();
-    let body: Vec<HealthEntry> = snap
+    let entries = snap
         .service(&name)
         .filter(|v| has_tags(v, &tags) && (!passing || v.status == Status::Passing))
-        .map(|v| HealthEntry { node: r.node_of(v), service: r.service(v), checks: r.node_and_own_checks(&snap, v) })
-        .collect();
+        .map(|v| HealthEntry { node: r.node_of(v), service: r.service(v), checks: r.node_and_own_checks(&snap, v) });
+    let body = filtered(&filter, entries)?;
     Ok(answer(&snap, StatusCode::OK, body))
 }
 
@@ -255,9 +290,10 @@ pub async fn health_checks(
     Path(name): Path<String>,
     Query(p): Query<Params>,
 ) -> Result<Response, ApiError> {
+    let filter = filter_param(&p)?;
     let snap = snapshot(&api, &p).await?;
     let r = Render::new(&api);
-    let body: Vec<CheckJson> = snap.service(&name).flat_map(|v| r.checks(v)).collect();
+    let body = filtered(&filter, snap.service(&name).flat_map(|v| r.checks(v)))?;
     Ok(answer(&snap, StatusCode::OK, body))
 }
 
@@ -279,15 +315,16 @@ pub async fn health_state(
             )));
         }
     };
+    let filter = filter_param(&p)?;
     let snap = snapshot(&api, &p).await?;
     let r = Render::new(&api);
-    let body: Vec<CheckJson> = snap
+    let checks = snap
         .instances()
         .chain(snap.nodes())
         .flat_map(|v| r.checks(v))
         // On the rendered status, so that the maintenance check counts as the critical one it shows.
-        .filter(|c| wanted.is_none_or(|s| c.status == s.as_str()))
-        .collect();
+        .filter(|c| wanted.is_none_or(|s| c.status == s.as_str()));
+    let body = filtered(&filter, checks)?;
     Ok(answer(&snap, StatusCode::OK, body))
 }
 

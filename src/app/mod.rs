@@ -421,7 +421,7 @@ fn api_config(
         acl,
         node,
         node_address: address.to_string(),
-        datacenter: config.dns.region.clone().unwrap_or_else(|| "dc1".into()),
+        datacenter: config.dns.datacenter().to_string(),
         domain: config.dns.domain.to_ascii().trim_end_matches('.').to_string(),
         limits: config.http_limits,
         tls: None,

@@ -6,7 +6,7 @@
 //! builds it, so that no table of an older snapshot can overwrite a newer one).
 //!
 //! Changed while running: the zone files; `[dns] udp_max_payload`, `region`, `[[regions.client]]`,
-//! `nsid`, `transfer_allow`, `notify`, `dns_sd_networks`, `upstreams`, `upstream_timeout`,
+//! `nsid`, `transfer_allow`, `notify`, `dns_sd_networks`, `consul_names`, `upstreams`, `upstream_timeout`,
 //! `recursion_allow`; and
 //! `[log] level` (applied by `main`, which owns the log filter). Everything else is read at start:
 //! sockets, the domain and its TTLs, the store, the HTTP API, health defaults, limits, shutdown.
@@ -26,6 +26,10 @@ use crate::registry::{Change, Registry};
 /// The DNS side's settings from a configuration: one home for how `[dns]`, `[[regions.client]]`
 /// and forwarding become what every query reads, at start and at each reload.
 pub fn dns_settings(config: &Config, zone: Zone, cookies: Cookies, listening: &[SocketAddr]) -> dns::Settings {
+    // The local datacenter's qualifier follows the region, which a reload may change.
+    let consul = config.dns.consul_names.then(|| dns::ConsulNames {
+        local: config.dns.region.is_none().then(|| config.dns.datacenter().to_ascii_lowercase()),
+    });
     dns::Settings {
         regions: dns::Regions::new(config.dns.client_regions.clone(), config.dns.region.clone()),
         udp_max_payload: config.dns.udp_max_payload,
@@ -34,7 +38,7 @@ pub fn dns_settings(config: &Config, zone: Zone, cookies: Cookies, listening: &[
         // The loop guard needs our own addresses, with the ports port 0 picked.
         forwarder: Some(Arc::new(dns::Forwarder::new(&config.forward, listening))),
         cookies,
-        ..dns::Settings::new(zone).dns_sd_networks(&config.dns.dns_sd_networks)
+        ..dns::Settings::new(Zone { consul, ..zone }).dns_sd_networks(&config.dns.dns_sd_networks)
     }
 }
 
@@ -112,7 +116,7 @@ impl Reloader {
 /// that wait for a restart.
 fn compare(old: &Config, new: &Config) -> Report {
     let (o, n) = (&old.dns, &new.dns);
-    let live: [(&'static str, bool); 11] = [
+    let live: [(&'static str, bool); 12] = [
         ("dns.udp_max_payload", o.udp_max_payload != n.udp_max_payload),
         ("dns.region", o.region != n.region),
         ("regions.client", o.client_regions != n.client_regions),
@@ -120,6 +124,7 @@ fn compare(old: &Config, new: &Config) -> Report {
         ("dns.transfer_allow", o.transfer_allow != n.transfer_allow),
         ("dns.notify", o.notify != n.notify),
         ("dns.dns_sd_networks", o.dns_sd_networks != n.dns_sd_networks),
+        ("dns.consul_names", o.consul_names != n.consul_names),
         ("dns.upstreams", old.forward.upstreams != new.forward.upstreams),
         ("dns.upstream_timeout", old.forward.timeout != new.forward.timeout),
         ("dns.recursion_allow", old.forward.recursion_allow != new.forward.recursion_allow),

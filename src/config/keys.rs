@@ -45,7 +45,7 @@ pub const SECTIONS: &[(&str, &str)] = &[
     ("health", "Health-check defaults."),
     ("log", "Logs, to stderr."),
     ("shutdown", "What happens between SIGTERM and the exit."),
-    ("acl", "Tokens scoped to services, and what requests without a token may do (see README, Security)."),
+    ("acl", "Tokens scoped to services, and what requests without a token may do (see docs/security.md)."),
 ];
 
 pub const KEYS: &[Key] = &[
@@ -127,6 +127,12 @@ pub const KEYS: &[Key] = &[
         "dns_sd_networks",
         "[]",
         "Networks whose hosts find the DNS-SD browse domain under their reverse zone (RFC 6763 §11).",
+    ),
+    key(
+        "dns",
+        "consul_names",
+        "false",
+        "Read Consul's datacenter qualifiers (web.service.dc1.D, web.service.dc1.dc.D); see docs/migrating.md.",
     ),
     unset("regions.client", "cidr", r#""10.1.0.0/16""#, "A client network."),
     unset("regions.client", "region", r#""us-east-1""#, "Its region."),

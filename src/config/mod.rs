@@ -87,6 +87,15 @@ pub struct DnsConfig {
     /// `dns_sd_networks`: networks whose hosts find the DNS-SD browse domain from their own
     /// address (RFC 6763 §11); none by default.
     pub dns_sd_networks: Vec<IpNet>,
+    /// `consul_names`: Consul's datacenter qualifiers in names (`web.service.dc1.<domain>`).
+    pub consul_names: bool,
+}
+
+impl DnsConfig {
+    /// The datacenter this server reports to Consul clients: its region, else Consul's default.
+    pub fn datacenter(&self) -> &str {
+        self.region.as_deref().unwrap_or("dc1")
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

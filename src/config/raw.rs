@@ -59,6 +59,7 @@ pub struct RawDns {
     pub notify: Option<Vec<String>>,
     pub nsid: Option<String>,
     pub dns_sd_networks: Option<Vec<String>>,
+    pub consul_names: Option<bool>,
 }
 
 /// `[dns] rrl = { responses_per_second = 20, window = "1s", slip = 2, exempt = [...] }`.

@@ -99,6 +99,7 @@ fn dns_config(d: &RawDns, regions: &RawRegions) -> Result<DnsConfig, ConfigError
             Some(list) => cidrs("dns.dns_sd_networks", Some(list))?,
             None => Vec::new(),
         },
+        consul_names: d.consul_names.unwrap_or(false),
     })
 }
 

@@ -38,6 +38,7 @@ pub use forward::{ForwardConfig, Forwarder};
 pub use handler::{Handler, Reply};
 pub use liveness::Liveness;
 pub use notify::run as notify;
+pub use parse::ConsulNames;
 pub use parse::service_type;
 pub use region::Regions;
 pub use rrl::RrlConfig;

@@ -21,6 +21,10 @@
 //! ```
 //! Names above existing ones (`service.D`, `_tcp.service.D`, `<region>.D`, `_udp.D`, ...) are
 //! empty non-terminals: they exist but hold no records (RFC 8020).
+//!
+//! With `[dns] consul_names`, Consul's datacenter qualifiers read as these names
+//! (`ConsulNames`): `service.<dc>.dc.D` is `service.<dc>.D`, and this server's datacenter, when it
+//! has no region, is no qualifier at all.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -106,14 +110,44 @@ impl Spelling {
 /// browse. The registration domains (`r`, `dr`) are not served: nothing registers through DNS.
 const BROWSE: [&str; 3] = ["b", "db", "lb"];
 
+/// `[dns] consul_names`: how Consul's datacenter qualifiers read, for clients moving from Consul
+/// (`web.service.dc1.consul`, `web.service.dc1.dc.consul`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsulNames {
+    /// The datacenter this server reports (`/v1/agent/self`) when it has no region, lowercase:
+    /// a name qualified with it means what the unqualified name means, the whole catalog, as a
+    /// Consul agent answers for its own datacenter. A server with a region reports that region,
+    /// whose qualifier already means its instances.
+    pub local: Option<String>,
+}
+
+/// The most labels below the domain a name of ours has (a regional subtype with Consul's
+/// `.<dc>.dc`); any longer name is unknown.
+pub(crate) const MAX_LABELS: usize = 8;
+
+/// How many of `labels` (below the domain) name what the name means once Consul's datacenter
+/// qualifier, right after `service` or `node`, is read: `<dc>.dc` is `<dc>`, and the local
+/// datacenter is dropped. All of them when there is no such qualifier.
+pub fn consul_labels(labels: &[&str], consul: &ConsulNames) -> usize {
+    let after_kind = |n: usize| n >= 2 && matches!(labels[n - 2], "service" | "node");
+    let mut n = labels.len();
+    if n >= 3 && labels[n - 1] == "dc" && after_kind(n - 1) {
+        n -= 1;
+    }
+    if after_kind(n) && consul.local.as_deref() == Some(labels[n - 1]) {
+        n -= 1;
+    }
+    n
+}
+
 /// Classifies `name` relative to `domain`; `None` if it is outside the domain. Both are lowercase
 /// (that is what `LowerName` guarantees), so matching is case-insensitive.
-pub fn classify<'a>(name: &'a LowerName, domain: &LowerName) -> Option<Target<'a>> {
+pub fn classify<'a>(name: &'a LowerName, domain: &LowerName, consul: Option<&ConsulNames>) -> Option<Target<'a>> {
     if !domain.zone_of(name) {
         return None;
     }
     let relative = usize::from(name.num_labels() - domain.num_labels());
-    let mut labels = [""; 6];
+    let mut labels = [""; MAX_LABELS];
     if relative > labels.len() {
         return Some(Target::Unknown);
     }
@@ -123,7 +157,8 @@ pub fn classify<'a>(name: &'a LowerName, domain: &LowerName) -> Option<Target<'a
             Err(_) => return Some(Target::Unknown),
         }
     }
-    Some(classify_labels(&labels[..relative]))
+    let kept = consul.map_or(relative, |c| consul_labels(&labels[..relative], c));
+    Some(classify_labels(&labels[..kept]))
 }
 
 pub(crate) fn classify_labels<'a>(labels: &[&'a str]) -> Target<'a> {
@@ -389,8 +424,44 @@ mod tests {
         ];
         for (name, want) in cases {
             let name = LowerName::from_str(name).unwrap();
-            assert_eq!(classify(&name, &domain), want, "{name}");
+            assert_eq!(classify(&name, &domain, None), want, "{name}");
         }
+    }
+
+    #[test]
+    fn consul_datacenter_qualifiers() {
+        let domain = LowerName::from_str("consul.").unwrap();
+        let without_region = ConsulNames { local: Some("dc1".into()) };
+        let with_region = ConsulNames { local: None };
+        let web = |tag, region, spelling| Some(Service { service: "web", tag, region, spelling });
+        let cases = [
+            ("web.service.consul.", &without_region, web(None, None, Spelling::Plain)),
+            ("web.service.dc1.consul.", &without_region, web(None, None, Spelling::Plain)),
+            ("WEB.service.DC1.dc.consul.", &without_region, web(None, None, Spelling::Plain)),
+            ("v1.web.service.dc1.consul.", &without_region, web(Some("v1"), None, Spelling::Plain)),
+            ("_web._tcp.service.dc1.consul.", &without_region, web(None, None, Spelling::ServiceType)),
+            ("_web._v1.service.dc1.dc.consul.", &without_region, web(Some("v1"), None, Spelling::Rfc2782)),
+            ("_v1._sub._web._tcp.service.dc1.dc.consul.", &without_region, web(Some("v1"), None, Spelling::Subtype)),
+            // Another datacenter is a region, as without consul_names.
+            ("web.service.eu.consul.", &without_region, web(None, Some("eu"), Spelling::Plain)),
+            ("web.service.eu.dc.consul.", &without_region, web(None, Some("eu"), Spelling::Plain)),
+            ("web.service.eu.dc.consul.", &with_region, web(None, Some("eu"), Spelling::Plain)),
+            ("web.service.dc1.consul.", &with_region, web(None, Some("dc1"), Spelling::Plain)),
+            // Only right after `service` (or `node`).
+            ("dc1.instance.consul.", &without_region, Some(Instance { id: "dc1" })),
+            (
+                "dc.service.consul.",
+                &without_region,
+                Some(Service { service: "dc", tag: None, region: None, spelling: Spelling::Plain }),
+            ),
+            ("service.dc1.consul.", &without_region, Some(EmptyNonTerminal)),
+        ];
+        for (name, consul, want) in cases {
+            let name = LowerName::from_str(name).unwrap();
+            assert_eq!(classify(&name, &domain, Some(consul)), want, "{name}");
+        }
+        let plain = LowerName::from_str("web.service.dc1.dc.consul.").unwrap();
+        assert_eq!(classify(&plain, &domain, None), Some(Unknown), "read so only with consul_names");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! (`api/register.rs`), zone files (`zones/parse.rs`) and the command line (`cli.rs`). Each rule
 //! says what is wrong with a value (`Invalid`); the caller puts the field's name in front, spelt
 //! the way its own users spell it (`Address`, `address`, `--address`), so the same bad input
-//! gets the same answer on every path. README's "What a registration accepts" writes them down.
+//! gets the same answer on every path. docs/registering.md, "What a registration accepts", writes them down.
 //!
 //! Where the paths used to differ, the rule is what Consul accepts, narrowed to what DNS can
 //! answer: host names may carry `_` and a trailing dot (DNS names do), are one spelling
@@ -23,7 +23,7 @@ pub const MAX_META_KEY: usize = 128;
 pub const MAX_META_VALUE: usize = 512;
 /// The longest DNS TTL: resolvers read a TTL with the top bit set as 0 (RFC 2181 §8).
 pub const MAX_TTL: Duration = Duration::from_secs((1 << 31) - 1);
-/// Meta keys that mean something to signpost (README, "Regions" and "DNS settings").
+/// Meta keys that mean something to signpost (docs/dns.md, "Regions"; docs/zone-files.md).
 pub const META_REGION: &str = "region";
 pub const META_DNS_TTL: &str = "dns-ttl";
 pub const META_DNS_ANSWER_LIMIT: &str = "dns-answer-limit";

@@ -652,12 +652,12 @@ async fn shutdown_answers_blocking_queries_at_once() {
 
 #[tokio::test]
 async fn the_readme_curl_session_works() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme = docs_text();
     let block = readme
         .split("```sh\n")
         .skip(1)
         .filter_map(|b| b.split("```").next())
-        .find(|b| b.contains("/v1/agent/service/register"))
+        .find(|b| b.contains("/v1/agent/service/register") && b.contains("check/pass"))
         .expect("the README shows a curl session");
     let s = server().start().await;
     // `-f` turns an HTTP error into a failed command, `set -e` into a failed script.

@@ -219,13 +219,13 @@ fn an_unreachable_api_names_the_url_and_the_flag() {
 
 /// The fenced block of README.md in `lang` that contains `needle`.
 pub fn readme_block(lang: &str, needle: &str) -> String {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme = crate::support::docs_text();
     readme
         .split(&format!("```{lang}\n"))
         .skip(1)
         .filter_map(|b| b.split("```").next())
         .find(|b| b.contains(needle))
-        .unwrap_or_else(|| panic!("README.md has a {lang} block with {needle:?}"))
+        .unwrap_or_else(|| panic!("the documentation has a {lang} block with {needle:?}"))
         .to_string()
 }
 

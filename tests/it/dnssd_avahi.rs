@@ -189,7 +189,7 @@ async fn avahi_browses_resolves_and_connects_through_signpost() {
     assert_eq!(v1, ["web-1"], "{stdout}");
 
     // These are README's commands.
-    let readme = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let readme = docs_text();
     for line in SCRIPT.lines().filter_map(|l| l.strip_prefix("run ")) {
         let shown = line.replace(" -t -p", "").replace("_v1._sub._web._tcp", "_v1._sub._order-service._tcp");
         assert!(

@@ -5,7 +5,6 @@
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -557,7 +556,7 @@ getent ahosts www.example.com
     assert_eq!(first_column(&sections[2]), BTreeSet::from(["192.0.2.10", "2001:db8::10"]), "{stdout}");
     // These are the README's lines (its resolv.conf says 127.0.0.1, the default listen address;
     // here signpost has an address of its own, so as not to depend on 127.0.0.1:53 being free).
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let readme = docs_text();
     for line in
         ["nameserver 127.0.0.1\n", "getent ahosts order-service.service.local ", "getent ahosts www.example.com "]
     {

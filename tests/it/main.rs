@@ -17,6 +17,7 @@ mod cluster;
 mod cluster_catalog;
 #[cfg(feature = "cluster")]
 mod cluster_secure;
+mod consul_names;
 mod crash;
 mod dig;
 mod dns_names;
@@ -27,6 +28,7 @@ mod edns;
 #[cfg(feature = "cluster")]
 mod etcd;
 mod examples;
+mod filter;
 mod flood;
 mod forward;
 mod health;

@@ -370,3 +370,21 @@ pub async fn in_mount_namespace(script: &str, dir: &Path, timeout: Duration, nee
     println!("{stdout}");
     stdout.split("== ").skip(1).map(str::to_string).collect()
 }
+
+/// The documentation: README.md, then every page of docs/ in name order. Tests find the examples
+/// they run here, so that a page cannot drift from the product wherever an example lives.
+pub fn docs_text() -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut pages: Vec<PathBuf> = std::fs::read_dir(root.join("docs"))
+        .expect("docs/ is there")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .collect();
+    pages.sort();
+    let mut text = std::fs::read_to_string(root.join("README.md")).unwrap();
+    for page in pages {
+        text.push('\n');
+        text.push_str(&std::fs::read_to_string(page).unwrap());
+    }
+    text
+}

@@ -11,7 +11,7 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::{A, AAAA, HINFO, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
-use super::parse::{Spelling, Target, classify, has_subtypes, service_names};
+use super::parse::{ConsulNames, Spelling, Target, classify, has_subtypes, service_names};
 use crate::model::Instance;
 use crate::registry::{AnswerSet, InstanceView, NameEntry, ServiceView, Snapshot};
 pub use dnssd::browse_domains_at;
@@ -32,6 +32,8 @@ pub struct Zone {
     pub ttl: u32,
     /// SOA minimum and the TTL of the SOA in negative answers, in seconds.
     pub negative_ttl: u32,
+    /// `[dns] consul_names`: Consul's datacenter qualifiers read as our names; off by default.
+    pub consul: Option<ConsulNames>,
 }
 
 impl Zone {
@@ -47,6 +49,7 @@ impl Zone {
             advertise,
             ttl,
             negative_ttl,
+            consul: None,
         }
     }
 
@@ -116,7 +119,7 @@ pub fn answer(
     client_region: Option<&str>,
 ) -> Answer {
     let lower = LowerName::new(qname);
-    let Some(target) = classify(&lower, &zone.lower) else {
+    let Some(target) = classify(&lower, &zone.lower, zone.consul.as_ref()) else {
         return Answer::refused();
     };
     let mut out = Answer { authoritative: true, ..Answer::default() };

@@ -233,7 +233,8 @@ impl FastTable {
         for (k, b) in key.iter_mut().zip(name) {
             *k = b.to_ascii_lowercase();
         }
-        let key = &key[..q.name_len];
+        let mut alias = [0u8; 255];
+        let key = self.consul_alias(&key[..q.name_len], &mut alias);
         let what = match self.names.get(key) {
             Some(what) => Some(what),
             None if key.ends_with(&self.shape.domain) => None,
@@ -309,6 +310,37 @@ impl FastTable {
             subnet: edns.options.subnet.map(|s| (s, 0)),
             nsid: settings.nsid.as_deref().filter(|_| edns.options.nsid),
         }
+    }
+
+    /// The name `key` (a lowercase wire name) means under `[dns] consul_names`: without Consul's
+    /// datacenter qualifier, written into `buf`, when it has one (`parse::consul_labels` reads
+    /// it, for both paths); else `key` itself.
+    fn consul_alias<'k>(&self, key: &'k [u8], buf: &'k mut [u8; 255]) -> &'k [u8] {
+        let (Some(consul), domain) = (&self.shape.settings.zone.consul, &*self.shape.domain) else { return key };
+        let Some(relative) = key.len().checked_sub(domain.len()).filter(|_| key.ends_with(domain)) else {
+            return key;
+        };
+        let (mut labels, mut starts, mut n, mut at) =
+            ([""; super::parse::MAX_LABELS], [0; super::parse::MAX_LABELS], 0, 0);
+        while at < relative {
+            let len = usize::from(key[at]);
+            let Some(label) = key.get(at + 1..at + 1 + len).and_then(|l| std::str::from_utf8(l).ok()) else {
+                return key;
+            };
+            if n == labels.len() {
+                return key;
+            }
+            (labels[n], starts[n]) = (label, at);
+            (n, at) = (n + 1, at + 1 + len);
+        }
+        let kept = super::parse::consul_labels(&labels[..n], consul);
+        if kept == n {
+            return key;
+        }
+        let cut = starts[kept];
+        buf[..cut].copy_from_slice(&key[..cut]);
+        buf[cut..cut + domain.len()].copy_from_slice(domain);
+        &buf[..cut + domain.len()]
     }
 
     /// The encoding of the instance `key` (a lowercase wire name inside the domain) names, if

@@ -8,7 +8,7 @@ use hickory_proto::rr::{Record, RecordType};
 
 use super::*;
 use crate::dns::answer::{Transport, answer};
-use crate::dns::{Settings, Zone};
+use crate::dns::{ConsulNames, Settings, Zone};
 use crate::model::Address;
 use crate::registry::{Change, CheckOwner, Defaults, State};
 
@@ -203,14 +203,20 @@ fn the_fast_path_answers_exactly_as_the_full_handler() {
         ("_sub._odd._tcp.service.local.", RecordType::SRV),
         ("odd-1._odd._tcp.service.local.", RecordType::SRV),
     ];
+    same_answers(&table, &zone, &slow_snap, &cases);
+}
+
+/// Asks both paths each question, seven rounds (rotation included), and insists on the same
+/// answer, the fast path never declining.
+fn same_answers(table: &FastTable, zone: &Zone, slow_snap: &Snapshot, cases: &[(&str, RecordType)]) {
     let mut out = Vec::new();
     for round in 0..7 {
-        for (name, qtype) in cases {
+        for &(name, qtype) in cases {
             for edns in [None, Some(1232)] {
                 let q = query(name, qtype, edns);
                 table.answer(&q, client(), &mut out).unwrap_or_else(|| panic!("fast path declined {name} {qtype}"));
                 let fast = Message::from_vec(&out).unwrap();
-                let full = answer(&zone, &slow_snap, &Name::from_ascii(name).unwrap(), qtype, Transport::Udp, None);
+                let full = answer(zone, slow_snap, &Name::from_ascii(name).unwrap(), qtype, Transport::Udp, None);
                 let what = format!("round {round}: {name} {qtype} edns {edns:?}");
                 assert_eq!(fast.metadata.id, 4242, "{what}");
                 assert_eq!(fast.metadata.response_code, full.rcode, "{what}");
@@ -223,6 +229,45 @@ fn the_fast_path_answers_exactly_as_the_full_handler() {
             }
         }
     }
+}
+
+/// `[dns] consul_names`: Consul's datacenter qualifiers answer on both paths alike, as the names
+/// without them do.
+#[test]
+fn consul_qualified_names_answer_alike_on_both_paths() {
+    let (fast_snap, slow_snap) = (snapshot(), snapshot());
+    let zone = Zone { consul: Some(ConsulNames { local: Some("dc1".into()) }), ..zone() };
+    let table = FastTable::build(fast_snap, Arc::new(Settings::new(zone.clone())));
+    let cases = [
+        ("web.service.dc1.local.", RecordType::A),
+        ("web.service.DC1.dc.local.", RecordType::SRV),
+        ("v1.web.service.dc1.local.", RecordType::SRV),
+        ("_web._tcp.service.dc1.local.", RecordType::SRV),
+        ("_web._tcp.service.dc1.dc.local.", RecordType::PTR),
+        ("_v1._sub._web._tcp.service.dc1.dc.local.", RecordType::PTR),
+        ("web-1._web._tcp.service.dc1.local.", RecordType::SRV),
+        ("db.service.eu.dc.local.", RecordType::A),
+        ("db.service.eu.local.", RecordType::A),
+        ("nope.service.dc1.local.", RecordType::A),
+        ("web.service.dc2.local.", RecordType::A),
+        ("service.dc1.local.", RecordType::A),
+        ("web.service.local.", RecordType::A),
+        ("web-2.instance.local.", RecordType::A),
+    ];
+    same_answers(&table, &zone, &slow_snap, &cases);
+    // And what they answer is what the name without the qualifier answers (over a few queries:
+    // answers rotate, and may be limited).
+    let addresses = |name: &str| {
+        let mut all = std::collections::BTreeSet::new();
+        for _ in 0..6 {
+            let full = answer(&zone, &slow_snap, &Name::from_ascii(name).unwrap(), RecordType::A, Transport::Udp, None);
+            all.extend(full.answers.iter().map(|r| r.data.to_string()));
+        }
+        all
+    };
+    assert!(!addresses("web.service.local.").is_empty());
+    assert_eq!(addresses("web.service.dc1.dc.local."), addresses("web.service.local."));
+    assert_eq!(addresses("db.service.eu.dc.local."), addresses("db.service.eu.local."));
 }
 
 #[test]
