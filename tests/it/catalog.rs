@@ -486,3 +486,13 @@ async fn consuls_areas_signpost_leaves_out_answer_404_naming_the_route() {
         );
     }
 }
+
+#[tokio::test]
+async fn with_consul_names_a_node_answers_under_its_datacenter_too() {
+    let s = server().config("[dns]\ndomain = \"consul\"\nconsul_names = true\n").start().await;
+    ok(&s, "/v1/catalog/register", json!({"Node": "db-host", "Address": "10.20.0.5"})).await;
+    for name in ["db-host.node.consul", "db-host.node.dc1.consul", "db-host.node.dc1.dc.consul"] {
+        assert_eq!(short(&s, name, "A").await, ["10.20.0.5"], "{name}");
+        assert_eq!(dig(&s, &["+short", "+tcp", name, "A"]).await.trim(), "10.20.0.5", "{name} over TCP");
+    }
+}
