@@ -157,6 +157,7 @@ fn seed(data: &std::path::Path, n: usize, services: usize) -> anyhow::Result<()>
                 checks: vec![],
                 policy: ServicePolicy::default(),
                 source: Source::Api,
+                node: None,
             },
             health: Health::default(),
         })

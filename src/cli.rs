@@ -59,6 +59,16 @@ pub enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// List every check (of instances and of nodes) with its status and last output.
+    Checks {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// List the nodes (this server's and external ones) with their address, services and health.
+    Nodes {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Print the configuration file with every key commented out at its default.
     ConfigSample,
     /// Write the man pages (signpost(1), one per command, signpost.toml(5)) into DIR.

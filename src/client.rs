@@ -5,7 +5,6 @@
 //! (the server's own one-line reason), an unreachable server as the URL tried and the flag that
 //! names another.
 
-use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -71,6 +70,8 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         }
         Command::Services { api } => services(&Client::new(&api)?).await,
         Command::Instances { name, api } => instances(&Client::new(&api)?, &name).await,
+        Command::Checks { api } => checks(&Client::new(&api)?).await,
+        Command::Nodes { api } => nodes(&Client::new(&api)?).await,
         Command::Serve(_)
         | Command::CheckZones { .. }
         | Command::Healthcheck { .. }
@@ -262,7 +263,6 @@ pub fn registration(args: &RegisterArgs) -> anyhow::Result<Value> {
 /// One instance as the tables show it.
 struct Row {
     id: String,
-    service: String,
     address: String,
     port: u64,
     region: String,
@@ -293,7 +293,6 @@ fn row(service: &Value, checks: &[&Value]) -> Row {
         .unwrap_or_default();
     Row {
         id: s("ID"),
-        service: s("Service"),
         address: s("Address"),
         port: service.get("Port").and_then(Value::as_u64).unwrap_or(0),
         region: service.pointer("/Meta/region").and_then(Value::as_str).unwrap_or("-").to_string(),
@@ -302,35 +301,29 @@ fn row(service: &Value, checks: &[&Value]) -> Row {
     }
 }
 
-/// `services`: every service with its instance count, how many DNS answers (passing or warning),
-/// and its DNS-SD service type (browsed as `<type>.service.D`).
+/// `services`: every service with its instance count, how many DNS answers (passing or warning,
+/// their node's checks included), and its DNS-SD service type (browsed as `<type>.service.D`).
+/// External nodes' services are there too: one health read per service.
 async fn services(client: &Client) -> anyhow::Result<()> {
-    let services = client.get(&["v1", "agent", "services"]).await?;
-    let checks = client.get(&["v1", "agent", "checks"]).await?;
-    let mut by_instance: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
-    for c in checks.as_object().into_iter().flat_map(|m| m.values()) {
-        if let Some(id) = c.get("ServiceID").and_then(Value::as_str) {
-            by_instance.entry(id).or_default().push(c);
-        }
+    let names = client.get(&["v1", "catalog", "services"]).await?;
+    let mut rows = Vec::new();
+    for name in names.as_object().into_iter().flat_map(|m| m.keys()) {
+        let entries = client.get(&["v1", "health", "service", name]).await?;
+        let entries = entries.as_array().cloned().unwrap_or_default();
+        let healthy = entries
+            .iter()
+            .filter(|e| {
+                let checks: Vec<&Value> = e.get("Checks").and_then(Value::as_array).into_iter().flatten().collect();
+                matches!(row(&Value::Null, &checks).status, "passing" | "warning")
+            })
+            .count();
+        let dns_sd = crate::dns::service_type(&name.to_ascii_lowercase()).unwrap_or_else(|| "-".into());
+        rows.push(vec![name.clone(), entries.len().to_string(), healthy.to_string(), dns_sd]);
     }
-    // Service names are case-insensitive (they are DNS names); show the first spelling met.
-    let mut counts: BTreeMap<String, (String, usize, usize)> = BTreeMap::new();
-    for (id, service) in services.as_object().into_iter().flat_map(|m| m.iter()) {
-        let r = row(service, by_instance.get(id.as_str()).map(Vec::as_slice).unwrap_or_default());
-        let entry = counts.entry(r.service.to_ascii_lowercase()).or_insert_with(|| (r.service.clone(), 0, 0));
-        entry.1 += 1;
-        if matches!(r.status, "passing" | "warning") {
-            entry.2 += 1;
-        }
-    }
-    if counts.is_empty() {
+    if rows.is_empty() {
         println!("no services registered");
         return Ok(());
     }
-    let rows = counts.into_iter().map(|(key, (name, n, healthy))| {
-        let dns_sd = crate::dns::service_type(&key).unwrap_or_else(|| "-".into());
-        vec![name, n.to_string(), healthy.to_string(), dns_sd]
-    });
     print!("{}", table(&["SERVICE", "INSTANCES", "HEALTHY", "DNS-SD TYPE"], rows));
     Ok(())
 }
@@ -348,6 +341,58 @@ async fn instances(client: &Client, name: &str) -> anyhow::Result<()> {
         vec![r.id, r.address, r.port.to_string(), r.region, r.status.to_string(), r.output]
     });
     print!("{}", table(&["ID", "ADDRESS", "PORT", "REGION", "STATUS", "LAST OUTPUT"], rows));
+    Ok(())
+}
+
+/// `checks`: every check, the nodes' ones (no service) and the instances', with its status, in
+/// check id order.
+async fn checks(client: &Client) -> anyhow::Result<()> {
+    let all = client.get(&["v1", "health", "state", "any"]).await?;
+    let all = all.as_array().cloned().unwrap_or_default();
+    if all.is_empty() {
+        println!("no checks registered");
+        return Ok(());
+    }
+    let s = |c: &Value, k: &str| c.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let dash = |t: String| if t.is_empty() { "-".to_string() } else { t };
+    let mut all = all;
+    all.sort_by_key(|c| (s(c, "CheckID"), s(c, "Node")));
+    let rows = all.iter().map(|c| {
+        let output = if s(c, "Type") == "maintenance" { s(c, "Notes") } else { s(c, "Output") };
+        vec![
+            s(c, "CheckID"),
+            s(c, "Node"),
+            dash(s(c, "ServiceID")),
+            s(c, "Type"),
+            s(c, "Status"),
+            one_line(&output, OUTPUT_WIDTH),
+        ]
+    });
+    print!("{}", table(&["CHECK", "NODE", "SERVICE ID", "TYPE", "STATUS", "LAST OUTPUT"], rows));
+    Ok(())
+}
+
+/// `nodes`: every node with its address, how many instances run on it, and its health: the
+/// worst of its own checks (those of no service), which gate every instance on it.
+async fn nodes(client: &Client) -> anyhow::Result<()> {
+    let nodes = client.get(&["v1", "catalog", "nodes"]).await?;
+    let mut rows = Vec::new();
+    for node in nodes.as_array().into_iter().flatten() {
+        let name = node.get("Node").and_then(Value::as_str).unwrap_or_default();
+        let services = client.get(&["v1", "catalog", "node", name]).await?;
+        let count = services.get("Services").and_then(Value::as_object).map_or(0, |m| m.len());
+        let checks = client.get(&["v1", "health", "node", name]).await?;
+        let own: Vec<&Value> = checks
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| c.get("ServiceID").and_then(Value::as_str).unwrap_or_default().is_empty())
+            .collect();
+        let address = node.get("Address").and_then(Value::as_str).unwrap_or_default().to_string();
+        let status = row(&Value::Null, &own).status;
+        rows.push(vec![name.to_string(), address, count.to_string(), own.len().to_string(), status.to_string()]);
+    }
+    print!("{}", table(&["NODE", "ADDRESS", "INSTANCES", "NODE CHECKS", "STATUS"], rows));
     Ok(())
 }
 

@@ -62,7 +62,7 @@ pub(super) async fn check(State((api, access)): State<(Shared, Arc<Access>)>, re
     let Some(route) = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()) else {
         return next.run(req).await;
     };
-    if OPEN.contains(&route.as_str()) {
+    if OPEN.contains(&route.as_str()) || super::nodes::is_unsupported(&route) {
         return next.run(req).await;
     }
     let (mut parts, body) = req.into_parts();

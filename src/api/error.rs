@@ -68,8 +68,10 @@ impl ApiError {
                 RegistryError::ZoneOwned { .. } => StatusCode::CONFLICT,
                 // A check id another instance already uses: the client asked for something
                 // that cannot coexist with the catalog as it is, like a zone-owned id.
-                RegistryError::CheckIdTaken { .. } => StatusCode::CONFLICT,
-                RegistryError::UnknownInstance(_) | RegistryError::UnknownCheck(_) => StatusCode::NOT_FOUND,
+                RegistryError::CheckIdTaken { .. } | RegistryError::IdOnOtherNode { .. } => StatusCode::CONFLICT,
+                RegistryError::UnknownInstance(_) | RegistryError::UnknownCheck(_) | RegistryError::UnknownNode(_) => {
+                    StatusCode::NOT_FOUND
+                }
                 // Zone errors never come back from API changes; if one ever does, it is ours.
                 RegistryError::Zone(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 RegistryError::Store(_) | RegistryError::Stopped => StatusCode::SERVICE_UNAVAILABLE,

@@ -3,7 +3,8 @@
 //! read the catalog, plus `/healthz`, `/readyz` and `/metrics` (`ops.rs`, which also counts
 //! every request).
 //!
-//! Writes become registry `Change`s (`writes.rs`, bodies decoded in `register.rs`) and answer
+//! Writes become registry `Change`s (`writes.rs`; checks on their own and the catalog's
+//! external nodes in `catalog.rs`; bodies decoded in `register.rs`) and answer
 //! once the change is durable and in the published snapshot, so a 200 is visible in the very
 //! next DNS answer. Reads (`reads.rs`) render the current `Snapshot`; `/v1/agent/self`
 //! (`agent_self.rs`) describes this server. Failures of either kind become HTTP answers in one
@@ -11,9 +12,11 @@
 
 mod access;
 mod agent_self;
+mod catalog;
 mod error;
 pub mod filter;
 mod listener;
+mod nodes;
 mod ops;
 mod reads;
 mod register;
@@ -26,7 +29,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, put};
+use axum::routing::{any, get, put};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
@@ -57,6 +60,8 @@ pub struct ApiConfig {
     pub tls: Option<Arc<crate::tls::ServerTls>>,
     /// Cluster mode: why this replica may answer from an old copy of the registry, for `/readyz`.
     pub degraded: crate::store::Degraded,
+    /// The live replicas in cluster mode (members and peers); solo otherwise.
+    pub replicas: crate::registry::Ownership,
 }
 
 /// Bounds on what HTTP clients may ask of the server at once (docs/configuration.md, Limits).
@@ -140,7 +145,11 @@ fn router(api: Shared, access: Arc<access::Access>) -> Router {
         .route("/v1/agent/check/pass/{id}", put(writes::pass))
         .route("/v1/agent/check/warn/{id}", put(writes::warn))
         .route("/v1/agent/check/fail/{id}", put(writes::fail))
-        .route("/v1/agent/check/update/{id}", put(writes::update));
+        .route("/v1/agent/check/update/{id}", put(writes::update))
+        .route("/v1/agent/check/register", put(catalog::check_register))
+        .route("/v1/agent/check/deregister/{id}", put(catalog::check_deregister))
+        .route("/v1/catalog/register", put(catalog::register))
+        .route("/v1/catalog/deregister", put(catalog::deregister));
     let reads = Router::new()
         .route("/v1/agent/services", get(reads::agent_services))
         .route("/v1/agent/service/{id}", get(reads::agent_service))
@@ -152,13 +161,23 @@ fn router(api: Shared, access: Arc<access::Access>) -> Router {
         .route("/v1/health/checks/{name}", get(reads::health_checks))
         .route("/v1/health/state/{state}", get(reads::health_state))
         .route("/v1/status/leader", get(reads::leader))
+        .route("/v1/catalog/nodes", get(nodes::catalog_nodes))
+        .route("/v1/catalog/node/{node}", get(nodes::catalog_node))
+        .route("/v1/catalog/datacenters", get(nodes::datacenters))
+        .route("/v1/health/node/{node}", get(nodes::health_node))
+        .route("/v1/agent/members", get(nodes::members))
+        .route("/v1/status/peers", get(nodes::status_peers))
         .route("/v1/agent/self", get(agent_self::agent_self))
         .merge(ui::routes())
         .route("/healthz", get(reads::healthz))
         .route("/readyz", get(reads::readyz))
         .route("/metrics", get(ops::metrics));
+    let unsupported = nodes::UNSUPPORTED.iter().fold(Router::new(), |r, (prefix, _)| {
+        r.route(prefix, any(nodes::unsupported)).route(&format!("{prefix}/{{*rest}}"), any(nodes::unsupported))
+    });
     writes
         .merge(reads)
+        .merge(unsupported)
         // Every route, those added later included: see access.rs.
         .layer(axum::middleware::from_fn_with_state((api.clone(), access), access::check))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

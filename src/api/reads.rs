@@ -3,7 +3,9 @@
 //! (`X-Consul-KnownLeader`, `X-Consul-LastContact`); every one can block
 //! (`?index=N&wait=30s`) until the catalog passes version N.
 //!
-//! There is one node: this server. Zone-file and API instances look alike here.
+//! Zone-file and API instances look alike here, on this server's node; instances registered
+//! through `PUT /v1/catalog/register` show their external node (`nodes.rs` has the node reads),
+//! and are not the agent's (`/v1/agent/services` and `/checks` leave them out).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -28,7 +30,7 @@ const MAX_WAIT: Duration = Duration::from_secs(10 * 60);
 
 /// The snapshot to answer from: the current one, or for a blocking query (`?index=N`) the first
 /// one past version N, or the current one when the wait ends or shutdown begins.
-async fn snapshot(api: &Shared, params: &Params) -> Result<Arc<Snapshot>, ApiError> {
+pub(super) async fn snapshot(api: &Shared, params: &Params) -> Result<Arc<Snapshot>, ApiError> {
     let Some(index) = index_param(params)? else { return Ok(api.registry.snapshot()) };
     let wait = wait_param(params, DEFAULT_WAIT, MAX_WAIT)?;
     block(api, wait, api.registry.subscribe(), |snap| snap.version > index).await
@@ -123,7 +125,8 @@ pub async fn agent_services(State(api): State<Shared>, Query(p): Query<Params>) 
     let filter = filter_param(&p)?;
     let snap = snapshot(&api, &p).await?;
     let r = Render::new(&api);
-    let body = filtered_map(&filter, snap.instances().map(|v| (v.instance.id.as_str(), r.service(v))))?;
+    let local = snap.instances().filter(|v| v.instance.node.is_none());
+    let body = filtered_map(&filter, local.map(|v| (v.instance.id.as_str(), r.service(v))))?;
     Ok(answer(&snap, StatusCode::OK, body))
 }
 
@@ -178,7 +181,9 @@ pub async fn agent_checks(State(api): State<Shared>, Query(p): Query<Params>) ->
     let filter = filter_param(&p)?;
     let snap = snapshot(&api, &p).await?;
     let r = Render::new(&api);
-    let body = filtered_map(&filter, snap.instances().flat_map(|v| r.checks(v)).map(|c| (c.check_id.clone(), c)))?;
+    // This agent's: its node's checks and its instances', not those of external nodes.
+    let local = snap.instances().filter(|v| v.instance.node.is_none()).chain(snap.node_record(None));
+    let body = filtered_map(&filter, local.flat_map(|v| r.checks(v)).map(|c| (c.check_id.clone(), c)))?;
     Ok(answer(&snap, StatusCode::OK, body))
 }
 
@@ -276,7 +281,7 @@ pub async fn health_service(
     let entries = snap
         .service(&name)
         .filter(|v| has_tags(v, &tags) && (!passing || v.status == Status::Passing))
-        .map(|v| HealthEntry { node: r.node(), service: r.service(v), checks: r.checks(v) });
+        .map(|v| HealthEntry { node: r.node_of(v), service: r.service(v), checks: r.node_and_own_checks(&snap, v) });
     let body = filtered(&filter, entries)?;
     Ok(answer(&snap, StatusCode::OK, body))
 }
@@ -316,6 +321,7 @@ pub async fn health_state(
     let r = Render::new(&api);
     let checks = snap
         .instances()
+        .chain(snap.nodes())
         .flat_map(|v| r.checks(v))
         // On the rendered status, so that the maintenance check counts as the critical one it shows.
         .filter(|c| wanted.is_none_or(|s| c.status == s.as_str()));

@@ -64,6 +64,7 @@ pub fn decode(body: &[u8], client: IpAddr) -> Result<Instance, FieldError> {
         checks,
         policy,
         source: Source::Api,
+        node: None,
     })
 }
 
@@ -199,12 +200,17 @@ fn tags(f: &Fields) -> Result<Vec<String>, FieldError> {
 }
 
 fn meta(f: &Fields) -> Result<BTreeMap<String, String>, FieldError> {
-    let Some(v) = f.get("Meta") else { return Ok(BTreeMap::new()) };
-    let Value::Object(obj) = v else { return Err(f.error("Meta", "must be an object of strings")) };
-    rules::meta_count(obj.len()).map_err(|e| f.invalid("Meta", e))?;
+    meta_at(f, "Meta")
+}
+
+/// Metadata under `field` (`Meta`, or a catalog registration's `NodeMeta`).
+fn meta_at(f: &Fields, field: &str) -> Result<BTreeMap<String, String>, FieldError> {
+    let Some(v) = f.get(field) else { return Ok(BTreeMap::new()) };
+    let Value::Object(obj) = v else { return Err(f.error(field, "must be an object of strings")) };
+    rules::meta_count(obj.len()).map_err(|e| f.invalid(field, e))?;
     let mut out = BTreeMap::new();
     for (key, value) in obj {
-        let name = format!("Meta.{key}");
+        let name = format!("{field}.{key}");
         let Value::String(s) = value else { return Err(f.error(&name, format!("must be a string, got {value}"))) };
         rules::meta_entry(key, s).map_err(|e| f.invalid(&name, e))?;
         out.insert(key.clone(), s.clone());
@@ -224,14 +230,7 @@ fn weight(f: &Fields) -> Result<u32, FieldError> {
 /// `Check` and `Checks[]`, in that order. Ids default to `service:<id>`, numbered
 /// `service:<id>:<n>` (from 1) when there are several, as Consul numbers them.
 fn checks(f: &Fields, id: &str, service: &str) -> Result<Vec<CheckSpec>, FieldError> {
-    let mut raw: Vec<(String, &Value)> = Vec::new();
-    if let Some(c) = f.get("Check") {
-        raw.push(("Check".into(), c));
-    }
-    if let Some(list) = f.get("Checks") {
-        let Value::Array(items) = list else { return Err(f.error("Checks", "must be an array of checks")) };
-        raw.extend(items.iter().enumerate().map(|(i, c)| (format!("Checks[{i}]"), c)));
-    }
+    let raw = raw_checks(f)?;
     let several = raw.len() > 1;
     let mut out: Vec<CheckSpec> = Vec::with_capacity(raw.len());
     for (n, (path, value)) in raw.into_iter().enumerate() {
@@ -245,37 +244,69 @@ fn checks(f: &Fields, id: &str, service: &str) -> Result<Vec<CheckSpec>, FieldEr
     Ok(out)
 }
 
+/// `Check` and `Checks[]` as given, each with where it sits (`Checks[1]`), in that order.
+fn raw_checks<'a>(f: &Fields<'a>) -> Result<Vec<(String, &'a Value)>, FieldError> {
+    let mut raw: Vec<(String, &Value)> = Vec::new();
+    if let Some(c) = f.get("Check") {
+        raw.push(("Check".into(), c));
+    }
+    if let Some(list) = f.get("Checks") {
+        let Value::Array(items) = list else { return Err(f.error("Checks", "must be an array of checks")) };
+        raw.extend(items.iter().enumerate().map(|(i, c)| (format!("Checks[{i}]"), c)));
+    }
+    Ok(raw)
+}
+
 fn check(f: &Fields, default_id: String, service: &str) -> Result<CheckSpec, FieldError> {
     let kind = check_kind(f)?;
+    check_as(f, f, kind, default_id, || format!("Service '{service}' check"))
+}
+
+/// A check of `kind` named by `f` (`CheckID`, `Name`, `Status`) and timed by `def`
+/// (`Interval`, `Timeout`, ...): the same object, except in a catalog registration, whose
+/// checks keep those in their `Definition`.
+fn check_as(
+    f: &Fields,
+    def: &Fields,
+    kind: CheckKind,
+    default_id: String,
+    default_name: impl FnOnce() -> String,
+) -> Result<CheckSpec, FieldError> {
     let id = match f.str("CheckID")?.or(f.str("ID")?) {
         None | Some("") => default_id,
-        Some(s) if s.len() > 256 || s.chars().any(char::is_control) => {
-            return Err(f.error("CheckID", "must be at most 256 characters, without control characters"));
-        }
         Some(s) => s.to_string(),
     };
-    let name =
-        f.str("Name")?.filter(|s| !s.is_empty()).map_or_else(|| format!("Service '{service}' check"), str::to_string);
-    let interval = f.positive_duration("Interval")?;
+    if id.is_empty() || id.len() > 256 || id.chars().any(char::is_control) {
+        return Err(f.error("CheckID", "must be 1 to 256 characters, without control characters"));
+    }
+    let name = f.str("Name")?.filter(|s| !s.is_empty()).map_or_else(default_name, str::to_string);
+    let (named, f) = (f, def);
+    // A catalog check's `Definition` may spell them `IntervalDuration` and so on (Consul's
+    // `HealthCheckDefinition`, as node-consul sends it).
+    let interval = f.positive_duration("Interval")?.or(f.positive_duration("IntervalDuration")?);
     let interval = match (&kind, interval) {
         (_, Some(i)) => i,
         (CheckKind::Ttl { ttl }, None) => *ttl,
+        (CheckKind::External, None) => Duration::ZERO,
         (_, None) => return Err(f.error("Interval", "required for HTTP and TCP checks (e.g. \"10s\")")),
     };
-    let initial = match f.str("Status")? {
+    let initial = match named.str("Status")? {
         None | Some("") => None,
-        Some(s) => Some(check_status(f, "Status", s)?),
+        Some(s) => Some(check_status(named, "Status", s)?),
     };
     Ok(CheckSpec {
         id,
         name,
         kind,
         interval,
-        timeout: f.positive_duration("Timeout")?.unwrap_or(DEFAULT_TIMEOUT),
+        timeout: f.positive_duration("Timeout")?.or(f.positive_duration("TimeoutDuration")?).unwrap_or(DEFAULT_TIMEOUT),
         // Zero means "not set" for these three: Go clients cannot tell the two apart.
         rise: f.uint("SuccessBeforePassing", 0, u32::MAX.into())?.filter(|&n| n > 0).map(|n| n as u32),
         fall: f.uint("FailuresBeforeCritical", 0, u32::MAX.into())?.filter(|&n| n > 0).map(|n| n as u32),
-        deregister_after: f.duration("DeregisterCriticalServiceAfter")?.filter(|d| !d.is_zero()),
+        deregister_after: f
+            .duration("DeregisterCriticalServiceAfter")?
+            .or(f.duration("DeregisterCriticalServiceAfterDuration")?)
+            .filter(|d| !d.is_zero()),
         initial,
     })
 }
@@ -286,7 +317,9 @@ const UNSUPPORTED: [&str; 8] =
 
 fn check_kind(f: &Fields) -> Result<CheckKind, FieldError> {
     let given: Vec<&str> = ["HTTP", "TCP", "TTL"].into_iter().filter(|k| f.get(k).is_some()).collect();
-    let whole = || FieldError { field: f.path.clone(), rule: String::new() };
+    // A check registered on its own is the whole body: name the fields themselves.
+    let field = if f.path.is_empty() { "HTTP, TCP, TTL".to_string() } else { f.path.clone() };
+    let whole = || FieldError { field: field.clone(), rule: String::new() };
     match given.as_slice() {
         [] => {
             let rule = match UNSUPPORTED.iter().find(|k| f.get(k).is_some()) {
@@ -349,5 +382,6 @@ fn check_status(f: &Fields, key: &str, s: &str) -> Result<Status, FieldError> {
     }
 }
 
+pub mod catalog;
 #[cfg(test)]
 mod tests;

@@ -2,14 +2,16 @@
 //! checks (with their definitions), catalog entries and this server as Consul's one node.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 
 use super::Shared;
+use super::register::catalog::shown_check_id;
 use crate::duration::format as fmt_duration;
 use crate::model::{CheckKind, CheckSpec, CheckState, Meta, Status};
-use crate::registry::InstanceView;
+use crate::registry::{InstanceView, Snapshot};
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
@@ -78,11 +80,12 @@ pub(super) struct Definition<'a> {
 pub(super) struct NodeJson<'a> {
     #[serde(rename = "ID")]
     id: &'a str,
-    node: &'a str,
-    address: &'a str,
+    pub(super) node: &'a str,
+    address: String,
     datacenter: &'a str,
-    tagged_addresses: BTreeMap<&'a str, &'a str>,
-    meta: BTreeMap<&'a str, &'a str>,
+    tagged_addresses: BTreeMap<&'a str, String>,
+    /// A node's meta is owned: an external node's lives in a record of another snapshot.
+    meta: BTreeMap<String, String>,
 }
 
 #[derive(Serialize)]
@@ -91,10 +94,10 @@ pub(super) struct CatalogJson<'a> {
     #[serde(rename = "ID")]
     id: &'a str,
     node: &'a str,
-    address: &'a str,
+    address: String,
     datacenter: &'a str,
-    tagged_addresses: BTreeMap<&'a str, &'a str>,
-    node_meta: BTreeMap<&'a str, &'a str>,
+    tagged_addresses: BTreeMap<&'a str, String>,
+    node_meta: BTreeMap<String, String>,
     service_kind: &'a str,
     #[serde(rename = "ServiceID")]
     service_id: &'a str,
@@ -107,17 +110,56 @@ pub(super) struct CatalogJson<'a> {
     service_enable_tag_override: bool,
 }
 
-/// Renders instances in the shapes above, as this server's node.
+/// Renders instances in the shapes above, on this server's node or the external node they
+/// were registered on (whose record it looks up in the current snapshot).
 pub(super) struct Render<'a> {
     node: &'a str,
     address: &'a str,
     datacenter: &'a str,
+    /// Where external nodes' records are looked up: they change far less often than the
+    /// snapshot a read answers from, and a newer record is as good.
+    nodes: Arc<Snapshot>,
 }
 
 impl<'a> Render<'a> {
     pub(super) fn new(api: &'a Shared) -> Render<'a> {
         let c = &api.config;
-        Render { node: &c.node, address: &c.node_address, datacenter: &c.datacenter }
+        Render { node: &c.node, address: &c.node_address, datacenter: &c.datacenter, nodes: api.registry.snapshot() }
+    }
+
+    /// The name of the node an instance (or node record) is on.
+    pub(super) fn node_name(&self, v: &'a InstanceView) -> &'a str {
+        v.instance.node.as_deref().unwrap_or(self.node)
+    }
+
+    /// The node an instance is on, in `/v1/health/service`'s `Node` shape.
+    pub(super) fn node_of(&self, v: &'a InstanceView) -> NodeJson<'a> {
+        let Some(name) = v.instance.node.as_deref() else { return self.node() };
+        let (address, meta) = match self.nodes.node_record(Some(name)) {
+            Some(record) => (record.instance.address.to_string(), record.instance.meta.clone()),
+            None => (v.instance.address.to_string(), Default::default()),
+        };
+        let mut node = self.external(name, address);
+        node.meta = meta.into();
+        node
+    }
+
+    /// An external node by its record.
+    pub(super) fn node_record(&self, record: &'a InstanceView) -> NodeJson<'a> {
+        let mut node = self.external(self.node_name(record), record.instance.address.to_string());
+        node.meta = record.instance.meta.clone().into();
+        node
+    }
+
+    fn external(&self, name: &'a str, address: String) -> NodeJson<'a> {
+        NodeJson {
+            id: "",
+            node: name,
+            tagged_addresses: [("lan", address.clone()), ("wan", address.clone())].into(),
+            address,
+            datacenter: self.datacenter,
+            meta: BTreeMap::new(),
+        }
     }
 
     pub(super) fn service(&self, v: &'a InstanceView) -> ServiceJson<'a> {
@@ -135,26 +177,21 @@ impl<'a> Render<'a> {
         }
     }
 
+    /// This server's node.
     pub(super) fn node(&self) -> NodeJson<'a> {
-        NodeJson {
-            id: "",
-            node: self.node,
-            address: self.address,
-            datacenter: self.datacenter,
-            tagged_addresses: [("lan", self.address), ("wan", self.address)].into(),
-            meta: BTreeMap::new(),
-        }
+        self.external(self.node, self.address.to_string())
     }
 
     pub(super) fn catalog(&self, v: &'a InstanceView) -> CatalogJson<'a> {
         let i = &v.instance;
+        let node = self.node_of(v);
         CatalogJson {
             id: "",
-            node: self.node,
-            address: self.address,
+            node: node.node,
+            address: node.address,
             datacenter: self.datacenter,
-            tagged_addresses: [("lan", self.address), ("wan", self.address)].into(),
-            node_meta: BTreeMap::new(),
+            tagged_addresses: node.tagged_addresses,
+            node_meta: node.meta,
             service_kind: "",
             service_id: &i.id,
             service_name: &i.service,
@@ -171,14 +208,16 @@ impl<'a> Render<'a> {
     /// `_service_maintenance:<id>`, first.
     pub(super) fn checks(&self, v: &'a InstanceView) -> Vec<CheckJson<'a>> {
         let i = &v.instance;
+        // A node record's checks belong to no service.
+        let service_id = if i.is_node() { "" } else { &i.id };
         let base = |check_id: String, name: &'a str, status: Status, kind: &'static str| CheckJson {
-            node: self.node,
+            node: self.node_name(v),
             check_id,
             name,
             status: status.as_str(),
             notes: "",
             output: "",
-            service_id: &i.id,
+            service_id,
             service_name: &i.service,
             service_tags: &i.tags,
             kind,
@@ -199,14 +238,28 @@ impl<'a> Render<'a> {
             out.push(c);
         }
         for (spec, state) in i.checks.iter().zip(&v.health.checks) {
-            out.push(self.check(base(spec.id.clone(), &spec.name, state.status, spec.kind.as_str()), spec, state));
+            let id = shown_check_id(i.node.as_deref(), &spec.id).to_string();
+            out.push(self.check(base(id, &spec.name, state.status, spec.kind.as_str()), spec, state));
         }
         out
     }
 
+    /// The checks that gate an instance, as `/v1/health/service` lists them: its node's, then
+    /// its own (`snap` is the one `v` comes from).
+    pub(super) fn node_and_own_checks(&self, snap: &'a Snapshot, v: &'a InstanceView) -> Vec<CheckJson<'a>> {
+        match snap.node_record(v.instance.node.as_deref()) {
+            None => self.checks(v),
+            Some(node) => {
+                let mut out = self.checks(node);
+                out.extend(self.checks(v));
+                out
+            }
+        }
+    }
+
     fn check(&self, mut c: CheckJson<'a>, spec: &'a CheckSpec, state: &'a CheckState) -> CheckJson<'a> {
         c.output = &state.output;
-        if !matches!(spec.kind, CheckKind::Ttl { .. }) {
+        if spec.kind.is_probed() {
             c.interval = fmt_duration(spec.interval);
             c.timeout = fmt_duration(spec.timeout);
         }
@@ -236,7 +289,7 @@ fn definition(spec: Option<&CheckSpec>) -> Definition<'_> {
             (d.http, d.method, d.header, d.tls_skip_verify) = (url, method, headers, *tls_skip_verify);
         }
         CheckKind::Tcp { target } => d.tcp = target,
-        CheckKind::Ttl { .. } => return d,
+        CheckKind::Ttl { .. } | CheckKind::External => return d,
     }
     (d.interval, d.timeout) = (fmt_duration(spec.interval), fmt_duration(spec.timeout));
     d

@@ -21,7 +21,7 @@ const DEFAULT_MAINTENANCE_REASON: &str =
     "Maintenance mode is enabled for this service, but no reason was provided. This is a default message.";
 
 /// The body, or 413 when it is over `BODY_LIMIT`.
-fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+pub(super) fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     body.map_err(|e| match e.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge { limit: BODY_LIMIT },
         _ => ApiError::bad_request(format!("body: {}", e.body_text())),

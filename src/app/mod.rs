@@ -243,6 +243,7 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
         tracker.spawn(watcher.run(registry.clone(), rescan.clone(), token.clone()));
     }
     let probe_stats = Arc::new(health::Stats::default());
+    let replicas = opened.ownership.clone();
     tracker.spawn(health::run(registry.clone(), config.health, probe_stats.clone(), opened.ownership, token.clone()));
 
     // Host-name addresses resolve through the same upstreams as forwarding.
@@ -281,6 +282,7 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
         let mut api_config = api_config(&config, config.dns.advertise.or_else(|| first_usable(&dns_addrs)), addr, acl);
         api_config.tls = tls;
         api_config.degraded = degraded.clone();
+        api_config.replicas = replicas.clone();
         let api = api::serve(listener, registry.clone(), api_config, ready.clone(), token.clone(), stages.stop.clone());
         front.spawn(bounded("HTTP", api, stages.abort.clone()));
     }
@@ -426,6 +428,7 @@ fn api_config(
         limits: config.http_limits,
         tls: None,
         degraded: crate::store::Degraded::default(),
+        replicas: crate::registry::Ownership::solo(),
     }
 }
 

@@ -118,6 +118,9 @@ impl Follower {
                         self.registry.send(Change::RemoteBeat { check_id: check.to_string() });
                     }
                     Key::Replica(id) => {
+                        if let Some(http) = crate::store::etcd::replica_http(kv.value()).filter(|_| put) {
+                            self.ownership.set_http(id, http);
+                        }
                         replicas_changed |=
                             if put { self.replicas.insert(id.to_string()) } else { self.replicas.remove(id) };
                     }
@@ -142,7 +145,10 @@ impl Follower {
             .await
             .map_err(|_| "no answer to the reload".to_string())?
             .map_err(|e| e.to_string())?;
-        let Loaded { revision, records, replicas } = loaded;
+        let Loaded { revision, records, replicas, replica_http } = loaded;
+        for (id, http) in replica_http {
+            self.ownership.set_http(&id, http);
+        }
         info!(revision, instances = records.len(), "reloaded the registry from etcd");
         self.replicas = replicas.into_iter().collect();
         self.ownership.set_live(self.replicas.iter().cloned());

@@ -33,6 +33,9 @@ impl Cluster {
         let me = replica_id();
         let ownership = Ownership::replica(&me);
         ownership.set_live(loaded.replicas.iter().cloned());
+        for (id, http) in &loaded.replica_http {
+            ownership.set_http(id, http.clone());
+        }
         info!(replica = %me, live = loaded.replicas.len(), "joining the cluster");
         let (pool, keys) = etcd.link();
         Cluster {

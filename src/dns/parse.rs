@@ -47,6 +47,10 @@ pub enum Target<'a> {
     Instance {
         id: &'a str,
     },
+    /// `<node>.node`: a node registered through `PUT /v1/catalog/register`, at its address.
+    Node {
+        name: &'a str,
+    },
     /// `<id>._<name>._tcp.service[.<region>]`: a DNS-SD service instance.
     ServiceInstance {
         id: &'a str,
@@ -162,11 +166,12 @@ pub(crate) fn classify_labels<'a>(labels: &[&'a str]) -> Target<'a> {
     match *labels {
         [] => Apex,
         ["ns"] => Nameserver,
-        ["service"] | ["instance"] | ["_udp"] | ["_dns-sd", "_udp"] => EmptyNonTerminal,
+        ["service"] | ["instance"] | ["node"] | ["_udp"] | ["_dns-sd", "_udp"] => EmptyNonTerminal,
         [b, "_dns-sd", "_udp"] | [b, "_dns-sd", "_udp", "service"] if BROWSE.contains(&b) => BrowseDomains,
         ["_udp", "service"] | ["_dns-sd", "_udp", "service"] => EmptyNonTerminal,
         ["_services", "_dns-sd", "_udp", "service"] => ServiceTypes,
         [id, "instance"] => Instance { id },
+        [name, "node"] => Node { name },
         [region] => RegionNonTerminal(region),
         ["service", region] => RegionNonTerminal(region),
         [first, "service"] => service_or_tag_tree(first, None),

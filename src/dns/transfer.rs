@@ -3,7 +3,7 @@
 //! transfer_allow` get one; everyone else is REFUSED, over UDP and TCP alike.
 //!
 //! A transfer holds every name's answerable instances, as `answer::service_zone_records` gives
-//! them, between two copies of the SOA, in messages of up to 16 KiB over TCP, built one at a
+//! them, and the external nodes' addresses (`<node>.node.D`), between two copies of the SOA, in messages of up to 16 KiB over TCP, built one at a
 //! time from the snapshot of the moment it began (a catalog of 100,000 instances is never held
 //! as one list of records). The catalog keeps no history, so IXFR is answered with the whole
 //! zone (RFC 1995 §4 allows that), or with the SOA alone when the client is up to date or asked
@@ -17,7 +17,7 @@ use hickory_proto::rr::{LowerName, RData, Record, RecordType};
 use ipnet::IpNet;
 use tracing::{debug, info, warn};
 
-use super::answer::{Transport, Zone, apex_records, service_zone_records};
+use super::answer::{Transport, Zone, apex_records, node_zone_records, service_zone_records};
 use super::message::{Overflow, Sections, encode, encode_part};
 use crate::registry::Snapshot;
 
@@ -171,7 +171,11 @@ impl Transfer {
                             service_zone_records(&self.zone, &self.snap, view, &mut self.ready);
                         }
                     }
-                    None => self.stage = Stage::End,
+                    None => {
+                        // Nodes are few: all of them at once.
+                        node_zone_records(&self.zone, &self.snap, &mut self.ready);
+                        self.stage = Stage::End;
+                    }
                 },
                 Stage::End => {
                     self.ready.push(self.zone.soa(self.snap.version, self.zone.ttl));

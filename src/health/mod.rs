@@ -232,6 +232,12 @@ impl Scheduler {
                         self.follow(view, &mut present);
                     }
                 }
+                for (old, new) in snap.changed_nodes(&last) {
+                    before.extend(old.into_iter().flat_map(|o| o.instance.checks.iter().map(|c| c.id.clone())));
+                    if let Some(view) = new {
+                        self.follow(view, &mut present);
+                    }
+                }
                 for id in before.iter().filter(|id| !present.contains(id.as_str())) {
                     if let Some(t) = self.checks.remove(id) {
                         self.queue.try_remove(&t.key);
@@ -239,7 +245,7 @@ impl Scheduler {
                 }
             }
             None => {
-                for view in snap.instances() {
+                for view in snap.instances().chain(snap.nodes()) {
                     self.follow(view, &mut present);
                 }
                 let gone: Vec<String> =
@@ -258,7 +264,7 @@ impl Scheduler {
     /// Tracks the checks of one instance that this server probes, adding their ids to `present`.
     fn follow(&mut self, view: &InstanceView, present: &mut HashSet<String>) {
         for (spec, state) in view.instance.checks.iter().zip(&view.health.checks) {
-            if matches!(spec.kind, CheckKind::Ttl { .. }) {
+            if !spec.kind.is_probed() {
                 continue;
             }
             if !self.ownership.acts_on(&view.instance.source, &spec.id) {

@@ -44,7 +44,7 @@ impl Probers {
                 http(client, url, method, headers, spec.timeout).await
             }
             CheckKind::Tcp { target } => tcp(target, spec.timeout).await,
-            CheckKind::Ttl { .. } => (Status::Critical, "TTL checks are not probed".into()),
+            CheckKind::Ttl { .. } | CheckKind::External => (Status::Critical, "not a probed check".into()),
         }
     }
 }

@@ -30,6 +30,48 @@ pub struct Instance {
     /// Service-level DNS settings carried by this instance's declaration.
     pub policy: ServicePolicy,
     pub source: Source,
+    /// The node it runs on, as `PUT /v1/catalog/register` names it (an external node); `None`
+    /// is this server's own node (the agent's services and every zone-file instance). On a
+    /// node record (`is_node`), the node's own name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+}
+
+/// Node records live among the instances (so that they are stored, replicated, probed and
+/// rolled back with them) under ids no instance can have: instance ids are DNS labels, and
+/// never hold a `:`.
+const NODE_PREFIX: &str = "node:";
+
+/// The id of the record of `node` (`None`: this server's own node), as `id_key` keeps it.
+pub fn node_key(node: Option<&str>) -> String {
+    format!("{NODE_PREFIX}{}", node.map(str::to_ascii_lowercase).unwrap_or_default())
+}
+
+impl Instance {
+    /// Returns true if this is a node's record (its address, meta and node-level checks)
+    /// rather than an instance of a service.
+    pub fn is_node(&self) -> bool {
+        self.id.starts_with(NODE_PREFIX)
+    }
+
+    /// The record of a node: `name` is `None` for this server's own node, whose address is the
+    /// API's to show. It answers in no service.
+    pub fn node_record(name: Option<&str>, address: Address, meta: Meta, checks: Vec<CheckSpec>) -> Instance {
+        Instance {
+            id: node_key(name),
+            service: String::new(),
+            address,
+            port: 0,
+            tags: Vec::new(),
+            weight: 1,
+            region: None,
+            meta,
+            checks,
+            policy: ServicePolicy::default(),
+            source: Source::Api,
+            node: name.map(str::to_string),
+        }
+    }
 }
 
 /// An instance's key/value metadata, sorted by key, each key once. A sorted boxed slice rather
@@ -146,22 +188,42 @@ pub struct CheckSpec {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CheckKind {
-    Http { url: String, method: String, headers: BTreeMap<String, Vec<String>>, tls_skip_verify: bool },
-    Tcp { target: String },
-    Ttl { ttl: Duration },
+    Http {
+        url: String,
+        method: String,
+        headers: BTreeMap<String, Vec<String>>,
+        tls_skip_verify: bool,
+    },
+    Tcp {
+        target: String,
+    },
+    Ttl {
+        ttl: Duration,
+    },
+    /// A status whoever registered it keeps current (`PUT /v1/catalog/register` with a check
+    /// that has no definition, as consul-esm sends them, then the same again or
+    /// `/v1/agent/check/update`). Nothing probes it, nothing expires it.
+    External,
 }
 
 impl CheckKind {
     pub const HTTP: &'static str = "http";
     pub const TCP: &'static str = "tcp";
     pub const TTL: &'static str = "ttl";
+    pub const EXTERNAL: &'static str = "external";
 
-    /// `http`, `tcp` or `ttl`, as the API, the status page and the probe metrics name the kinds.
+    /// Returns true if signpost probes it (HTTP and TCP); the others' status comes from outside.
+    pub fn is_probed(&self) -> bool {
+        matches!(self, CheckKind::Http { .. } | CheckKind::Tcp { .. })
+    }
+
+    /// `http`, `tcp`, `ttl` or `external`, as the API, the status page and the probe metrics name the kinds.
     pub fn as_str(&self) -> &'static str {
         match self {
             CheckKind::Http { .. } => CheckKind::HTTP,
             CheckKind::Tcp { .. } => CheckKind::TCP,
             CheckKind::Ttl { .. } => CheckKind::TTL,
+            CheckKind::External => CheckKind::EXTERNAL,
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use crate::model::{Instance, Status, Stored, ZoneError, ZoneFile};
+use crate::model::{CheckSpec, Instance, Status, Stored, ZoneError, ZoneFile};
 use crate::store::Fresh;
 
 /// Something a source wants the registry to know.
@@ -34,6 +34,25 @@ pub enum Change {
         id: String,
         reason: Option<String>,
     },
+    /// A check registered on its own (`PUT /v1/agent/check/register`, or a check of
+    /// `PUT /v1/catalog/register`), added to what its owner has or replacing its namesake.
+    AddCheck {
+        owner: CheckOwner,
+        check: CheckSpec,
+        /// An external check's output as its registrar sends it (`Output`); others start empty.
+        output: String,
+    },
+    /// A check taken away from whatever carries it (an instance or a node).
+    RemoveCheck {
+        check_id: String,
+    },
+    /// An external node goes, and every instance registered on it.
+    DeregisterNode {
+        node: String,
+    },
+    /// Several changes that land together or not at all (`PUT /v1/catalog/register`: a node,
+    /// its service and their checks).
+    All(Vec<Change>),
     /// A check's new result: a heartbeat, an explicit pass/warn/fail, or a probe.
     CheckUpdate {
         check_id: String,
@@ -97,6 +116,15 @@ impl From<Fresh> for Change {
     }
 }
 
+/// What a check registered on its own is attached to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckOwner {
+    /// An instance, by id: the check gates that instance.
+    Instance(String),
+    /// A node (`None`: this server's own): the check gates every instance on it.
+    Node(Option<String>),
+}
+
 /// Why a change was refused. A refused change alters nothing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegistryError {
@@ -106,6 +134,11 @@ pub enum RegistryError {
     ZoneOwned { id: String, path: PathBuf },
     #[error("unknown service id {0:?}")]
     UnknownInstance(String),
+    /// `on` says where: `node "db-1"`, or this server's own node.
+    #[error("id {id:?} is already registered on {on}; deregister it there first")]
+    IdOnOtherNode { id: String, on: String },
+    #[error("unknown node {0:?}")]
+    UnknownNode(String),
     #[error("unknown check id {0:?}")]
     UnknownCheck(String),
     #[error("check id {check:?} already belongs to instance {owner:?}")]

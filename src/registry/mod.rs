@@ -26,7 +26,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-pub use change::{Change, Effect, RegistryError};
+pub use change::{Change, CheckOwner, Effect, RegistryError};
 pub use guard::Subject;
 pub use ownership::Ownership;
 pub use rotation::AnswerSet;

@@ -21,6 +21,8 @@ struct Shared {
     me: String,
     /// Live replica ids, sorted, always including `me`.
     live: ArcSwap<Vec<String>>,
+    /// The HTTP `ADDR:PORT` replicas announced, for `/v1/agent/members` and `/v1/status/peers`.
+    http: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
     changed: watch::Sender<u64>,
 }
 
@@ -45,6 +47,7 @@ impl Ownership {
         Ownership(Some(Arc::new(Shared {
             me: me.to_string(),
             live: ArcSwap::from_pointee(vec![me.to_string()]),
+            http: Default::default(),
             changed,
         })))
     }
@@ -80,6 +83,21 @@ impl Ownership {
             s.live.store(Arc::new(live));
             s.changed.send_modify(|n| *n += 1);
         }
+    }
+
+    /// Notes the HTTP address replica `id` announced.
+    pub fn set_http(&self, id: &str, http: String) {
+        if let Some(s) = &self.0 {
+            s.http.lock().expect("not poisoned").insert(id.to_string(), http);
+        }
+    }
+
+    /// The other live replicas, each with the HTTP address it announced (empty if unknown).
+    pub fn others(&self) -> Vec<(String, String)> {
+        let Some(s) = &self.0 else { return Vec::new() };
+        let http = s.http.lock().expect("not poisoned");
+        let live = s.live.load();
+        live.iter().filter(|r| **r != s.me).map(|r| (r.clone(), http.get(r).cloned().unwrap_or_default())).collect()
     }
 
     /// A receiver that changes whenever the live replicas do (`None` alone: they never change).

@@ -20,7 +20,7 @@ use imbl::ordmap::DiffItem;
 use imbl::{HashMap as PersistentHashMap, OrdMap, OrdSet};
 
 use super::service::{Counts, Defaults, InstanceView, NameEntry, ServiceView};
-use super::state::{State, Touched};
+use super::state::{Entry, State, Touched};
 use crate::model::{Address, ZoneError};
 
 /// A service's view, shared between snapshots until the service changes. Compared by identity:
@@ -49,6 +49,9 @@ pub struct Snapshot {
     services: OrdMap<Arc<str>, ServiceRef>,
     /// Id key → instance, in id order.
     by_id: OrdMap<Arc<str>, InstanceView>,
+    /// Node records (`Instance::is_node`), by their key (`node_key`): external nodes, and this
+    /// server's own while it has node checks. Their checks gate every instance on the node.
+    nodes: OrdMap<Arc<str>, InstanceView>,
     /// Check id → (instance key, check index).
     checks: PersistentHashMap<Arc<str>, (Arc<str>, u32)>,
     /// (instance address, instance key), for reverse (PTR) lookups: a set in address order, so
@@ -60,7 +63,8 @@ pub struct Snapshot {
     /// `_<tag>.service.D` exist as empty non-terminals while some instance carries them.
     regions: OrdMap<Arc<str>, u32>,
     tags: OrdMap<Arc<str>, u32>,
-    /// How many services have instances registered by each (lowercase) host name.
+    /// How many services have instances registered by each (lowercase) host name, and how many
+    /// nodes are.
     hosts: OrdMap<Arc<str>, u32>,
     /// The services DNS answers for now (`ServiceView::is_answered`), in name order: the DNS-SD
     /// service types.
@@ -92,8 +96,14 @@ impl Snapshot {
         let mut dirty: BTreeMap<Arc<str>, Vec<InstanceView>> = BTreeMap::new();
         let mut removed: HashSet<&str> = HashSet::new();
         let mut entering = Vec::new();
+        // Nodes whose health moved: every service with an instance on them is looked at again.
+        let mut regated: HashSet<Option<String>> = HashSet::new();
         for key in &touched.keys {
             let new = state.entry(key);
+            if new.map_or_else(|| next.nodes.contains_key(key.as_str()), |e| e.instance.is_node()) {
+                next.node(key, new, &mut regated);
+                continue;
+            }
             if let (Some(old), Some(new)) = (next.by_id.get(key.as_str()), new)
                 && Arc::ptr_eq(&old.instance, &new.instance)
                 && Arc::ptr_eq(&old.health, &new.health)
@@ -121,10 +131,22 @@ impl Snapshot {
                 service: service.clone(),
                 instance: entry.instance.clone(),
                 health: entry.health.clone(),
-                status: entry.health.status(),
+                status: gated(state, &entry.instance, entry.health.status()),
             };
             next.index(&view);
             dirty.entry(service).or_default().push(view);
+        }
+        if !regated.is_empty() {
+            // Rare (a node check changing status), so a walk over the services is affordable.
+            for (name, view) in &self.services {
+                if view
+                    .instances
+                    .iter()
+                    .any(|v| regated.contains(&v.instance.node.as_ref().map(|n| n.to_ascii_lowercase())))
+                {
+                    dirty.entry(name.clone()).or_default();
+                }
+            }
         }
         if !touched.hosts.is_empty() {
             for (name, view) in &self.services {
@@ -141,6 +163,14 @@ impl Snapshot {
                 .flat_map(|o| o.instances.iter())
                 .filter(|v| !removed.contains(&*v.key))
                 .cloned()
+                .map(|mut v| {
+                    let status = gated(state, &v.instance, v.health.status());
+                    if status != v.status {
+                        v.status = status;
+                        next.by_id.insert(v.key.clone(), v.clone());
+                    }
+                    v
+                })
                 .chain(entering)
                 .collect();
             members.sort_by(|a, b| a.key.cmp(&b.key));
@@ -158,14 +188,50 @@ impl Snapshot {
         next
     }
 
+    /// Puts a node record's new state (`None`: gone) in place, noting in `regated` the node
+    /// (lowercase name, `None` for this server's) when its status moved.
+    fn node(&mut self, key: &str, entry: Option<&Entry>, regated: &mut HashSet<Option<String>>) {
+        let old = self.nodes.remove(key);
+        if let Some(old) = &old {
+            self.unindex(old);
+            if let Address::Host(h) = &old.instance.address {
+                tally(&mut self.hosts, &h.to_ascii_lowercase(), -1);
+            }
+        }
+        let new = entry.map(|e| InstanceView {
+            key: Arc::from(key),
+            service: Arc::from(""),
+            instance: e.instance.clone(),
+            health: e.health.clone(),
+            status: e.health.status(),
+        });
+        if let Some(new) = &new {
+            self.index_checks(new);
+            self.nodes.insert(new.key.clone(), new.clone());
+            // A node named by a host name is resolved like an instance so named.
+            if let Address::Host(h) = &new.instance.address {
+                tally(&mut self.hosts, &h.to_ascii_lowercase(), 1);
+            }
+        }
+        let status = |v: &Option<InstanceView>| v.as_ref().map(|v| v.status);
+        if status(&old) != status(&new) {
+            let node = new.as_ref().or(old.as_ref()).and_then(|v| v.instance.node.as_ref());
+            regated.insert(node.map(|n| n.to_ascii_lowercase()));
+        }
+    }
+
     /// Adds an instance to the indexes across services.
     fn index(&mut self, view: &InstanceView) {
         self.by_id.insert(view.key.clone(), view.clone());
-        for (i, c) in view.instance.checks.iter().enumerate() {
-            self.checks.insert(Arc::from(c.id.as_str()), (view.key.clone(), i as u32));
-        }
+        self.index_checks(view);
         if let Address::Ip(ip) = view.instance.address {
             self.by_address.insert((ip, view.key.clone()));
+        }
+    }
+
+    fn index_checks(&mut self, view: &InstanceView) {
+        for (i, c) in view.instance.checks.iter().enumerate() {
+            self.checks.insert(Arc::from(c.id.as_str()), (view.key.clone(), i as u32));
         }
     }
 
@@ -290,10 +356,39 @@ impl Snapshot {
         self.services.iter().map(|(n, s)| (&**n, s.instances.iter()))
     }
 
-    /// A check by id: its instance and its index in `instance.checks` / `health.checks`.
+    /// A check by id: its instance or node record, and its index in `instance.checks` /
+    /// `health.checks`.
     pub fn check(&self, check_id: &str) -> Option<(&InstanceView, usize)> {
         let (key, i) = self.checks.get(check_id)?;
-        Some((self.by_id.get(key)?, *i as usize))
+        Some((self.by_id.get(key).or_else(|| self.nodes.get(key))?, *i as usize))
+    }
+
+    /// Every node record, in key order: external nodes, and this server's own while it has
+    /// node checks (the one whose `instance.node` is `None`).
+    pub fn nodes(&self) -> impl Iterator<Item = &InstanceView> {
+        self.nodes.values()
+    }
+
+    /// A node's record, by name (`None`: this server's own).
+    pub fn node_record(&self, name: Option<&str>) -> Option<&InstanceView> {
+        self.nodes.get(crate::model::node_key(name).as_str())
+    }
+
+    /// The node records that differ between `older` and this snapshot, as (before, after).
+    pub fn changed_nodes<'a>(
+        &'a self,
+        older: &'a Snapshot,
+    ) -> impl Iterator<Item = (Option<&'a InstanceView>, Option<&'a InstanceView>)> + 'a {
+        // Node records are few: a walk over both is enough.
+        let same = |a: &InstanceView, b: &InstanceView| {
+            Arc::ptr_eq(&a.instance, &b.instance) && Arc::ptr_eq(&a.health, &b.health)
+        };
+        let gone = older.nodes.iter().filter(|(k, _)| !self.nodes.contains_key(*k)).map(|(_, v)| (Some(v), None));
+        let here = self.nodes.iter().filter_map(move |(k, new)| match older.nodes.get(k) {
+            Some(old) if same(old, new) => None,
+            old => Some((old, Some(new))),
+        });
+        gone.chain(here)
     }
 
     /// Instances and checks by status.
@@ -320,6 +415,11 @@ impl Snapshot {
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
     }
+}
+
+/// An instance's status with its node's: a failing node check fails every instance on the node.
+fn gated(state: &State, instance: &crate::model::Instance, own: crate::model::Status) -> crate::model::Status {
+    state.node_of(instance).map_or(own, |node| own.max(node.health.status()))
 }
 
 /// Adds `sign` (1 or -1) to `key`'s count; a key whose count reaches 0 goes.

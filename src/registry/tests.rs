@@ -24,6 +24,7 @@ pub(super) fn instance(id: &str, checks: Vec<CheckSpec>) -> Instance {
         checks,
         policy: ServicePolicy::default(),
         source: Source::Api,
+        node: None,
     }
 }
 

@@ -169,6 +169,7 @@ mod tests {
                 checks: vec![],
                 policy: ServicePolicy::default(),
                 source: Source::Api,
+                node: None,
             },
             health: Health::default(),
         }

@@ -344,7 +344,7 @@ impl Cx<'_> {
                 match &mut c.kind {
                     CheckKind::Http { url, .. } => *url = expand(url, true, &address, port).unwrap_or_default(),
                     CheckKind::Tcp { target } => *target = expand(target, false, &address, port).unwrap_or_default(),
-                    CheckKind::Ttl { .. } => {}
+                    CheckKind::Ttl { .. } | CheckKind::External => {}
                 }
                 c
             })
@@ -362,6 +362,7 @@ impl Cx<'_> {
             checks,
             policy: service.policy.merge(meta_policy),
             source: Source::Zone(self.path.to_path_buf()),
+            node: None,
         };
         self.instances.push(ParsedInstance { instance, line, col });
     }

@@ -253,3 +253,56 @@ fn signpost_free_env(cmd: &mut std::process::Command) -> &mut std::process::Comm
     }
     cmd
 }
+
+#[tokio::test]
+async fn checks_and_nodes_tables_show_node_checks_and_external_nodes() {
+    let f = serve(&[]);
+    let http = support::http_client();
+    let put = |path: &'static str, body: serde_json::Value| {
+        let req = http.put(format!("{}{path}", f.api())).body(body.to_string());
+        async move {
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), 200, "{path}: {}", r.text().await.unwrap());
+        }
+    };
+    assert_eq!(f.ok(&["checks"]), "no checks registered\n");
+    f.ok(&["register", "--name", "web", "--id", "web-1", "--address", "10.1.0.1", "--ttl", "30s"]);
+    put("/v1/agent/check/register", serde_json::json!({"Name": "disk", "TTL": "1h", "Status": "warning"})).await;
+    let esm = serde_json::json!({"Node": "db-host", "Address": "10.20.0.5", "Service": {"Service": "pg", "ID": "pg-1"},
+        "Checks": [{"CheckID": "externalNodeHealth", "Status": "passing", "Output": "ping ok"},
+                   {"CheckID": "pg", "ServiceID": "pg-1", "Status": "critical"}]});
+    put("/v1/catalog/register", esm).await;
+    f.ok(&["pass", "service:web-1", "--note", "fine"]);
+
+    let checks = f.ok(&["checks"]);
+    let rows = cells(&checks);
+    let node = rows.iter().find(|r| r[0] == "service:web-1").expect("the instance's check")[1].clone();
+    assert_eq!(rows[0], ["CHECK", "NODE", "SERVICE ID", "TYPE", "STATUS", "LAST OUTPUT"], "{checks}");
+    let mut rest: Vec<Vec<String>> = rows[1..].to_vec();
+    rest.sort();
+    let want = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        rest,
+        [
+            want(&["disk", &node, "-", "ttl", "warning"]),
+            want(&["externalNodeHealth", "db-host", "-", "external", "passing", "ping ok"]),
+            want(&["pg", "db-host", "pg-1", "external", "critical"]),
+            want(&["service:web-1", &node, "web-1", "ttl", "passing", "fine"]),
+        ],
+        "{checks}"
+    );
+
+    let nodes = f.ok(&["nodes"]);
+    assert_eq!(
+        cells(&nodes),
+        [
+            want(&["NODE", "ADDRESS", "INSTANCES", "NODE CHECKS", "STATUS"]),
+            want(&[&node, "127.0.0.1", "1", "1", "warning"]),
+            want(&["db-host", "10.20.0.5", "1", "1", "passing"]),
+        ],
+        "{nodes}"
+    );
+    let services = cells(&f.ok(&["services"]));
+    assert_eq!(services[1..], [want(&["pg", "1", "0", "_pg._tcp"]), want(&["web", "1", "1", "_web._tcp"])]);
+    println!("{checks}{nodes}");
+}

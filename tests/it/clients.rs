@@ -36,7 +36,7 @@ pub(crate) fn installed(sub: &str) -> PathBuf {
 }
 
 /// One client session: its steps come one JSON line at a time.
-struct Session {
+pub(crate) struct Session {
     name: &'static str,
     child: Child,
     stdin: ChildStdin,
@@ -44,7 +44,7 @@ struct Session {
 }
 
 impl Session {
-    fn start(name: &'static str, mut cmd: Command) -> Session {
+    pub(crate) fn start(name: &'static str, mut cmd: Command) -> Session {
         for var in ["CONSUL_HTTP_ADDR", "CONSUL_HTTP_TOKEN", "CONSUL_HTTP_SSL", "HTTP_PROXY", "http_proxy"] {
             cmd.env_remove(var);
         }
@@ -56,7 +56,7 @@ impl Session {
     }
 
     /// The next step's line, which must be `step`; printed, so that a session can be shown.
-    async fn expect(&mut self, step: &str) -> Value {
+    pub(crate) async fn expect(&mut self, step: &str) -> Value {
         let line = tokio::time::timeout(DEADLINE, self.stdout.next_line())
             .await
             .unwrap_or_else(|_| panic!("{}: no `{step}` line in time", self.name))
@@ -69,11 +69,11 @@ impl Session {
     }
 
     /// Lets the session go on to its next step.
-    async fn next(&mut self) {
+    pub(crate) async fn next(&mut self) {
         self.stdin.write_all(b"next\n").await.unwrap();
     }
 
-    async fn finish(mut self) {
+    pub(crate) async fn finish(mut self) {
         drop(self.stdin);
         let status = tokio::time::timeout(DEADLINE, self.child.wait()).await.unwrap().unwrap();
         assert!(status.success(), "{}: {status}", self.name);
@@ -81,7 +81,7 @@ impl Session {
 }
 
 /// An HTTP check target that always answers 200.
-async fn target() -> String {
+pub(crate) async fn target() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = Router::new().route("/health", get(|| async { "ok" }));
@@ -89,7 +89,7 @@ async fn target() -> String {
     format!("http://{addr}/health")
 }
 
-async fn a(s: &TestServer, name: &str) -> (ResponseCode, Vec<String>) {
+pub(crate) async fn a(s: &TestServer, name: &str) -> (ResponseCode, Vec<String>) {
     let m = s.udp(name, RecordType::A).await;
     (m.metadata.response_code, addresses(&m))
 }

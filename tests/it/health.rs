@@ -212,6 +212,7 @@ fn api_instance(id: &str, check: CheckKind, deregister_after: Option<Duration>, 
         }],
         policy: ServicePolicy::default(),
         source: Source::Api,
+        node: None,
     }
 }
 

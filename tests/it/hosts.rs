@@ -198,3 +198,20 @@ async fn a_host_name_is_re_resolved_at_its_ttl_and_forgotten_with_its_instance()
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(up.asked("api.example.internal."), before, "no questions about a name nobody uses");
 }
+
+#[tokio::test]
+async fn an_external_node_named_by_a_host_name_answers_with_what_it_resolves_to() {
+    let (up, addr) = Upstream::start().await;
+    up.set("ext.example.internal.", &["192.0.2.9"], 300);
+    let s = server().config(&format!("[dns]\nupstreams = [\"{addr}\"]\n")).start().await;
+    let body = json!({"Node": "ext", "Address": "ext.example.internal"});
+    let r = http_client().put(s.url("/v1/catalog/register")).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    wait_for("the node's host name resolved", || async {
+        answer(&s, "ext.node.local.", RecordType::A).await == ["192.0.2.9"]
+    })
+    .await;
+    let r = http_client().put(s.url("/v1/catalog/deregister")).json(&json!({"Node": "ext"})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(s.udp("ext.node.local.", RecordType::A).await.metadata.response_code, ResponseCode::NXDomain);
+}

@@ -7,10 +7,14 @@ mod acl_clients;
 mod api;
 mod api_reads;
 mod binary;
+mod catalog;
 mod cli;
 mod clients;
+mod clients_catalog;
 #[cfg(feature = "cluster")]
 mod cluster;
+#[cfg(feature = "cluster")]
+mod cluster_catalog;
 #[cfg(feature = "cluster")]
 mod cluster_faults;
 #[cfg(feature = "cluster")]
@@ -40,6 +44,7 @@ mod package;
 mod pki;
 mod protocol;
 mod readme;
+mod readme_catalog;
 mod readme_security;
 mod regions;
 mod rotation;

@@ -111,6 +111,10 @@ async fn an_allowed_client_transfers_what_dns_answers_now() {
     let body = r#"{"Name": "queue", "ID": "queue-1", "Address": "10.2.0.1", "Port": 5672, "Check": {"TTL": "30s"}}"#;
     let put = http_client().put(s.url("/v1/agent/service/register")).body(body).send().await.unwrap();
     assert_eq!(put.status(), 200);
+    // An external node: its name is in the zone too.
+    let node = r#"{"Node": "db-host", "Address": "10.20.0.5"}"#;
+    let put = http_client().put(s.url("/v1/catalog/register")).body(node).send().await.unwrap();
+    assert_eq!(put.status(), 200);
 
     let out = dig(&s, &["local", "AXFR"]).await;
     let got = records(&out);
@@ -119,6 +123,7 @@ async fn an_allowed_client_transfers_what_dns_answers_now() {
     assert_eq!(got.last(), Some(&soa), "SOA first and last (RFC 5936)");
     assert!(got.contains(&"local. 5 IN NS ns.local.".to_string()), "{out}");
     assert!(got.contains(&"queue-1.instance.local. 5 IN A 10.2.0.1".to_string()), "{out}");
+    assert!(got.contains(&"db-host.node.local. 5 IN A 10.20.0.5".to_string()), "{out}");
     assert!(!got.iter().any(|r| r.starts_with("queue.service.local.")), "no healthy instance: {out}");
 
     // Every (name, type) of the transfer answers the same records over DNS, and the other way

@@ -181,6 +181,7 @@ fn instance(v: &InstanceView) -> Instance {
                 CheckKind::Http { url, .. } => url.clone(),
                 CheckKind::Tcp { target } => target.clone(),
                 CheckKind::Ttl { ttl } => crate::duration::format(*ttl),
+                CheckKind::External => String::new(),
             };
             let kind = spec.kind.as_str();
             Check {

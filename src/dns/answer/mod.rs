@@ -176,6 +176,15 @@ pub fn answer(
             }
             None => false,
         },
+        Target::Node { name } => match snap.node_record(Some(name)) {
+            Some(record) => {
+                for ip in snap.addresses(&record.instance.address) {
+                    out.answers.extend(address_record(qname, ip, qtype, zone.ttl));
+                }
+                true
+            }
+            None => false,
+        },
         Target::EmptyNonTerminal => true,
         Target::RegionNonTerminal(r) => snap.has_region(r),
         Target::TagNonTerminal(t) => snap.has_tag(t),
@@ -428,6 +437,16 @@ pub(crate) fn service_zone_records(zone: &Zone, snap: &Snapshot, view: &ServiceV
         let Some(owner) = zone.instance_name(&v.instance.id) else { continue };
         for ip in snap.addresses(&v.instance.address) {
             out.extend(address_record(&owner, ip, RecordType::ANY, view.ttl()));
+        }
+    }
+}
+
+/// The address records of every external node (`<node>.node.D`), as a transfer carries them.
+pub(crate) fn node_zone_records(zone: &Zone, snap: &Snapshot, out: &mut Vec<Record>) {
+    for record in snap.nodes() {
+        let Some(owner) = record.instance.node.as_deref().and_then(|n| zone.name_below(&[n, "node"])) else { continue };
+        for ip in snap.addresses(&record.instance.address) {
+            out.extend(address_record(&owner, ip, RecordType::ANY, zone.ttl));
         }
     }
 }

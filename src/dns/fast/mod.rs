@@ -64,6 +64,8 @@ struct Shape {
     domain: Box<[u8]>,
     /// `instance.D` in wire form: what follows the id in an instance's name.
     instance_suffix: Box<[u8]>,
+    /// `node.D` in wire form: what follows a node's name.
+    node_suffix: Box<[u8]>,
 }
 
 /// For a name that names no region, of a service whose instances carry regions: each region's
@@ -97,6 +99,7 @@ impl FastTable {
         let shape = Shape {
             domain: wire_name(&[], &labels),
             instance_suffix: wire_name(&["instance"], &labels),
+            node_suffix: wire_name(&["node"], &labels),
             labels,
             settings,
         };
@@ -109,7 +112,7 @@ impl FastTable {
         };
         empty.add(&[], FastName::Slow, Target::Apex);
         empty.add(&["ns"], FastName::Slow, Target::Nameserver);
-        let ents = [&["service"][..], &["instance"], &["_tcp", "service"], &["_udp"], &["_dns-sd", "_udp"]];
+        let ents = [&["service"][..], &["instance"], &["node"], &["_tcp", "service"], &["_udp"], &["_dns-sd", "_udp"]];
         for ent in ents.into_iter().chain([&["_udp", "service"][..], &["_dns-sd", "_udp", "service"]]) {
             empty.add(ent, FastName::Exists, Target::EmptyNonTerminal);
         }
@@ -251,7 +254,10 @@ impl FastTable {
         let made = match what {
             None => match self.instance(key) {
                 Some(w) => instance_address(w, &asked, out),
-                None => self.service_instance(key, &asked, out),
+                None => match self.node(key) {
+                    Some(record) => node_address(record, self.shape.settings.zone.ttl, &asked, out),
+                    None => self.service_instance(key, &asked, out),
+                },
             },
             Some(FastName::Slow) => Made::Decline,
             Some(FastName::Exists) => Made::Negative(0),
@@ -351,6 +357,15 @@ impl FastTable {
         Some(&wire.instances[at])
     }
 
+    /// The record of the node `key` names, if it is `<node>.node.D` and the node is registered.
+    fn node(&self, key: &[u8]) -> Option<&crate::registry::InstanceView> {
+        let len = usize::from(*key.first()?);
+        if key.get(1 + len..)? != &*self.shape.node_suffix {
+            return None;
+        }
+        self.snap.node_record(Some(std::str::from_utf8(&key[1..1 + len]).ok()?))
+    }
+
     /// NXDOMAIN (`rcode` 3) or NODATA (0): no answers, the domain's SOA in authority.
     fn negative(&self, q: &Question, opt: Option<&Opt<'_>>, out: &mut Vec<u8>, rcode: u8) -> Option<u16> {
         // The domain is the question's last labels: point the SOA's owner at them.
@@ -388,6 +403,30 @@ struct Named<'a> {
     entry: u32,
     spelling: Spelling,
     local: Option<u32>,
+}
+
+/// `<node>.node.D`: its address. Nodes are few and rarely asked for, so the record is made
+/// here rather than kept encoded.
+fn node_address(record: &crate::registry::InstanceView, ttl: u32, asked: &Asked, out: &mut Vec<u8>) -> Made {
+    let crate::model::Address::Ip(ip) = record.instance.address else { return Made::Decline };
+    let wanted = match asked.q.qtype {
+        TYPE_A => ip.is_ipv4(),
+        TYPE_AAAA => ip.is_ipv6(),
+        _ => false,
+    };
+    if !wanted {
+        return Made::Negative(0);
+    }
+    let Some(r) = crate::dns::answer::address_record(&hickory_proto::rr::Name::root(), ip, RecordType::ANY, ttl) else {
+        return Made::Negative(0);
+    };
+    let rec = encode::tail(&r);
+    if asked.q.end + 2 + rec.len() > asked.room {
+        return Made::Decline;
+    }
+    out.extend_from_slice(&QNAME_POINTER);
+    out.extend_from_slice(&rec);
+    Made::Records(1, 0)
 }
 
 /// `<id>.instance.D`: its address.

@@ -10,7 +10,7 @@ use super::*;
 use crate::dns::answer::{Transport, answer};
 use crate::dns::{ConsulNames, Settings, Zone};
 use crate::model::Address;
-use crate::registry::{Change, Defaults, State};
+use crate::registry::{Change, CheckOwner, Defaults, State};
 
 const ZONE: &str = r#"
 [[service]]
@@ -362,11 +362,28 @@ fn snapshots_and_tables_updated_batch_by_batch_equal_ones_built_from_scratch() {
     for round in 0..250 {
         for _ in 0..1 + next(4) {
             let id = next(12);
-            let change = match next(10) {
+            let node = format!("n{}", next(2));
+            let change = match next(13) {
                 0 => Change::Deregister { id: format!("i{id}") },
+                // Nodes: records, their checks (c12 to c14) gating what is on them, and going.
+                10 => Change::Register {
+                    instance: Instance::node_record(
+                        Some(&node),
+                        Address::Ip(IpAddr::from([10, 0, 1, next(2) as u8])),
+                        Default::default(),
+                        vec![],
+                    ),
+                    replace_existing_checks: false,
+                },
+                11 => Change::AddCheck {
+                    owner: CheckOwner::Node(next(3).ne(&0).then(|| node.clone())),
+                    check: CheckSpec { initial: Some(Status::Critical), ..check(12 + next(3)) },
+                    output: String::new(),
+                },
+                12 => Change::DeregisterNode { node: node.clone() },
                 1 => Change::Maintenance { id: format!("i{id}"), reason: next(2).eq(&0).then(|| "m".into()) },
                 2 => Change::CheckUpdate {
-                    check_id: format!("c{id}"),
+                    check_id: format!("c{}", next(15)),
                     status: [Status::Passing, Status::Warning, Status::Critical][next(3) as usize],
                     output: String::new(),
                 },
@@ -395,6 +412,7 @@ fn snapshots_and_tables_updated_batch_by_batch_equal_ones_built_from_scratch() {
                             ..ServicePolicy::default()
                         },
                         source: Source::Api,
+                        node: [None, None, Some(node.clone())][next(3) as usize].clone(),
                     },
                     replace_existing_checks: next(2) == 0,
                 },
@@ -422,7 +440,7 @@ fn snapshots_and_tables_updated_batch_by_batch_equal_ones_built_from_scratch() {
         let (r2, t2) = fresh.regions_and_tags();
         assert_eq!(sorted(Box::new(r1)), sorted(Box::new(r2)), "{what}");
         assert_eq!(sorted(Box::new(t1)), sorted(Box::new(t2)), "{what}");
-        for id in 0..12 {
+        for id in 0..15 {
             let c = format!("c{id}");
             let at = |s: &Snapshot| s.check(&c).map(|(v, i)| (v.key.to_string(), i));
             assert_eq!(at(&snap), at(&fresh), "{what} {c}");
@@ -455,6 +473,7 @@ fn snapshots_and_tables_updated_batch_by_batch_equal_ones_built_from_scratch() {
             ["eu.local.", "us.local.", "service.eu.local.", "_t0.service.local.", "_t2.service.local."]
                 .map(String::from),
         );
+        names.extend(["n0.node.local.", "N1.Node.local.", "n2.node.local.", "node.local."].map(String::from));
         let mut out = Vec::new();
         for name in &names {
             for qtype in [RecordType::A, RecordType::AAAA, RecordType::SRV, RecordType::TXT, RecordType::PTR] {

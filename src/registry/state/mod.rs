@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+mod nodes;
 mod shared;
 #[cfg(test)]
 mod tests;
@@ -93,6 +94,14 @@ pub struct State {
     expired: Vec<(Kind, String)>,
     /// The highest shared-store revision applied so far.
     pub(crate) store_revision: u64,
+}
+
+/// Returns true if two instances' nodes are the same one (names match case-insensitively).
+fn same_node(a: Option<&str>, b: Option<&str>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+        (a, b) => a.is_none() && b.is_none(),
+    }
 }
 
 /// How soon a timer is looked at again when it cannot be acted on now.
@@ -252,8 +261,11 @@ impl State {
                 }
                 (Kind::Reap, _) => {
                     let after = spec.deregister_after.unwrap_or_default();
+                    // As in Consul, only service checks deregister: a node goes by its own
+                    // deregistration, never half (its record without its instances).
                     if status == Status::Critical
                         && entry.instance.source == Source::Api
+                        && !entry.instance.is_node()
                         && self.timers.critical_for(&check_id, after, now)
                     {
                         let id = entry.instance.id.clone();
@@ -312,7 +324,11 @@ impl State {
             }
             Change::Maintenance { id, reason } => {
                 let key = id_key(&id);
-                let entry = self.entries.get(&key).ok_or(RegistryError::UnknownInstance(id))?;
+                let entry = self
+                    .entries
+                    .get(&key)
+                    .filter(|e| !e.instance.is_node())
+                    .ok_or(RegistryError::UnknownInstance(id))?;
                 if entry.health.maintenance == reason {
                     return Ok(Effect::None);
                 }
@@ -339,6 +355,10 @@ impl State {
                 self.watched_up_to(revision);
                 Ok(Effect::None)
             }
+            Change::AddCheck { owner, check, output } => self.add_check(owner, check, output),
+            Change::RemoveCheck { check_id } => self.remove_check(&check_id),
+            Change::DeregisterNode { node } => self.deregister_node(&node),
+            Change::All(changes) => self.apply_all(changes),
         }
     }
 
@@ -349,6 +369,16 @@ impl State {
             && let Source::Zone(path) = &old.instance.source
         {
             return Err(RegistryError::ZoneOwned { id: instance.id, path: path.clone() });
+        }
+        // Ids are DNS names, one per registry: the same id on two nodes cannot both answer.
+        if let Some(old) = old
+            && !same_node(old.instance.node.as_deref(), instance.node.as_deref())
+        {
+            let on = match &old.instance.node {
+                Some(node) => format!("node {node:?}"),
+                None => "this server's own node".into(),
+            };
+            return Err(RegistryError::IdOnOtherNode { id: instance.id, on });
         }
         for check in &instance.checks {
             if let Some(owner) = self.checks.get(&check.id)
@@ -427,7 +457,7 @@ impl State {
     /// The key of an API-registered instance, or why it cannot be changed through the API.
     fn api_owned(&self, id: &str) -> Result<String, RegistryError> {
         let key = id_key(id);
-        match self.entries.get(&key).map(|e| &e.instance.source) {
+        match self.entries.get(&key).filter(|e| !e.instance.is_node()).map(|e| &e.instance.source) {
             None => Err(RegistryError::UnknownInstance(id.to_string())),
             Some(Source::Zone(path)) => Err(RegistryError::ZoneOwned { id: id.to_string(), path: path.clone() }),
             Some(Source::Api) => Ok(key),

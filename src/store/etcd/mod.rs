@@ -61,6 +61,8 @@ pub struct Loaded {
     pub revision: u64,
     pub records: Vec<(Stored, u64)>,
     pub replicas: Vec<String>,
+    /// The HTTP `ADDR:PORT` each live replica announced in its key.
+    pub replica_http: Vec<(String, String)>,
 }
 
 /// Opens the shared store: connects, and reads everything under the prefix (retrying while
@@ -316,7 +318,8 @@ pub(crate) async fn load(
     };
     let mut resp = bounded(per_page, kv.get(keys.prefix.as_bytes().to_vec(), Some(page(0)))).await?;
     let revision = resp.header().map_or(0, |h| h.revision());
-    let mut loaded = Loaded { revision: revision as u64, records: Vec::new(), replicas: Vec::new() };
+    let mut loaded =
+        Loaded { revision: revision as u64, records: Vec::new(), replicas: Vec::new(), replica_http: Vec::new() };
     loop {
         let kvs = resp.take_kvs();
         let next = match kvs.last() {
@@ -377,6 +380,12 @@ pub(crate) fn decode(value: &[u8], key: &str) -> Option<Stored> {
     }
 }
 
+/// The HTTP `ADDR:PORT` a replica's key announces (`{"http": ...}`, see `app`), if any.
+pub(crate) fn replica_http(value: &[u8]) -> Option<String> {
+    let about: serde_json::Value = serde_json::from_slice(value).ok()?;
+    about.get("http")?.as_str().map(str::to_string)
+}
+
 /// What a key under the prefix is.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Key<'a> {
@@ -424,8 +433,8 @@ impl Keys {
         Key::Other
     }
 
-    /// Adds the registrations (each with its modification revision) and live replicas among
-    /// `kvs` to `loaded`.
+    /// Adds the registrations (each with its modification revision), the live replicas and
+    /// their HTTP addresses among `kvs` to `loaded`.
     pub(crate) fn parse_into(&self, kvs: Vec<KeyValue>, loaded: &mut Loaded) {
         for kv in kvs {
             match self.parse(kv.key()) {
@@ -434,7 +443,10 @@ impl Keys {
                         loaded.records.push((s, kv.mod_revision() as u64));
                     }
                 }
-                Key::Replica(id) => loaded.replicas.push(id.to_string()),
+                Key::Replica(id) => {
+                    loaded.replicas.push(id.to_string());
+                    loaded.replica_http.extend(replica_http(kv.value()).map(|h| (id.to_string(), h)));
+                }
                 Key::Beat { .. } | Key::Other => {}
             }
         }

@@ -71,6 +71,7 @@ fn the_documented_example_parses() {
         )],
         policy,
         source: Source::Zone("z.toml".into()),
+        node: None,
     };
     let second = Instance {
         id: "payment-2".into(),
