@@ -11,18 +11,19 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::reads::{answer, snapshot};
+use super::reads::{answer, filter_param, filtered, filtered_map, snapshot};
 use super::render::{CheckJson, NodeJson, Render, ServiceJson};
 use super::{ApiError, Params, Shared};
 use crate::registry::{InstanceView, Snapshot};
 
 /// Every node: this server's first, then the external ones by name.
 pub async fn catalog_nodes(State(api): State<Shared>, Query(p): Query<Params>) -> Result<Response, ApiError> {
+    let filter = filter_param(&p)?;
     let snap = snapshot(&api, &p).await?;
     let r = Render::new(&api);
-    let mut body: Vec<NodeJson> = vec![r.node()];
-    body.extend(snap.nodes().filter(|v| v.instance.node.is_some()).map(|v| r.node_record(v)));
-    Ok(answer(&snap, StatusCode::OK, body))
+    let mut nodes: Vec<NodeJson> = vec![r.node()];
+    nodes.extend(snap.nodes().filter(|v| v.instance.node.is_some()).map(|v| r.node_record(v)));
+    Ok(answer(&snap, StatusCode::OK, filtered(&filter, nodes)?))
 }
 
 #[derive(Serialize)]
@@ -56,6 +57,7 @@ pub async fn catalog_node(
     Path(name): Path<String>,
     Query(p): Query<Params>,
 ) -> Result<Response, ApiError> {
+    let filter = filter_param(&p)?;
     let snap = snapshot(&api, &p).await?;
     let r = Render::new(&api);
     let Some((record, here)) = on_node(&api, &snap, &name) else {
@@ -65,7 +67,7 @@ pub async fn catalog_node(
         Some(record) => r.node_record(record),
         None => r.node(),
     };
-    let services = here.into_iter().map(|v| (v.instance.id.as_str(), r.service(v))).collect();
+    let services = filtered_map(&filter, here.into_iter().map(|v| (v.instance.id.as_str(), r.service(v))))?;
     Ok(answer(&snap, StatusCode::OK, NodeServices { node, services }))
 }
 
@@ -75,14 +77,15 @@ pub async fn health_node(
     Path(name): Path<String>,
     Query(p): Query<Params>,
 ) -> Result<Response, ApiError> {
+    let filter = filter_param(&p)?;
     let snap = snapshot(&api, &p).await?;
     let r = Render::new(&api);
-    let mut body: Vec<CheckJson> = Vec::new();
+    let mut checks: Vec<CheckJson> = Vec::new();
     if let Some((record, here)) = on_node(&api, &snap, &name) {
-        body.extend(record.into_iter().flat_map(|v| r.checks(v)));
-        body.extend(here.into_iter().flat_map(|v| r.checks(v)));
+        checks.extend(record.into_iter().flat_map(|v| r.checks(v)));
+        checks.extend(here.into_iter().flat_map(|v| r.checks(v)));
     }
-    Ok(answer(&snap, StatusCode::OK, body))
+    Ok(answer(&snap, StatusCode::OK, filtered(&filter, checks)?))
 }
 
 pub async fn datacenters(State(api): State<Shared>) -> Response {

@@ -85,17 +85,20 @@ pub(super) async fn block(
 }
 
 /// `?filter=`, parsed before any wait so that a bad expression is a 400 at once.
-fn filter_param(params: &Params) -> Result<Option<Filter>, ApiError> {
+pub(super) fn filter_param(params: &Params) -> Result<Option<Filter>, ApiError> {
     params.get("filter").filter(|f| !f.trim().is_empty()).map(Filter::parse).transpose().map_err(filter_error)
 }
 
 /// The entries of a list answer that pass `?filter=`, judged on their JSON as the client sees it.
-fn filtered<T: Serialize>(filter: &Option<Filter>, items: impl IntoIterator<Item = T>) -> Result<Vec<T>, ApiError> {
+pub(super) fn filtered<T: Serialize>(
+    filter: &Option<Filter>,
+    items: impl IntoIterator<Item = T>,
+) -> Result<Vec<T>, ApiError> {
     Filter::keep(filter.as_ref(), items, json).map_err(filter_error)
 }
 
 /// The same for a map answer (`/v1/agent/services`, `/v1/agent/checks`): each value is judged.
-fn filtered_map<K: Ord, V: Serialize>(
+pub(super) fn filtered_map<K: Ord, V: Serialize>(
     filter: &Option<Filter>,
     items: impl IntoIterator<Item = (K, V)>,
 ) -> Result<BTreeMap<K, V>, ApiError> {

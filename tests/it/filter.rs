@@ -170,3 +170,36 @@ except consul.ConsulException as e:
     assert_eq!(lines[..4], ["['web-1']", "['service:web-2']", "['web-1']", "['web-2']"], "{stdout}");
     assert!(lines[4].starts_with("refused:") && lines[4].contains("position 13"), "{stdout}");
 }
+
+#[tokio::test]
+async fn node_reads_filter_too() {
+    let s = server().start().await;
+    for (node, address, status) in [("db-host", "10.20.0.5", "critical"), ("cache-host", "10.20.0.6", "passing")] {
+        let body = json!({
+            "Node": node, "Address": address, "NodeMeta": {"external-node": "true", "rack": node},
+            "Service": {"ID": format!("{node}-svc"), "Service": "store", "Port": 5432},
+            "Checks": [{"Node": node, "CheckID": "externalNodeHealth", "Name": "node", "Status": status}],
+        });
+        let a = crate::api::put(&s, "/v1/catalog/register", Some(body)).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    }
+    let names = |a: Answer, field: &str| -> Vec<String> {
+        let mut v: Vec<String> =
+            a.json().as_array().unwrap().iter().map(|e| e[field].as_str().unwrap().to_string()).collect();
+        v.sort();
+        v
+    };
+    let a = filtered(&s, "/v1/catalog/nodes", r#"Meta["external-node"] == "true""#).await;
+    assert_eq!(names(a, "Node"), ["cache-host", "db-host"]);
+    let a = filtered(&s, "/v1/catalog/nodes", r#"Meta.rack matches "^db""#).await;
+    assert_eq!(names(a, "Node"), ["db-host"]);
+    let a = filtered(&s, "/v1/health/node/db-host", r#"Status == "critical""#).await;
+    assert_eq!(names(a, "CheckID"), ["externalNodeHealth"]);
+    let a = filtered(&s, "/v1/health/node/cache-host", r#"Status == "critical""#).await;
+    assert!(a.json().as_array().unwrap().is_empty(), "{}", a.text);
+    let a = filtered(&s, "/v1/catalog/node/db-host", r#"Port == 5432"#).await;
+    assert_eq!(a.json()["Services"].as_object().unwrap().keys().collect::<Vec<_>>(), ["db-host-svc"]);
+    let a = filtered(&s, "/v1/catalog/node/db-host", r#"Port == 1"#).await;
+    assert!(a.json()["Services"].as_object().unwrap().is_empty(), "{}", a.text);
+    assert_eq!(filtered(&s, "/v1/catalog/nodes", "Meta.rack ==").await.status, StatusCode::BAD_REQUEST);
+}
