@@ -210,12 +210,14 @@ pub async fn start(config: Config, listeners: Listeners, token: CancellationToke
         info!("listening dns/tcp {}", l.local_addr().expect("bound listener has an address"));
     }
     let advertise = config.dns.advertise.or_else(|| first_usable(&dns_addrs)).into_iter().collect();
-    let zone = Zone::new(
+    let mut zone = Zone::new(
         config.dns.domain.clone(),
         advertise,
         config.dns.defaults.ttl.as_secs() as u32,
         config.dns.negative_ttl.as_secs() as u32,
     );
+    // This server is a node of the catalog too: `<node>.node.D` answers its advertised address.
+    zone.node = Some(node_name().to_ascii_lowercase());
     let live = reload::dns_settings(&config, zone.clone(), dns::Cookies::new(opened.cookie_seed), &dns_addrs).live();
     // The fast path's pre-encoded answers follow every snapshot, built before the registry tells
     // anyone of the change, so an acknowledged write is in the very next UDP answer too. Only
@@ -404,6 +406,15 @@ async fn shutdown(token: CancellationToken, settings: ShutdownConfig, front: Tas
     stages.flush.cancel();
 }
 
+/// This server's node name in the catalog: the host name, else "signpost".
+fn node_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "signpost".into())
+}
+
 /// What the API says of this server in Consul's shapes, from the configuration: `Address` is
 /// the advertised DNS address (else the API's own), `Datacenter` the server's region (else
 /// Consul's "dc1"), `Node` the host name (else "signpost").
@@ -414,14 +425,9 @@ fn api_config(
     acl: Arc<crate::acl::Acl>,
 ) -> api::ApiConfig {
     let address = advertise.filter(|ip| !ip.is_unspecified()).unwrap_or(http.ip());
-    let node = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "signpost".into());
     api::ApiConfig {
         acl,
-        node,
+        node: node_name(),
         node_address: address.to_string(),
         datacenter: config.dns.datacenter().to_string(),
         domain: config.dns.domain.to_ascii().trim_end_matches('.').to_string(),

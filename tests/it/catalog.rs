@@ -496,3 +496,19 @@ async fn with_consul_names_a_node_answers_under_its_datacenter_too() {
         assert_eq!(dig(&s, &["+short", "+tcp", name, "A"]).await.trim(), "10.20.0.5", "{name} over TCP");
     }
 }
+
+/// This server is a node of the catalog like the external ones: its name (the host name, as
+/// `/v1/agent/self` and `/v1/catalog/nodes` report it) answers its address in DNS, on UDP and
+/// TCP, any case.
+#[tokio::test]
+async fn this_servers_own_node_answers_in_dns() {
+    let s = server().start().await;
+    let node = get(&s, "/v1/agent/self").await.json()["Config"]["NodeName"].as_str().unwrap().to_string();
+    let nodes = get(&s, "/v1/catalog/nodes").await.json();
+    assert_eq!(nodes[0]["Node"], node.as_str(), "{nodes}");
+    let name = format!("{}.node.local", node.to_uppercase());
+    assert_eq!(short(&s, &name, "A").await, [s.dns.ip().to_string()], "{name}");
+    let m = s.tcp(&format!("{node}.node.local."), hickory_proto::rr::RecordType::A).await;
+    assert_eq!(addresses(&m), [s.dns.ip().to_string()]);
+    assert!(short(&s, &format!("{node}.node.local"), "AAAA").await.is_empty(), "no IPv6 address advertised");
+}

@@ -34,6 +34,8 @@ pub struct Zone {
     pub negative_ttl: u32,
     /// `[dns] consul_names`: Consul's datacenter qualifiers read as our names; off by default.
     pub consul: Option<ConsulNames>,
+    /// This server's own node name, lowercase: `<node>.node.D` answers `advertise`, as `ns.D`.
+    pub node: Option<String>,
 }
 
 impl Zone {
@@ -50,6 +52,7 @@ impl Zone {
             ttl,
             negative_ttl,
             consul: None,
+            node: None,
         }
     }
 
@@ -176,6 +179,12 @@ pub fn answer(
             }
             None => false,
         },
+        Target::Node { name } if zone.node.as_deref() == Some(name) => {
+            for ip in &zone.advertise {
+                out.answers.extend(address_record(qname, *ip, qtype, zone.ttl));
+            }
+            true
+        }
         Target::Node { name } => match snap.node_record(Some(name)) {
             Some(record) => {
                 for ip in snap.addresses(&record.instance.address) {
@@ -443,6 +452,12 @@ pub(crate) fn service_zone_records(zone: &Zone, snap: &Snapshot, view: &ServiceV
 
 /// The address records of every external node (`<node>.node.D`), as a transfer carries them.
 pub(crate) fn node_zone_records(zone: &Zone, snap: &Snapshot, out: &mut Vec<Record>) {
+    // This server's own node first, with the addresses `ns.D` has.
+    if let Some(owner) = zone.node.as_deref().and_then(|n| zone.name_below(&[n, "node"])) {
+        for ip in &zone.advertise {
+            out.extend(address_record(&owner, *ip, RecordType::ANY, zone.ttl));
+        }
+    }
     for record in snap.nodes() {
         let Some(owner) = record.instance.node.as_deref().and_then(|n| zone.name_below(&[n, "node"])) else { continue };
         for ip in snap.addresses(&record.instance.address) {

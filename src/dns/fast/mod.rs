@@ -112,6 +112,10 @@ impl FastTable {
         };
         empty.add(&[], FastName::Slow, Target::Apex);
         empty.add(&["ns"], FastName::Slow, Target::Nameserver);
+        // This server's own node answers as `ns.D` does, from the full handler.
+        if let Some(node) = empty.shape.settings.zone.node.clone() {
+            empty.add(&[&node, "node"], FastName::Slow, Target::Node { name: &node });
+        }
         let ents = [&["service"][..], &["instance"], &["node"], &["_tcp", "service"], &["_udp"], &["_dns-sd", "_udp"]];
         for ent in ents.into_iter().chain([&["_udp", "service"][..], &["_dns-sd", "_udp", "service"]]) {
             empty.add(ent, FastName::Exists, Target::EmptyNonTerminal);
