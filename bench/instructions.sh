@@ -38,7 +38,7 @@ run() {
     2>"$work/valgrind.log" &
   local pid=$!
   for _ in $(seq 600); do
-    dig +time=1 +tries=1 -p "$port" @127.0.0.1 svc1.service.local A +short 2>/dev/null | grep -q . && break
+    dig +time=1 +tries=1 -p "$port" @127.0.0.1 svc1.service.local A +short 2>/dev/null | grep -qE '^[0-9]' && break
     sleep 0.1
   done
   if [ "$count" -gt 0 ]; then

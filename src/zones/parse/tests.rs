@@ -302,3 +302,24 @@ fn line_col_counts_chars() {
     assert_eq!(line_col(text, text.find('=').unwrap()), (2, 4));
     assert_eq!(line_col(text, 999), (3, 1));
 }
+
+/// The line index answers every offset as counting from the start of the text does (multi-byte
+/// characters, CRLF, a text without a final newline, offsets past the end).
+#[test]
+fn line_index_agrees_with_counting_from_the_start() {
+    let counted = |text: &str, offset: usize| {
+        let mut offset = offset.min(text.len());
+        while !text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let before = &text[..offset];
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        (before.matches('\n').count() + 1, before[line_start..].chars().count() + 1)
+    };
+    for text in ["", "\n", "a", "[[service]]\r\nname = \"wéb\"\n\n  id = \"ü-1\"", "x\ny\n"] {
+        for offset in 0..text.len() + 3 {
+            assert_eq!(line_col(text, offset), counted(text, offset), "{text:?} at {offset}");
+        }
+    }
+}
+
