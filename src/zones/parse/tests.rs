@@ -322,4 +322,3 @@ fn line_index_agrees_with_counting_from_the_start() {
         }
     }
 }
-
