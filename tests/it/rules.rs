@@ -181,6 +181,11 @@ async fn http_check_methods_are_read_alike_on_every_path() {
     // The command line has no --method: its HTTP checks are GET, as Consul's default.
     wait_for("both probes", || async { seen.lock().unwrap().len() >= 2 }).await;
     assert_eq!(*seen.lock().unwrap(), ["POST", "POST"]);
+    // The target saw the request before the prober recorded its answer: wait for both outputs.
+    let recorded = |checks: &serde_json::Value| {
+        ["service:web-1", "service:web-2"].iter().all(|id| checks[id]["Output"].as_str().is_some_and(|o| !o.is_empty()))
+    };
+    wait_for("both outputs", || async { recorded(&get(&s, "/v1/agent/checks").await.json()) }).await;
     let checks = get(&s, "/v1/agent/checks").await.json();
     for id in ["service:web-1", "service:web-2"] {
         let output = checks[id]["Output"].as_str().unwrap();
