@@ -180,7 +180,8 @@ async fn a_replica_cut_off_from_etcd_keeps_answering_and_reloads_after_a_compact
 /// after 30 answers; every write must land, none after the store timeout (5 s).
 #[tokio::test]
 async fn stopping_the_etcd_leader_during_concurrent_writes_refuses_none() {
-    const ROUNDS: usize = 3;
+    // bench/README's 20 rounds: `SIGNPOST_LEADER_ROUNDS=20 cargo test --features cluster leader`.
+    let rounds: usize = std::env::var("SIGNPOST_LEADER_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(3);
     const WRITES: usize = 100;
     let mut etcd = Etcd::start(3).await;
     let (a, b) = (
@@ -189,12 +190,17 @@ async fn stopping_the_etcd_leader_during_concurrent_writes_refuses_none() {
     );
     let apis = Arc::new([a.api.clone(), b.api.clone()]);
     let mut slowest = Duration::ZERO;
-    for round in 0..ROUNDS {
+    for round in 0..rounds {
         let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let leader = etcd.leader().await.expect("a leader");
+        // Sent 5 ms apart rather than all at once: the group commit answers a burst of 100 in a
+        // few transactions, all before the leader could be stopped after the 30th answer.
+        let t0 = tokio::time::Instant::now();
         let writes: Vec<_> = (0..WRITES)
             .map(|i| {
                 let (apis, answered) = (apis.clone(), answered.clone());
                 tokio::spawn(async move {
+                    tokio::time::sleep_until(t0 + Duration::from_millis(5 * i as u64)).await;
                     let body = instance(&format!("l{round}-{i}"), "leader", &format!("10.2.{round}.{}", i + 1));
                     let started = Instant::now();
                     let status = register(&apis[i % 2], &body).await;
@@ -204,25 +210,31 @@ async fn stopping_the_etcd_leader_during_concurrent_writes_refuses_none() {
             })
             .collect();
         wait_for("30 answers", || async { answered.load(std::sync::atomic::Ordering::SeqCst) >= 30 }).await;
-        let leader = etcd.leader().await.expect("a leader");
         etcd.stop(leader);
+        let in_flight = WRITES - answered.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(in_flight >= WRITES / 2, "round {round}: only {in_flight} writes left when the leader stopped");
         let mut refused = Vec::new();
+        let mut round_slowest = Duration::ZERO;
         for (i, w) in writes.into_iter().enumerate() {
             let (status, took) = w.await.unwrap();
-            slowest = slowest.max(took);
+            round_slowest = round_slowest.max(took);
             if status != 200 {
                 refused.push(format!("l{round}-{i}: {status} after {took:?}"));
             }
         }
         assert!(refused.is_empty(), "round {round}: writes refused with the leader stopped: {refused:#?}");
+        slowest = slowest.max(round_slowest);
+        println!(
+            "round {round}: {in_flight} writes not yet answered when the leader stopped; the slowest took {round_slowest:?}"
+        );
         etcd.restart(leader).await;
     }
-    println!("the etcd leader stopped during {WRITES} writes, {ROUNDS} rounds: none refused, slowest {slowest:?}");
-    // Alone on the 2-core machine the slowest is 1.8 s (the target is 3 s: bench/README); under
-    // the whole suite's load it reached 3.1 s. What must hold anywhere: no write waited for the
-    // store timeout.
+    println!("the etcd leader stopped during {WRITES} writes, {rounds} rounds: none refused, slowest {slowest:?}");
+    // Alone on the 2-core machine, 20 rounds: the slowest 2.5 s, etcd's election (its timeout is
+    // 1 s) most of it (the target is 3 s: bench/README). What must hold anywhere, the suite's
+    // load included: no write waited for the store timeout.
     assert!(slowest < Duration::from_secs(5), "slowest write {slowest:?} (store timeout 5 s)");
-    let all: BTreeSet<String> = (0..ROUNDS).flat_map(|r| (0..WRITES).map(move |i| format!("l{r}-{i}"))).collect();
+    let all: BTreeSet<String> = (0..rounds).flat_map(|r| (0..WRITES).map(move |i| format!("l{r}-{i}"))).collect();
     for s in [&a, &b] {
         wait_for("every write on both replicas", || async { ids(s) == all }).await;
     }
