@@ -8,14 +8,14 @@
 //! with BINARY in the same run (each on a fresh etcd), so that the ratio is what to read.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};
 
@@ -40,82 +40,13 @@ const IN_FLIGHT: usize = 512;
 /// Propagation samples per second of the steady phase.
 const SAMPLES_PER_S: u64 = 20;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
-}
+mod dnsload;
+mod etcd;
+mod probes;
 
-/// Three etcd members on loopback, data in tmpfs; killed on drop.
-struct Etcd {
-    _dir: tempfile::TempDir,
-    members: Vec<Child>,
-    clients: Vec<u16>,
-}
+use etcd::Etcd;
 
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        for m in &mut self.members {
-            let _ = m.kill();
-            let _ = m.wait();
-        }
-    }
-}
-
-impl Etcd {
-    fn start() -> anyhow::Result<Etcd> {
-        let dir = tempfile::tempdir_in("/dev/shm").context("a folder in /dev/shm (tmpfs) for etcd's data")?;
-        let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
-        let cluster: Vec<String> =
-            ports.iter().enumerate().map(|(i, (_, p))| format!("m{i}=http://127.0.0.1:{p}")).collect();
-        let mut members = Vec::new();
-        for (i, (client, peer)) in ports.iter().enumerate() {
-            let log = std::fs::File::create(dir.path().join(format!("m{i}.log")))?;
-            let (c, p) = (format!("http://127.0.0.1:{client}"), format!("http://127.0.0.1:{peer}"));
-            members.push(
-                Command::new("etcd")
-                    .args(["--name", &format!("m{i}"), "--data-dir"])
-                    .arg(dir.path().join(format!("m{i}")))
-                    .args(["--listen-client-urls", &c, "--advertise-client-urls", &c])
-                    .args(["--listen-peer-urls", &p, "--initial-advertise-peer-urls", &p])
-                    .args(["--initial-cluster", &cluster.join(","), "--initial-cluster-state", "new"])
-                    .args(["--log-level", "warn", "--logger", "zap", "--quota-backend-bytes", "4294967296"])
-                    .stdin(Stdio::null())
-                    .stdout(log.try_clone()?)
-                    .stderr(log)
-                    .spawn()
-                    .context("etcd runs (Debian package etcd-server)")?,
-            );
-        }
-        let etcd = Etcd { _dir: dir, members, clients: ports.iter().map(|(c, _)| *c).collect() };
-        let started = Instant::now();
-        for c in &etcd.clients {
-            while !healthy(*c) {
-                if started.elapsed() > Duration::from_secs(30) {
-                    bail!("etcd not healthy within 30 s");
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        Ok(etcd)
-    }
-
-    fn url(&self) -> String {
-        let hosts: Vec<String> = self.clients.iter().map(|c| format!("127.0.0.1:{c}")).collect();
-        format!("etcd://{}", hosts.join(","))
-    }
-}
-
-/// Returns true if the etcd member serving clients on `port` says it is healthy.
-fn healthy(port: u16) -> bool {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let mut text = String::new();
-    s.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_ok()
-        && s.read_to_string(&mut text).is_ok()
-        && text.contains("\"health\":\"true\"")
-}
-
-#[path = "support/mod.rs"]
+#[path = "../support/mod.rs"]
 mod support;
 
 use support::Server as Replica;
@@ -320,11 +251,11 @@ async fn instances(api: &str) -> anyhow::Result<usize> {
         .sum::<f64>() as usize)
 }
 
-fn verdict(ok: bool) -> &'static str {
+pub(crate) fn verdict(ok: bool) -> &'static str {
     if ok { "ok" } else { "MISSED" }
 }
 
-fn ms(d: Duration) -> String {
+pub(crate) fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
 
@@ -355,6 +286,10 @@ fn main() -> anyhow::Result<()> {
         CLIENTS.store(n.parse().context("--clients N")?, Ordering::Relaxed);
     }
     let clients = CLIENTS.load(Ordering::Relaxed);
+    let probes_only = args.iter().any(|a| a == "--probes");
+    let checks: usize = option("--checks").map_or(Ok(10_000), |n| n.parse()).context("--checks N")?;
+    let interval =
+        Duration::from_secs(option("--interval").map_or(Ok(5), |n| n.parse()).context("--interval SECONDS")?);
     let baseline = std::env::var_os("SIGNPOST_BASELINE").map(PathBuf::from);
     let dir = tempfile::tempdir()?;
     let zones = dir.path().join("zones");
@@ -364,6 +299,11 @@ fn main() -> anyhow::Result<()> {
     println!(
         "# 3-member etcd (data in tmpfs, /dev/shm) and 3 replicas on loopback, {cpus} CPUs shared, nothing pinned"
     );
+
+    let start = |etcd: &Etcd| replica(&binary, etcd, &zones);
+    if probes_only {
+        return probes::run(&runtime, &start, checks, interval);
+    }
 
     // Writes: registrations into an empty cluster, alternating with the baseline if given.
     let mut rates: HashMap<&str, Vec<f64>> = HashMap::new();
@@ -399,7 +339,12 @@ fn main() -> anyhow::Result<()> {
     let etcd = Etcd::start()?;
     let rs = replicas(&binary, &etcd, &zones, 3)?;
     let apis: Vec<String> = rs.iter().map(|r| r.api.clone()).collect();
+    let cpu = |pids: &[u32]| pids.iter().map(|&p| etcd::cpu_time(p)).sum::<Duration>().as_secs_f64();
+    let replica_pids: Vec<u32> = rs.iter().map(|r| r.child.id()).collect();
+    let etcd_pids: Vec<u32> = etcd.members.iter().map(|m| m.id()).collect();
+    let (r0, e0, t0) = (cpu(&replica_pids), cpu(&etcd_pids), Instant::now());
     let fill = runtime.block_on(register(&apis, 0, size.instances))?;
+    let (r1, e1, wall) = (cpu(&replica_pids), cpu(&etcd_pids), t0.elapsed().as_secs_f64());
     println!(
         "fill writes/s   {:>7.0}  {} instances, p50 {} p99 {}, {} refused",
         fill.rate,
@@ -407,6 +352,17 @@ fn main() -> anyhow::Result<()> {
         ms(fill.p50),
         ms(fill.p99),
         fill.refused
+    );
+    // What a write costs the whole cluster: every replica applies every write (its own, or from
+    // the watch), and every etcd member stores it.
+    let per_write = |cpu: f64| 1e6 * cpu / size.instances as f64;
+    println!(
+        "cpu per write   {:>7.0} µs  3 replicas together, {:.0} µs 3 etcd members together, during the fill ({:.2} of {cpus} CPUs busy at {:.0}/s; 5,000/s would need {:.1} CPUs for these alone)",
+        per_write(r1 - r0),
+        per_write(e1 - e0),
+        (r1 - r0 + e1 - e0) / wall,
+        fill.rate,
+        5_000.0 * (per_write(r1 - r0) + per_write(e1 - e0)) / 1e6
     );
     // SIGNPOST_JOIN_BINARY: another program for the 4th replica (a wrapper that profiles it).
     let joining = std::env::var_os("SIGNPOST_JOIN_BINARY").map_or(binary.clone(), PathBuf::from);
@@ -445,6 +401,24 @@ fn main() -> anyhow::Result<()> {
     );
 
     let ends: Vec<(String, SocketAddr)> = rs.iter().map(|r| (r.api.clone(), r.dns)).collect();
+    if dnsload::available() {
+        // dnsperf on one replica, quiet and then under 200 writes/s of churn over all three.
+        let services = size.instances.min(10_000);
+        let quiet = dnsload::qps(rs[0].dns, services, 10)?;
+        let churn = std::thread::scope(|scope| {
+            let load = scope.spawn(|| dnsload::qps(rs[0].dns, services, 10));
+            let writes = runtime.block_on(steady(&ends, 200, 11));
+            (load.join().expect("dnsperf thread"), writes)
+        });
+        let (busy, writes) = (churn.0?, churn.1?);
+        println!(
+            "dns under churn {:>6.2}×  QPS of one replica under 200 writes/s ({busy:.0}) / quiet ({quiet:.0}), dnsperf -c 20 -q 500 -l 10 on the same CPUs; {} writes acknowledged, {} refused (target ≥ 0.90) {}",
+            busy / quiet,
+            writes.acked,
+            writes.refused,
+            verdict(busy / quiet >= 0.9)
+        );
+    }
     let s = runtime.block_on(steady(&ends, size.rate, size.seconds))?;
     let p99 = quantile(&s.delays, 0.99);
     println!(
@@ -470,5 +444,6 @@ fn main() -> anyhow::Result<()> {
         size.seconds,
         verdict(drift <= 5.0)
     );
-    Ok(())
+    drop((rs, etcd));
+    probes::run(&runtime, &start, checks, interval)
 }
