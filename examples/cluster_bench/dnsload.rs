@@ -27,3 +27,34 @@ pub fn qps(dns: SocketAddr, services: usize, seconds: u64) -> anyhow::Result<f64
 pub fn available() -> bool {
     Command::new("dnsperf").arg("-h").output().is_ok()
 }
+
+/// Runs `measure` with replica `pid` alone on CPU 0, capped at half of it by a cgroup v1
+/// `cpu.cfs_quota_us` (as bench/dns.sh caps servers), and every process in `others` (etcd, the
+/// other replicas, this bench, dnsperf) on CPU 1: the replica's QPS is then its own work per
+/// query, including what applying the writes costs it, rather than who won the shared CPUs.
+/// Without the cgroup controller or `taskset`, runs `measure` as things are; says which.
+pub fn isolated<T>(pid: u32, others: &[u32], measure: impl FnOnce() -> T) -> (T, &'static str) {
+    let cgroup = format!("/sys/fs/cgroup/cpu/signpost-cluster-bench-{}", std::process::id());
+    let capped = std::fs::create_dir(&cgroup).is_ok()
+        && std::fs::write(format!("{cgroup}/cpu.cfs_period_us"), "100000").is_ok()
+        && std::fs::write(format!("{cgroup}/cpu.cfs_quota_us"), "50000").is_ok()
+        && std::fs::write(format!("{cgroup}/cgroup.procs"), pid.to_string()).is_ok();
+    let pin = |p: u32, cpus: &str| {
+        Command::new("taskset").args(["-a", "-p", "-c", cpus, &p.to_string()]).output().is_ok_and(|o| o.status.success())
+    };
+    let pinned = pin(pid, "0") & others.iter().chain([&std::process::id()]).fold(true, |ok, &p| pin(p, "1") & ok);
+    let out = measure();
+    for &p in others.iter().chain([&pid, &std::process::id()]) {
+        pin(p, "0,1");
+    }
+    if capped {
+        let _ = std::fs::write("/sys/fs/cgroup/cpu/cgroup.procs", pid.to_string());
+        let _ = std::fs::remove_dir(&cgroup);
+    }
+    let how = match (capped, pinned) {
+        (true, true) => "replica on CPU 0 capped at 50%, the rest on CPU 1",
+        (false, true) => "replica on CPU 0 (no cgroup cap: not root, or no cgroup v1 cpu controller), the rest on CPU 1",
+        _ => "nothing pinned (taskset failed): the CPUs shared",
+    };
+    (out, how)
+}
