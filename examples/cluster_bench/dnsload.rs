@@ -40,7 +40,10 @@ pub fn isolated<T>(pid: u32, others: &[u32], measure: impl FnOnce() -> T) -> (T,
         && std::fs::write(format!("{cgroup}/cpu.cfs_quota_us"), "50000").is_ok()
         && std::fs::write(format!("{cgroup}/cgroup.procs"), pid.to_string()).is_ok();
     let pin = |p: u32, cpus: &str| {
-        Command::new("taskset").args(["-a", "-p", "-c", cpus, &p.to_string()]).output().is_ok_and(|o| o.status.success())
+        Command::new("taskset")
+            .args(["-a", "-p", "-c", cpus, &p.to_string()])
+            .output()
+            .is_ok_and(|o| o.status.success())
     };
     let pinned = pin(pid, "0") & others.iter().chain([&std::process::id()]).fold(true, |ok, &p| pin(p, "1") & ok);
     let out = measure();
@@ -53,7 +56,9 @@ pub fn isolated<T>(pid: u32, others: &[u32], measure: impl FnOnce() -> T) -> (T,
     }
     let how = match (capped, pinned) {
         (true, true) => "replica on CPU 0 capped at 50%, the rest on CPU 1",
-        (false, true) => "replica on CPU 0 (no cgroup cap: not root, or no cgroup v1 cpu controller), the rest on CPU 1",
+        (false, true) => {
+            "replica on CPU 0 (no cgroup cap: not root, or no cgroup v1 cpu controller), the rest on CPU 1"
+        }
         _ => "nothing pinned (taskset failed): the CPUs shared",
     };
     (out, how)

@@ -409,7 +409,10 @@ fn main() -> anyhow::Result<()> {
             let before = etcd::cpu_time(replica_pids[0]);
             runtime.block_on(steady(&ends, 200, 10))?;
             let alone = (etcd::cpu_time(replica_pids[0]) - before).as_secs_f64() / 10.0;
-            println!("churn alone     {:>6.1}%  of a CPU used by one replica at 200 writes/s without DNS load", 100.0 * alone);
+            println!(
+                "churn alone     {:>6.1}%  of a CPU used by one replica at 200 writes/s without DNS load",
+                100.0 * alone
+            );
             let quiet = dnsload::qps(rs[0].dns, services, 10)?;
             let churn = std::thread::scope(|scope| {
                 let load = scope.spawn(|| dnsload::qps(rs[0].dns, services, 10));

@@ -164,6 +164,12 @@ impl Snapshot {
                 .filter(|v| !removed.contains(&*v.key))
                 .cloned()
                 .map(|mut v| {
+                    // A member that did not change itself changes status only with its node's,
+                    // and then `regated` is not empty; otherwise every write to a service would
+                    // look up the node of each of its members again.
+                    if regated.is_empty() {
+                        return v;
+                    }
                     let status = gated(state, &v.instance, v.health.status());
                     if status != v.status {
                         v.status = status;
