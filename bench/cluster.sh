@@ -2,13 +2,19 @@
 # Cluster mode at scale (issue 21): a 3-member etcd on loopback with its data in tmpfs
 # (/dev/shm), 3 replicas of the release build, and each figure printed against its target:
 # acknowledged registrations/s (64 clients spread over the replicas), the same while filling to
-# 100,000 instances, a 4th replica's join time at that size, RSS per replica, propagation
-# (a write's 200 on one replica to the next replica's DNS answer) at 2,000 writes/s of churn for
-# 60 s, and RSS after it. Nothing is pinned: the 2 CPUs are shared by etcd, the replicas and the
-# load tool, as a new user's machine would be. Takes about 4 minutes; --small about 1.
+# 100,000 instances with the CPU each write costs the replicas and etcd, a 4th replica's join
+# time at that size, RSS per replica, one replica's DNS QPS under 200 writes/s against quiet
+# (that replica alone on CPU 0, capped at 50%; needs dnsperf), propagation (a write's 200 on one
+# replica to the next replica's DNS answer) at 2,000 writes/s of churn for 60 s, RSS after it,
+# and probing: 10,000 HTTP checks (10 s interval) shared by 3 replicas, how many probes each
+# check gets, and the share that moves and the longest gap when a replica is killed and when
+# one joins. Otherwise nothing is pinned: the 2 CPUs are shared by etcd, the replicas and the
+# load tool, as a new user's machine would be. Takes about 11 minutes; --small about 4.
 #
-# Usage: bench/cluster.sh [--small]
-#        SIGNPOST_BASELINE=path/to/older/signpost bench/cluster.sh   (writes/s of both, alternating)
+# Usage: bench/cluster.sh [--small] [--skip-writes] [--rate N] [--seconds N] [--clients N]
+#                         [--checks N] [--interval SECONDS] [--probes]
+#        --probes: only the probing figures; --checks 0: none of them
+#        SIGNPOST_BASELINE=path/to/older/signpost bench/cluster.sh   (writes/s and joins of both, alternating)
 # Needs etcd (Debian: etcd-server) and protoc (protobuf-compiler) for the cluster build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
