@@ -168,11 +168,21 @@ async fn steady(replicas: &[(String, SocketAddr)], rate: u64, seconds: u64) -> a
     let in_flight = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
     let started = tokio::time::Instant::now();
     let total = rate * seconds;
-    let every = (rate / SAMPLES_PER_S).max(1);
-    let window = rate; // about one second of instances alive at any time
+    // Even writes register, odd ones deregister what the write `window + 1` earlier registered
+    // (`window` even, so that it is an even one): about a second of instances alive at any time.
+    // Every `half_every`-th registration is a sample of its own service instead of a `c<n>`; the
+    // odd write paired with a sample sends nothing (the sample goes once seen, below). Pairing
+    // any other way leaves registrations behind: the first version of this left 20 a second.
+    let half_every = (rate / 2 / SAMPLES_PER_S).max(1);
+    let window = rate + rate % 2;
+    let is_sample = move |n: u64| n % 2 == 0 && (n / 2) % half_every == 0;
     let mut tasks = Vec::new();
     let mut late = 0;
     for n in 0..total {
+        let partner = (n % 2 == 1).then(|| n.checked_sub(window + 1)).flatten();
+        if n % 2 == 1 && partner.is_none_or(is_sample) {
+            continue;
+        }
         tokio::time::sleep_until(started + Duration::from_nanos(n * 1_000_000_000 / rate)).await;
         let Ok(permit) = in_flight.clone().try_acquire_owned() else {
             late += 1;
@@ -183,18 +193,15 @@ async fn steady(replicas: &[(String, SocketAddr)], rate: u64, seconds: u64) -> a
         let http = http.clone();
         tasks.push(tokio::spawn(async move {
             let _permit = permit;
-            // Even writes register `c<n>`, odd ones deregister the one `window` writes earlier;
-            // a sample takes its write's place.
-            let sample = n % every == 0;
-            let gone = n.checked_sub(window + 1).filter(|g| g % 2 == 0 && g % every != 0);
-            let (path, body) = match (sample, n % 2, gone) {
-                (true, _, _) => {
+            let sample = is_sample(n);
+            let (path, body) = match partner {
+                Some(g) => (format!("deregister/c{g}"), None),
+                None if sample => {
                     let body = serde_json::json!({ "Name": format!("p{n}"), "ID": format!("p{n}"),
                         "Address": address(n as usize), "Port": 80 });
                     ("register".to_string(), Some(body))
                 }
-                (false, 1, Some(g)) => (format!("deregister/c{g}"), None),
-                _ => {
+                None => {
                     let body = serde_json::json!({ "Name": "churn", "ID": format!("c{n}"),
                         "Address": address(n as usize), "Port": 80 });
                     ("register".to_string(), Some(body))
