@@ -175,7 +175,7 @@ async fn steady(replicas: &[(String, SocketAddr)], rate: u64, seconds: u64) -> a
     // any other way leaves registrations behind: the first version of this left 20 a second.
     let half_every = (rate / 2 / SAMPLES_PER_S).max(1);
     let window = rate + rate % 2;
-    let is_sample = move |n: u64| n % 2 == 0 && (n / 2) % half_every == 0;
+    let is_sample = move |n: u64| n.is_multiple_of(2) && (n / 2).is_multiple_of(half_every);
     let mut tasks = Vec::new();
     let mut late = 0;
     for n in 0..total {
