@@ -5,10 +5,11 @@
 //! certificates required (`--client-cert-auth`) and etcd's authentication enabled, users and
 //! roles made with etcdctl (Debian's etcd-client).
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::support::free_port;
 
 /// How long a member (or the whole cluster) may take to report healthy.
 const HEALTHY_WITHIN: Duration = Duration::from_secs(30);
@@ -51,11 +52,6 @@ impl Drop for Etcd {
             self.stop(i);
         }
     }
-}
-
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl Etcd {

@@ -20,6 +20,32 @@ use tokio_util::sync::CancellationToken;
 /// How long any wait in a test may take before it fails.
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
+/// A port for a peer that cannot be handed a bound socket (NSD, etcd, the built binary under a
+/// service manager), free on 127.0.0.1 for TCP and UDP when handed out. Ports come from below the
+/// kernel's ephemeral range (32768 up), so no `bind(:0)` anywhere can take one between our check
+/// and the peer's bind, and from one counter, so no two tests in this run get the same one; the
+/// process id spreads runs apart.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % SPAN,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..SPAN {
+        let port = (LOW + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN) as u16;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        if std::net::TcpListener::bind(addr).is_ok() && std::net::UdpSocket::bind(addr).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on 127.0.0.1 between {LOW} and {}", LOW + SPAN);
+}
+
 pub struct TestServer {
     pub dns: SocketAddr,
     /// The HTTP API's base URL, `http://127.0.0.1:PORT` (`https://` with `[http] tls_cert`).

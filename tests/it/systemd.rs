@@ -50,10 +50,6 @@ impl NotifySocket {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 #[tokio::test]
 async fn ready_status_watchdog_reload_and_stopping_reach_the_notify_socket() {
     let notify = NotifySocket::new();

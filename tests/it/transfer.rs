@@ -235,11 +235,6 @@ impl Nsd {
     }
 }
 
-/// A port nothing listens on now, for a peer that cannot be handed a bound socket.
-fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 #[tokio::test]
 async fn nsd_mirrors_the_catalog_and_follows_changes_through_notify() {
     let nsd_port = free_port();

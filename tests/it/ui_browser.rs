@@ -43,7 +43,7 @@ impl Browser {
         // chromedriver cannot pick its own port: find a free one, and try again if it is taken
         // by the time chromedriver binds it.
         for _ in 0..5 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let port = free_port();
             let mut driver = std::process::Command::new("chromedriver")
                 .arg(format!("--port={port}"))
                 .stdout(std::process::Stdio::null())
