@@ -248,8 +248,6 @@ fn fits(labels: &[&str]) -> bool {
 /// One of a service's names, as `service_names` gives them.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ServiceName<'a> {
-    /// The tag the name selects by, if any.
-    pub tag: Option<&'a str>,
     /// The region the name names, if any.
     pub region: Option<&'a str>,
     /// Position for `ServiceView::entry`.
@@ -276,7 +274,7 @@ pub(crate) fn service_names<'v>(view: &'v ServiceView, mut f: impl FnMut(&[&str]
             let meant = Target::Service { service: form.service, tag, region: form.region, spelling };
             let ok = fits(labels) && classify_labels(labels) == meant;
             if ok {
-                f(labels, ServiceName { tag, region: form.region, entry: form.index, spelling });
+                f(labels, ServiceName { region: form.region, entry: form.index, spelling });
             }
             ok
         };

@@ -71,21 +71,21 @@ impl FastTable {
     pub(super) fn service_instance(&self, key: &[u8], asked: &Asked, out: &mut Vec<u8>) -> Made {
         let len = usize::from(key[0]);
         let (label, rest) = (&key[1..1 + len], &key[1 + len..]);
-        let Some(FastName::Service { wire, entry, spelling: Spelling::ServiceType, names_region, .. }) =
-            self.names.get(rest).filter(|_| len > 0 && is_instance_label(label))
+        let Some(FastName::Service { slot, entry, spelling: Spelling::ServiceType, names_region }) =
+            self.index.get(rest).filter(|_| len > 0 && is_instance_label(label))
         else {
             return Made::Negative(super::RCODE_NXDOMAIN);
         };
-        if *names_region {
+        let Some(wire) = self.index.wire(slot).filter(|_| !names_region) else {
             // The instance must be in that region: the full handler checks.
             return Made::Decline;
-        }
+        };
         let found = std::str::from_utf8(label)
             .ok()
             .and_then(|id| wire.view.instances.binary_search_by(|v| (*v.key).cmp(id)).ok());
         let Some(at) = found else { return Made::Negative(super::RCODE_NXDOMAIN) };
         let w = &wire.instances[at];
-        if wire.view.entry(*entry).srv.members.binary_search(&(at as u32)).is_err() {
+        if wire.view.entry(entry).srv.members.binary_search(&(at as u32)).is_err() {
             return Made::Negative(0); // Registered, not answered (unhealthy).
         }
         let q = asked.q;

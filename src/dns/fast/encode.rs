@@ -22,7 +22,13 @@ pub(super) struct ServiceWire {
     pub entries: Vec<EntryWire>,
     /// TYPE (PTR), CLASS and TTL of the service's PTR records.
     pub ptr_head: [u8; 8],
+    /// For each entry of a name that names no region, of a service whose instances under that
+    /// name's tag carry regions (by entry; empty for most services): each region's entry.
+    by_region: Vec<(u32, Box<ByRegion>)>,
 }
+
+/// Each region's entry (sorted by region): a name's answer for a client of that region.
+pub(super) type ByRegion = [(Arc<str>, u32)];
 
 /// One instance's records, each without its owner name (TYPE CLASS TTL RDLENGTH RDATA), back to
 /// back in one shared allocation: its address record (none for a host name), SRV, TXT, DNS-SD's
@@ -167,7 +173,28 @@ impl ServiceWire {
             .collect();
         let mut ptr_head = [0, 12, 0, 1, 0, 0, 0, 0];
         ptr_head[4..].copy_from_slice(&ttl.to_be_bytes());
-        ServiceWire { view: view.clone(), instances, entries, ptr_head }
+        let mut by_region: Vec<(u32, Box<ByRegion>)> = view
+            .name_forms()
+            .filter(|f| f.region.is_none())
+            .filter_map(|any| {
+                let mut list: Vec<(Arc<str>, u32)> = view
+                    .name_forms()
+                    .filter(|f| f.tag == any.tag)
+                    .filter_map(|f| Some((Arc::from(f.region?), f.index)))
+                    .collect();
+                list.sort();
+                (!list.is_empty()).then(|| (any.index, list.into()))
+            })
+            .collect();
+        by_region.sort_by_key(|(entry, _)| *entry);
+        ServiceWire { view: view.clone(), instances, entries, ptr_head, by_region }
+    }
+
+    /// The entries a name that names no region (entry `entry`) answers a client of each region
+    /// with, if any of its instances carry a region.
+    pub(super) fn by_region(&self, entry: u32) -> Option<&ByRegion> {
+        let at = self.by_region.binary_search_by_key(&entry, |(e, _)| *e).ok()?;
+        Some(&self.by_region[at].1)
     }
 
     /// Appends the A, AAAA or TXT records of `set` in this query's rotated order, each address

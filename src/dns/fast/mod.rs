@@ -5,10 +5,12 @@
 //! changed since the previous one — each instance's A, AAAA, SRV (+ glue) and TXT record, from
 //! the same record builders as `answer.rs`, so the two paths cannot drift apart — and indexes
 //! every DNS name of the domain by its lowercase wire form in a persistent map that shares all
-//! untouched names with the previous table. A change thus costs in proportion to what it
-//! changes, not to the size of the registry. A query is then: check the header, copy the
-//! question, look the name up, advance the name's rotation (the snapshot's own counter, shared
-//! with the slow path) and copy the instances' record bytes in rotated order. The EDNS options
+//! untouched names with the previous table (`index.rs`: a name points at its service's slot, so
+//! a change to a service's instances re-encodes the service and leaves its names alone). A
+//! change thus costs in proportion to what it changes, not to the size of the registry. A
+//! query is then: check the header, copy the question, look the name up, advance the name's
+//! rotation (the snapshot's own counter, shared with the slow path) and copy the instances'
+//! record bytes in rotated order. The EDNS options
 //! real clients send are handled here as the full handler handles them (`edns.rs` reads them
 //! for both): a server cookie for every client cookie, Client Subnet deciding the client's
 //! region (names that do not name a region answer that region's instances first, SRV at
@@ -21,12 +23,14 @@
 
 mod dnssd;
 mod encode;
+mod index;
 #[cfg(test)]
 mod options_tests;
 mod query;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use hickory_proto::rr::{Name, RecordType};
@@ -35,7 +39,8 @@ use super::Settings;
 use super::answer::Transport;
 use super::parse::{Spelling, Target, classify_labels, service_names};
 use crate::registry::{AnswerSet, NameEntry, ServiceView, Snapshot};
-use encode::{InstanceWire, ServiceWire, tail, wire_name};
+use encode::{ByRegion, InstanceWire, ServiceWire, tail, wire_name};
+use index::{FastName, Index};
 pub use query::Client;
 use query::{Opt, QNAME_POINTER, Question, RCODE_NXDOMAIN, TYPE_A, TYPE_AAAA, TYPE_PTR, TYPE_SRV, finish, parse};
 
@@ -46,11 +51,10 @@ const MAX_ANSWER: usize = 0x3FFF;
 /// The answers of one snapshot, pre-encoded.
 pub struct FastTable {
     snap: Arc<Snapshot>,
-    /// Lowercase wire name (with its final zero byte) → what it is; every name but the
-    /// instances' own (`<id>.instance.D`), which are found through the snapshot's ids.
-    names: imbl::HashMap<Arc<[u8]>, FastName>,
-    /// Lowercase service name → its encoding.
-    wires: imbl::HashMap<Arc<str>, Arc<ServiceWire>>,
+    /// Lowercase wire name (with its final zero byte) → what it is, and each service's
+    /// encoding; every name but the instances' own (`<id>.instance.D`), which are found through
+    /// the snapshot's ids.
+    index: Index,
     shape: Arc<Shape>,
     /// The SOA for negative answers, without its owner (which points into the question).
     soa: Box<[u8]>,
@@ -68,30 +72,6 @@ struct Shape {
     node_suffix: Box<[u8]>,
 }
 
-/// For a name that names no region, of a service whose instances carry regions: each region's
-/// entry (sorted by region), the name's answer for a client of that region.
-type ByRegion = Arc<[(Arc<str>, u32)]>;
-
-#[derive(Clone)]
-enum FastName {
-    /// A name of a service: its entry, how it is spelt, whether it names a region, and (for a
-    /// name that does not) the entries of the regions its clients may be in.
-    Service { wire: Arc<ServiceWire>, entry: u32, spelling: Spelling, names_region: bool, by_region: Option<ByRegion> },
-    /// Exists but holds no records here (an empty non-terminal): NODATA.
-    Exists,
-    /// Exists, but the full handler answers it (the apex, `ns.D`).
-    Slow,
-}
-
-impl FastName {
-    fn owner(&self) -> Option<&Arc<ServiceWire>> {
-        match self {
-            FastName::Service { wire, .. } => Some(wire),
-            FastName::Exists | FastName::Slow => None,
-        }
-    }
-}
-
 impl FastTable {
     /// Encodes `snap` to answer as `settings` say.
     pub fn build(snap: Arc<Snapshot>, settings: Arc<Settings>) -> FastTable {
@@ -105,8 +85,7 @@ impl FastTable {
         };
         let mut empty = FastTable {
             snap: Arc::new(Snapshot::default()),
-            names: imbl::HashMap::new(),
-            wires: imbl::HashMap::new(),
+            index: Index::default(),
             shape: Arc::new(shape),
             soa: Box::default(),
         };
@@ -132,41 +111,35 @@ impl FastTable {
     /// The table for `snap`, a later snapshot than this table's: only the services that differ
     /// between the two are encoded again; everything else is shared with this table.
     pub fn update(&self, snap: Arc<Snapshot>) -> FastTable {
-        let mut next = FastTable {
-            snap: snap.clone(),
-            names: self.names.clone(),
-            wires: self.wires.clone(),
-            shape: self.shape.clone(),
-            soa: Box::default(),
-        };
+        let mut next =
+            FastTable { snap: snap.clone(), index: self.index.clone(), shape: self.shape.clone(), soa: Box::default() };
         let changed: Vec<_> = snap.changed_services(&self.snap).collect();
-        // Every name of the old versions goes before any of the new ones arrives: an instance
-        // may move from one service to another.
-        for (old, _) in &changed {
-            if let Some(old) = old
-                && let Some(wire) = next.wires.remove(&old.key)
-            {
-                let shape = next.shape.clone();
-                service_names(&wire.view, |relative, _| {
-                    let key = wire_name(relative, &shape.labels);
-                    if next.names.get(&*key).and_then(FastName::owner).is_some_and(|w| Arc::ptr_eq(w, &wire)) {
-                        next.names.remove(&*key);
-                    }
-                });
+        let labels = &self.shape.labels;
+        let now: Vec<Vec<NameOf>> =
+            changed.iter().map(|(_, new)| new.map_or_else(Vec::new, |view| names_of(view, labels))).collect();
+        // The names a service no longer has go before any new one arrives: a name may move from
+        // one service to another. A name is taken out only by the service whose slot it points at.
+        for ((old, new), now) in changed.iter().zip(&now) {
+            let Some(old) = old else { continue };
+            let slot = self.index.slot(&old.key);
+            let owned = |w: FastName| matches!(w, FastName::Service { slot: s, .. } if Some(s) == slot);
+            let kept: HashSet<&[u8]> = now.iter().map(|(k, ..)| &**k).collect();
+            for (key, ..) in names_of(old, labels) {
+                if !kept.contains(&*key) {
+                    next.index.remove_if(&key, owned);
+                }
+            }
+            if new.is_none() {
+                next.index.drop_service(&old.key);
             }
         }
-        for (_, new) in &changed {
-            if let Some(view) = new {
-                let previous = self.wires.get(&view.key);
-                let wire = Arc::new(ServiceWire::build(view, &next.shape.settings.zone, previous.map(|w| &**w)));
-                service_names(view, |relative, name| {
-                    let names_region = name.region.is_some();
-                    let by_region = if names_region { None } else { by_region(view, name.tag) };
-                    let (entry, spelling) = (name.entry, name.spelling);
-                    let what = FastName::Service { wire: wire.clone(), entry, spelling, names_region, by_region };
-                    next.names.insert(wire_name(relative, &next.shape.labels).into(), what);
-                });
-                next.wires.insert(view.key.clone(), wire);
+        for ((_, new), now) in changed.iter().zip(now) {
+            let Some(view) = new else { continue };
+            let previous = self.index.service(&view.key).map(|w| &**w);
+            let wire = ServiceWire::build(view, &self.shape.settings.zone, previous);
+            let slot = next.index.set_service(&view.key, Arc::new(wire));
+            for (key, entry, spelling, names_region) in now {
+                next.index.insert(&key, FastName::Service { slot, entry, spelling, names_region });
             }
         }
         // Regions and tags that appeared or went with these services: their empty non-terminals.
@@ -193,7 +166,7 @@ impl FastTable {
     /// like `_tcp` or `service`, a generated name can mean something else.
     fn add(&mut self, relative: &[&str], what: FastName, meant: Target) {
         if classify_labels(relative) == meant {
-            self.names.insert(wire_name(relative, &self.shape.labels).into(), what);
+            self.index.insert(&wire_name(relative, &self.shape.labels), what);
         }
     }
 
@@ -207,9 +180,7 @@ impl FastTable {
             self.add(relative, FastName::Exists, meant);
         } else {
             let key = wire_name(relative, &self.shape.labels);
-            if matches!(self.names.get(&*key), Some(FastName::Exists)) {
-                self.names.remove(&*key);
-            }
+            self.index.remove_if(&key, |w| w == FastName::Exists);
         }
     }
 
@@ -239,7 +210,7 @@ impl FastTable {
         }
         let mut alias = [0u8; 255];
         let key = self.consul_alias(&key[..q.name_len], &mut alias);
-        let what = match self.names.get(key) {
+        let what = match self.index.get(key) {
             Some(what) => Some(what),
             None if key.ends_with(&self.shape.domain) => None,
             None => return None,
@@ -265,9 +236,11 @@ impl FastTable {
             },
             Some(FastName::Slow) => Made::Decline,
             Some(FastName::Exists) => Made::Negative(0),
-            Some(FastName::Service { wire, entry, spelling, by_region, .. }) => {
-                let local = by_region.as_ref().and_then(|b| self.client_region(b, *spelling, &asked, client, &mut opt));
-                service(&Named { wire, entry: *entry, spelling: *spelling, local }, &asked, out)
+            Some(FastName::Service { slot, entry, spelling, names_region }) => {
+                let wire = self.index.wire(slot)?;
+                let by_region = if names_region { None } else { wire.by_region(entry) };
+                let local = by_region.and_then(|b| self.client_region(b, spelling, &asked, client, &mut opt));
+                service(&Named { wire, entry, spelling, local }, &asked, out)
             }
         };
         match made {
@@ -356,7 +329,7 @@ impl FastTable {
         }
         let id = std::str::from_utf8(&key[1..1 + len]).ok()?;
         let view = self.snap.instance(id)?;
-        let wire = self.wires.get(&view.service)?;
+        let wire = self.index.service(&view.service)?;
         let at = wire.view.instances.binary_search_by(|v| (*v.key).cmp(id)).ok()?;
         Some(&wire.instances[at])
     }
@@ -515,11 +488,15 @@ fn service(named: &Named, asked: &Asked, out: &mut Vec<u8>) -> Made {
     Made::Records(answers, additionals)
 }
 
-/// The entries a name that names no region answers a client of each region with, if any of the
-/// service's instances under `tag` carry a region.
-fn by_region(view: &ServiceView, tag: Option<&str>) -> Option<ByRegion> {
-    let mut list: Vec<(Arc<str>, u32)> =
-        view.name_forms().filter(|f| f.tag == tag).filter_map(|f| Some((Arc::from(f.region?), f.index))).collect();
-    list.sort();
-    (!list.is_empty()).then(|| list.into())
+/// A name of a service as the index keeps it: its lowercase wire form, its entry, its spelling,
+/// and whether it names a region.
+type NameOf = (Box<[u8]>, u32, Spelling, bool);
+
+/// Every name of `view`.
+fn names_of(view: &ServiceView, labels: &[Vec<u8>]) -> Vec<NameOf> {
+    let mut names = Vec::new();
+    service_names(view, |relative, name| {
+        names.push((wire_name(relative, labels), name.entry, name.spelling, name.region.is_some()));
+    });
+    names
 }
