@@ -213,13 +213,6 @@ impl Writer {
                 acks.push(r.ack);
                 r.change
             }));
-            if effect != Effect::None && !local.is_empty() {
-                // Other replicas' writes are durable already: they reach DNS now rather than
-                // after this replica's own round trip to the store (half the propagation delay
-                // under write load).
-                self.publish(effect);
-                effect = Effect::None;
-            }
             let (local, local_acks): (Vec<_>, Vec<_>) = local.into_iter().map(|r| ((r.change, r.guard), r.ack)).unzip();
             let (e, mut results) = self.apply_local(local).await;
             effect = effect.max(e);
@@ -228,32 +221,25 @@ impl Writer {
             results_remote.append(&mut results);
             acks.extend(local_acks);
             if effect != Effect::None {
-                self.publish(effect);
+                let touched = self.state.take_touched();
+                let next = self.current.load().next(&self.state, &self.defaults, &touched);
+                record_gauges(&next);
+                let next = Arc::new(next);
+                // Readers of the snapshot first, then derived views (the DNS fast path); both
+                // before anyone is acknowledged.
+                self.current.store(next.clone());
+                (self.on_publish)(&next);
+                self.published.send_modify(|n| *n += 1);
             }
             // Also after a failed write: a source that assumed its change would land (a probe
             // result) looks at the catalog again and sees it did not.
-            if results_remote.iter().any(|r| matches!(r.0, Err(RegistryError::Store(_)))) {
+            if effect == Effect::Changed || results_remote.iter().any(|r| matches!(r.0, Err(RegistryError::Store(_)))) {
                 self.version.send_replace(self.state.version);
             }
             for ((r, subject), ack) in results_remote.into_iter().zip(acks) {
                 let _ = ack.send((r.map(|_| self.state.version), subject));
             }
             self.maybe_compact().await;
-        }
-    }
-
-    /// Publishes the state as the next snapshot: readers of the snapshot first, then derived
-    /// views (the DNS fast path); both before anyone is acknowledged. A new catalog version
-    /// (`Effect::Changed`) is announced to those waiting for one.
-    fn publish(&mut self, effect: Effect) {
-        let touched = self.state.take_touched();
-        let next = Arc::new(self.current.load().next(&self.state, &self.defaults, &touched));
-        record_gauges(&next);
-        self.current.store(next.clone());
-        (self.on_publish)(&next);
-        self.published.send_modify(|n| *n += 1);
-        if effect == Effect::Changed {
-            self.version.send_replace(self.state.version);
         }
     }
 
