@@ -351,15 +351,17 @@ async fn forwarded_queries_are_counted_by_outcome() {
 #[tokio::test]
 async fn an_upstream_that_is_down_is_servfail_within_the_timeout() {
     let (_held, silent) = silent();
+    // Bounds well apart from the timeout (1 s) and the client's own patience (DEADLINE): with a
+    // 300 ms timeout and a 1 s bound, a loaded 2-core CI machine once took 1.1 s.
     for (what, upstreams) in [("silent", vec![silent]), ("closed", vec![closed()]), ("both", vec![silent, closed()])] {
-        let s = forwarding(&upstreams, "upstream_timeout = \"300ms\"\n").await;
+        let s = forwarding(&upstreams, "upstream_timeout = \"1s\"\n").await;
         for t in TRANSPORTS {
             let start = Instant::now();
             let m =
                 ask_from([127, 0, 0, 1].into(), s.dns, t, &Ask::new("www.example.com.", RecordType::A), DEADLINE).await;
             let took = start.elapsed();
             assert_forwarded(&m, ResponseCode::ServFail, &format!("{what} {t:?}"));
-            assert!(took < Duration::from_secs(1), "{what} {t:?}: SERVFAIL took {took:?}");
+            assert!(took < Duration::from_secs(4), "{what} {t:?}: SERVFAIL took {took:?}");
         }
     }
 }
@@ -370,18 +372,18 @@ async fn the_next_upstream_answers_when_one_fails() {
     let good = upstream().await;
     let failing = start_upstream(true).await;
     for (what, first) in [("silent", silent), ("closed", closed()), ("servfail", failing.addr)] {
-        let s = forwarding(&[first, good.addr], "upstream_timeout = \"300ms\"\n").await;
+        let s = forwarding(&[first, good.addr], "upstream_timeout = \"1s\"\n").await;
         let start = Instant::now();
         let m = ask(&s, Transport::Udp, "www.example.com.", RecordType::A).await;
         assert_forwarded(&m, ResponseCode::NoError, what);
         assert_eq!(addresses(&m), ["192.0.2.10"], "{what}");
-        assert!(start.elapsed() < Duration::from_secs(1), "{what}: took {:?}", start.elapsed());
+        assert!(start.elapsed() < Duration::from_secs(3), "{what}: took {:?}", start.elapsed());
         // The upstream that answered is asked first from now on: a dead one costs its timeout
-        // once, not on every query (another name, so that the cache does not answer).
+        // (1 s) once, not on every query (another name, so that the cache does not answer).
         let start = Instant::now();
         let m = ask(&s, Transport::Udp, "www.example.com.", RecordType::AAAA).await;
         assert_eq!(addresses(&m), ["2001:db8::10"], "{what}");
-        assert!(start.elapsed() < Duration::from_millis(250), "{what}: second query took {:?}", start.elapsed());
+        assert!(start.elapsed() < Duration::from_millis(900), "{what}: second query took {:?}", start.elapsed());
     }
     assert!(failing.log.total() >= 1, "the SERVFAILing upstream was asked first");
 }
