@@ -113,7 +113,7 @@ impl<V> FromIterator<(String, V)> for SmallMap<V> {
 }
 
 /// One DNS name of a service, for those who index every name (the DNS fast path).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NameForm<'a> {
     pub service: &'a str,
     pub tag: Option<&'a str>,

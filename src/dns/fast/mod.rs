@@ -115,11 +115,17 @@ impl FastTable {
             FastTable { snap: snap.clone(), index: self.index.clone(), shape: self.shape.clone(), soa: Box::default() };
         let changed: Vec<_> = snap.changed_services(&self.snap).collect();
         let labels = &self.shape.labels;
-        let now: Vec<Vec<NameOf>> =
-            changed.iter().map(|(_, new)| new.map_or_else(Vec::new, |view| names_of(view, labels))).collect();
+        // A service's names follow from its name forms alone: one whose forms did not change
+        // (instances came, went or changed, not its tags or regions) keeps every name as it is
+        // and only gets its new encoding in its slot.
+        let renamed: Vec<_> = changed
+            .iter()
+            .filter(|(old, new)| !matches!((old, new), (Some(o), Some(n)) if o.name_forms().eq(n.name_forms())))
+            .map(|&(old, new)| (old, new, new.map_or_else(Vec::new, |view| names_of(view, labels))))
+            .collect();
         // The names a service no longer has go before any new one arrives: a name may move from
         // one service to another. A name is taken out only by the service whose slot it points at.
-        for ((old, new), now) in changed.iter().zip(&now) {
+        for (old, new, now) in &renamed {
             let Some(old) = old else { continue };
             let slot = self.index.slot(&old.key);
             let owned = |w: FastName| matches!(w, FastName::Service { slot: s, .. } if Some(s) == slot);
@@ -133,11 +139,13 @@ impl FastTable {
                 next.index.drop_service(&old.key);
             }
         }
-        for ((_, new), now) in changed.iter().zip(now) {
-            let Some(view) = new else { continue };
+        for view in changed.iter().filter_map(|(_, new)| *new) {
             let previous = self.index.service(&view.key).map(|w| &**w);
             let wire = ServiceWire::build(view, &self.shape.settings.zone, previous);
-            let slot = next.index.set_service(&view.key, Arc::new(wire));
+            next.index.set_service(&view.key, Arc::new(wire));
+        }
+        for (_, new, now) in renamed {
+            let Some(slot) = new.and_then(|view| next.index.slot(&view.key)) else { continue };
             for (key, entry, spelling, names_region) in now {
                 next.index.insert(&key, FastName::Service { slot, entry, spelling, names_region });
             }
