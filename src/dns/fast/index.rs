@@ -45,12 +45,23 @@ impl Short {
         bytes.get_mut(..key.len())?.copy_from_slice(key);
         Some(Short { len: key.len() as u8, bytes })
     }
+
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
 }
 
+// Hashed and compared as the name's bytes, so that a query looks its name up as it came, with
+// no copy (`Borrow<[u8]>`).
 impl Hash for Short {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        // Only the name's bytes: every query hashes one.
-        state.write(&self.bytes[..usize::from(self.len)]);
+        self.as_slice().hash(state);
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for Short {
+    fn borrow(&self) -> &[u8] {
+        self.as_slice()
     }
 }
 
@@ -69,10 +80,7 @@ pub(super) struct Index {
 impl Index {
     /// What the lowercase wire name `key` is, if it is indexed.
     pub fn get(&self, key: &[u8]) -> Option<FastName> {
-        match Short::new(key) {
-            Some(short) => self.short.get(&short).copied(),
-            None => self.long.get(key).copied(),
-        }
+        if key.len() <= INLINE { self.short.get(key) } else { self.long.get(key) }.copied()
     }
 
     /// The encoding in `slot`.
@@ -132,9 +140,10 @@ impl Index {
         if !self.get(key).is_some_and(owned) {
             return;
         }
-        match Short::new(key) {
-            Some(short) => self.short.remove(&short),
-            None => self.long.remove(key),
+        if key.len() <= INLINE {
+            self.short.remove(key)
+        } else {
+            self.long.remove(key)
         };
     }
 }
