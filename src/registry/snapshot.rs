@@ -47,8 +47,11 @@ pub struct Snapshot {
     pub version: u64,
     /// Lowercase service name → its view.
     services: OrdMap<Arc<str>, ServiceRef>,
-    /// Id key → instance, in id order.
-    by_id: OrdMap<Arc<str>, InstanceView>,
+    /// Id key → its service's key, in id order; the instance itself is in the service's view
+    /// (`ServiceView::instances`, in id order too). Views are not kept here as well: with
+    /// 100,000 instances that copy took ~14 MB, and every write copied a path of nodes whose
+    /// entries held four reference counts each.
+    by_id: OrdMap<Arc<str>, Arc<str>>,
     /// Node records (`Instance::is_node`), by their key (`node_key`): external nodes, and this
     /// server's own while it has node checks. Their checks gate every instance on the node.
     nodes: OrdMap<Arc<str>, InstanceView>,
@@ -104,13 +107,15 @@ impl Snapshot {
                 next.node(key, new, &mut regated);
                 continue;
             }
-            if let (Some(old), Some(new)) = (next.by_id.get(key.as_str()), new)
+            if let (Some(old), Some(new)) = (next.instance(key), new)
                 && Arc::ptr_eq(&old.instance, &new.instance)
                 && Arc::ptr_eq(&old.health, &new.health)
             {
                 continue; // Touched and put back (a rolled-back batch).
             }
-            if let Some(old) = next.by_id.remove(key.as_str()) {
+            // The services are still this snapshot's: the old view is found there.
+            if let Some(old) = next.instance(key).cloned() {
+                next.by_id.remove(key.as_str());
                 removed.insert(key);
                 next.unindex(&old);
                 dirty.entry(old.service.clone()).or_default();
@@ -170,11 +175,7 @@ impl Snapshot {
                     if regated.is_empty() {
                         return v;
                     }
-                    let status = gated(state, &v.instance, v.health.status());
-                    if status != v.status {
-                        v.status = status;
-                        next.by_id.insert(v.key.clone(), v.clone());
-                    }
+                    v.status = gated(state, &v.instance, v.health.status());
                     v
                 })
                 .chain(entering)
@@ -228,7 +229,7 @@ impl Snapshot {
 
     /// Adds an instance to the indexes across services.
     fn index(&mut self, view: &InstanceView) {
-        self.by_id.insert(view.key.clone(), view.clone());
+        self.by_id.insert(view.key.clone(), view.service.clone());
         self.index_checks(view);
         if let Address::Ip(ip) = view.instance.address {
             self.by_address.insert((ip, view.key.clone()));
@@ -328,7 +329,7 @@ impl Snapshot {
         self.by_address
             .range((ip, Arc::<str>::from(""))..)
             .take_while(move |(at, _)| *at == ip)
-            .filter_map(|(_, key)| self.by_id.get(key))
+            .filter_map(|(_, key)| self.instance(key))
     }
 
     /// Every zone file that declares an instance served now or was refused, once each.
@@ -344,12 +345,18 @@ impl Snapshot {
 
     /// Every instance, in id order.
     pub fn instances(&self) -> impl Iterator<Item = &InstanceView> {
-        self.by_id.values()
+        self.by_id.iter().filter_map(|(key, service)| self.member(service, key))
     }
 
     /// The instance with this id key (lowercase).
     pub fn instance(&self, key: &str) -> Option<&InstanceView> {
-        self.by_id.get(key)
+        self.member(self.by_id.get(key)?, key)
+    }
+
+    /// The instance `key` of `service`, whose instances are in id order.
+    fn member(&self, service: &str, key: &str) -> Option<&InstanceView> {
+        let members = &self.services.get(service)?.instances;
+        members.binary_search_by(|v| (*v.key).cmp(key)).ok().map(|i| &members[i])
     }
 
     /// The instances of a service (name matched case-insensitively), in id order.
@@ -366,7 +373,7 @@ impl Snapshot {
     /// `health.checks`.
     pub fn check(&self, check_id: &str) -> Option<(&InstanceView, usize)> {
         let (key, i) = self.checks.get(check_id)?;
-        Some((self.by_id.get(key).or_else(|| self.nodes.get(key))?, *i as usize))
+        Some((self.instance(key).or_else(|| self.nodes.get(key))?, *i as usize))
     }
 
     /// Every node record, in key order: external nodes, and this server's own while it has

@@ -1,19 +1,19 @@
 //! The fast table's index: every name of the domain (lowercase wire form) → what it is, and
 //! each service's current encoding in a slot of its own.
 //!
-//! Both are persistent structures shared with the previous table, so a new table copies only
-//! the paths to what it changes — and the shape of the index keeps those copies cheap. A name
-//! points at its service's slot, not at the encoding, so a change to a service's instances
-//! replaces one slot and touches none of its names (they change only when its tags or regions
-//! do). Names are kept inline and what they are is plain data, so that copying a node of the map
-//! copies bytes and touches no reference count. Measured at 100,000 instances, re-inserting
-//! each changed service's names with `Arc` keys and values (each node copy touched some 60
-//! reference counts, each a cache miss) was ~45% of a cluster replica's CPU during a fill.
+//! Both are shared with the previous table but for what a new table changes (`shards.rs` for
+//! the names, persistent vectors and maps for the slots). A name points at its service's slot,
+//! not at the encoding, so a change to a service's instances replaces one slot and touches none
+//! of its names (they change only when its tags or regions do). Names are kept inline and what
+//! they are is plain data, so that copying a shard copies bytes and touches no reference count.
+//! Measured at 100,000 instances, re-inserting each changed service's names with `Arc` keys and
+//! values (each copy touched some 60 reference counts, each a cache miss) was ~45% of a cluster
+//! replica's CPU during a fill.
 
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use super::encode::ServiceWire;
+use super::shards::{Named, Shards};
 use crate::dns::parse::Spelling;
 
 /// What a name is.
@@ -28,9 +28,9 @@ pub(super) enum FastName {
     Slow,
 }
 
-/// Wire names this long or shorter are kept inline; longer ones (rare: long service names with
-/// long tags) in a map of their own.
-const INLINE: usize = 63;
+/// Wire names this long or shorter are kept inline (`_order-service._tcp.service.local` takes
+/// 40 bytes); longer ones in a table of their own.
+const INLINE: usize = 47;
 
 /// A wire name of at most `INLINE` bytes, zero-filled after them.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -51,24 +51,22 @@ impl Short {
     }
 }
 
-// Hashed and compared as the name's bytes, so that a query looks its name up as it came, with
-// no copy (`Borrow<[u8]>`).
-impl Hash for Short {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.as_slice().hash(state);
+impl Named for (Short, FastName) {
+    fn name(&self) -> &[u8] {
+        self.0.as_slice()
     }
 }
 
-impl std::borrow::Borrow<[u8]> for Short {
-    fn borrow(&self) -> &[u8] {
-        self.as_slice()
+impl Named for (Box<[u8]>, FastName) {
+    fn name(&self) -> &[u8] {
+        &self.0
     }
 }
 
 #[derive(Clone, Default)]
 pub(super) struct Index {
-    short: imbl::HashMap<Short, FastName>,
-    long: imbl::HashMap<Box<[u8]>, FastName>,
+    short: Shards<(Short, FastName)>,
+    long: Shards<(Box<[u8]>, FastName)>,
     /// Lowercase service name → its slot.
     slots: imbl::HashMap<Arc<str>, u32>,
     /// Slot → the service's encoding; `None` while free.
@@ -80,7 +78,7 @@ pub(super) struct Index {
 impl Index {
     /// What the lowercase wire name `key` is, if it is indexed.
     pub fn get(&self, key: &[u8]) -> Option<FastName> {
-        if key.len() <= INLINE { self.short.get(key) } else { self.long.get(key) }.copied()
+        if key.len() <= INLINE { self.short.get(key).map(|e| e.1) } else { self.long.get(key).map(|e| e.1) }
     }
 
     /// The encoding in `slot`.
@@ -130,9 +128,9 @@ impl Index {
             return;
         }
         match Short::new(key) {
-            Some(short) => self.short.insert(short, what),
-            None => self.long.insert(key.into(), what),
-        };
+            Some(short) => self.short.insert((short, what)),
+            None => self.long.insert((key.into(), what)),
+        }
     }
 
     /// Takes `key` out if what it is now passes `owned`.
@@ -140,11 +138,7 @@ impl Index {
         if !self.get(key).is_some_and(owned) {
             return;
         }
-        if key.len() <= INLINE {
-            self.short.remove(key)
-        } else {
-            self.long.remove(key)
-        };
+        if key.len() <= INLINE { self.short.remove(key) } else { self.long.remove(key) }
     }
 }
 

@@ -27,6 +27,7 @@ mod index;
 #[cfg(test)]
 mod options_tests;
 mod query;
+mod shards;
 #[cfg(test)]
 mod tests;
 
