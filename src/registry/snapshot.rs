@@ -81,7 +81,7 @@ pub struct Snapshot {
 impl Snapshot {
     /// Builds the view of `state` from scratch (tests, tools); the writer uses `next`.
     pub fn build(state: &State, defaults: &Defaults) -> Snapshot {
-        let touched = Touched { keys: state.keys().cloned().collect(), hosts: BTreeSet::new() };
+        let touched = Touched { keys: state.keys().map(str::to_string).collect(), hosts: BTreeSet::new() };
         Snapshot::default().next(state, defaults, &touched)
     }
 
@@ -102,12 +102,13 @@ impl Snapshot {
         // Nodes whose health moved: every service with an instance on them is looked at again.
         let mut regated: HashSet<Option<String>> = HashSet::new();
         for key in &touched.keys {
-            let new = state.entry(key);
-            if new.map_or_else(|| next.nodes.contains_key(key.as_str()), |e| e.instance.is_node()) {
-                next.node(key, new, &mut regated);
+            let new = state.entry_key(key);
+            let new_entry = new.map(|(_, e)| e);
+            if new_entry.map_or_else(|| next.nodes.contains_key(key.as_str()), |e| e.instance.is_node()) {
+                next.node(key, new_entry, &mut regated);
                 continue;
             }
-            if let (Some(old), Some(new)) = (next.instance(key), new)
+            if let (Some(old), Some(new)) = (next.instance(key), new_entry)
                 && Arc::ptr_eq(&old.instance, &new.instance)
                 && Arc::ptr_eq(&old.health, &new.health)
             {
@@ -120,8 +121,8 @@ impl Snapshot {
                 next.unindex(&old);
                 dirty.entry(old.service.clone()).or_default();
             }
-            if let Some(entry) = new {
-                entering.push((key, entry));
+            if let Some(new) = new {
+                entering.push(new);
             }
         }
         // Only after every removal: a check id may move from one instance to another.
@@ -132,7 +133,7 @@ impl Snapshot {
                 None => Arc::from(service),
             };
             let view = InstanceView {
-                key: Arc::from(key.as_str()),
+                key: key.clone(),
                 service: service.clone(),
                 instance: entry.instance.clone(),
                 health: entry.health.clone(),

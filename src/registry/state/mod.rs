@@ -34,12 +34,23 @@ pub struct Entry {
 impl Entry {
     pub fn new(instance: Instance) -> Self {
         let health = Health::initial(&instance, now_ms());
-        Entry { instance: Arc::new(instance), health: Arc::new(health) }
+        Entry::with(instance, health)
+    }
+
+    pub fn with(instance: Instance, health: Health) -> Self {
+        Entry { instance: Arc::new(instance), health: shared(health) }
     }
 
     pub fn status(&self) -> Status {
         self.health.status()
     }
+}
+
+/// `health` behind an `Arc`; every instance with no checks and not in maintenance shares one
+/// (an allocation of 80 bytes less for each, 8 MB at 100,000 instances).
+pub(crate) fn shared(health: Health) -> Arc<Health> {
+    static NONE: std::sync::LazyLock<Arc<Health>> = std::sync::LazyLock::new(|| Arc::new(Health::default()));
+    if health == Health::default() { NONE.clone() } else { Arc::new(health) }
 }
 
 /// What changed in the state since the last snapshot was made from it.
@@ -54,7 +65,7 @@ pub struct Touched {
 #[derive(Debug, Default)]
 pub struct State {
     /// Keyed by `id_key`.
-    entries: BTreeMap<String, Entry>,
+    entries: BTreeMap<Arc<str>, Entry>,
     /// Check id → owning entry key.
     checks: HashMap<String, String>,
     /// Which ids each zone file declared in its last accepted version.
@@ -79,10 +90,10 @@ pub struct State {
     /// What changed since the last snapshot was made (`take_touched`).
     touched: Touched,
     /// Shared store only: what this replica knows of each API key's store revisions.
-    revisions: HashMap<String, Revisions>,
+    revisions: HashMap<Arc<str>, Revisions>,
     /// Shared store only: keys known absent, oldest first, whose entry in `revisions` goes once
     /// the watch has delivered past it (`shared.rs`).
-    tombstones: std::collections::VecDeque<(u64, String)>,
+    tombstones: std::collections::VecDeque<(u64, Arc<str>)>,
     /// Shared store only: every change of the store up to this revision has been delivered by
     /// the watch (or a reload).
     watched: u64,
@@ -124,7 +135,7 @@ impl State {
         self.version = self.version.max(version);
         for s in stored {
             let key = id_key(&s.instance.id);
-            let entry = Entry { instance: Arc::new(s.instance), health: Arc::new(s.health) };
+            let entry = Entry::with(s.instance, s.health);
             self.set_entry(key, Some(entry));
         }
         self.dirty.clear();
@@ -150,9 +161,24 @@ impl State {
         self.entries.get(key)
     }
 
+    /// The entry with this id key, and the key as the state keeps it (snapshots share it).
+    pub fn entry_key(&self, key: &str) -> Option<(&Arc<str>, &Entry)> {
+        self.entries.get_key_value(key)
+    }
+
     /// Every entry's id key, in order.
-    pub fn keys(&self) -> impl Iterator<Item = &String> {
-        self.entries.keys()
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.entries.keys().map(|k| &**k)
+    }
+
+    /// `key` as one shared allocation: the entries, the store revisions, the tombstones and
+    /// every snapshot's indexes hold the same one (three copies of each id were ~10 MB at
+    /// 100,000 instances).
+    fn shared_key(&self, key: &str) -> Arc<str> {
+        match self.entries.get_key_value(key) {
+            Some((k, _)) => k.clone(),
+            None => self.revisions.get_key_value(key).map_or_else(|| Arc::from(key), |(k, _)| k.clone()),
+        }
     }
 
     /// Host names (lowercase) and their addresses as last resolved; shared with snapshots.
@@ -208,7 +234,7 @@ impl State {
             .map(|key| {
                 let stored = self
                     .entries
-                    .get(&key)
+                    .get(key.as_str())
                     .filter(|e| e.instance.source == Source::Api)
                     .map(|e| Stored { instance: (*e.instance).clone(), health: (*e.health).clone() });
                 (key, stored)
@@ -326,7 +352,7 @@ impl State {
                 let key = id_key(&id);
                 let entry = self
                     .entries
-                    .get(&key)
+                    .get(key.as_str())
                     .filter(|e| !e.instance.is_node())
                     .ok_or(RegistryError::UnknownInstance(id))?;
                 if entry.health.maintenance == reason {
@@ -334,7 +360,7 @@ impl State {
                 }
                 let mut health = (*entry.health).clone();
                 health.maintenance = reason;
-                let entry = Entry { instance: entry.instance.clone(), health: Arc::new(health) };
+                let entry = Entry { instance: entry.instance.clone(), health: shared(health) };
                 self.set_entry(key, Some(entry));
                 Ok(Effect::Changed)
             }
@@ -364,7 +390,7 @@ impl State {
 
     fn register(&mut self, mut instance: Instance, replace_existing_checks: bool) -> Result<Effect, RegistryError> {
         let key = id_key(&instance.id);
-        let old = self.entries.get(&key);
+        let old = self.entries.get(key.as_str());
         if let Some(old) = old
             && let Source::Zone(path) = &old.instance.source
         {
@@ -410,7 +436,7 @@ impl State {
                 return Ok(Effect::None);
             }
         }
-        let entry = Entry { instance: Arc::new(instance), health: Arc::new(health) };
+        let entry = Entry::with(instance, health);
         self.set_entry(key, Some(entry));
         Ok(Effect::Changed)
     }
@@ -418,7 +444,7 @@ impl State {
     fn check_update(&mut self, check_id: &str, status: Status, output: String) -> Result<Effect, RegistryError> {
         let key =
             self.checks.get(check_id).cloned().ok_or_else(|| RegistryError::UnknownCheck(check_id.to_string()))?;
-        let entry = &self.entries[&key];
+        let entry = &self.entries[key.as_str()];
         let i = entry.instance.checks.iter().position(|c| c.id == check_id).expect("indexed check exists");
         if let CheckKind::Ttl { ttl } = entry.instance.checks[i].kind {
             // Any update of a TTL check is a sign of life, whatever status it reports.
@@ -449,7 +475,7 @@ impl State {
         }
         state.status = status;
         state.output = output;
-        let entry = Entry { instance: entry.instance.clone(), health: Arc::new(health) };
+        let entry = Entry { instance: entry.instance.clone(), health: shared(health) };
         self.set_entry(key.to_string(), Some(entry));
         effect
     }
@@ -457,7 +483,7 @@ impl State {
     /// The key of an API-registered instance, or why it cannot be changed through the API.
     fn api_owned(&self, id: &str) -> Result<String, RegistryError> {
         let key = id_key(id);
-        match self.entries.get(&key).filter(|e| !e.instance.is_node()).map(|e| &e.instance.source) {
+        match self.entries.get(key.as_str()).filter(|e| !e.instance.is_node()).map(|e| &e.instance.source) {
             None => Err(RegistryError::UnknownInstance(id.to_string())),
             Some(Source::Zone(path)) => Err(RegistryError::ZoneOwned { id: id.to_string(), path: path.clone() }),
             Some(Source::Api) => Ok(key),
@@ -467,8 +493,8 @@ impl State {
     /// The one way entries change: keeps the check index, the undo log and the dirty set right.
     fn set_entry(&mut self, key: String, new: Option<Entry>) {
         let old = match &new {
-            Some(e) => self.entries.insert(key.clone(), e.clone()),
-            None => self.entries.remove(&key),
+            Some(e) => self.entries.insert(self.shared_key(&key), e.clone()),
+            None => self.entries.remove(key.as_str()),
         };
         if let Some(old) = &old {
             for c in &old.instance.checks {
@@ -518,7 +544,7 @@ impl State {
 
     /// The state of one check, by check id.
     pub fn check(&self, check_id: &str) -> Option<(&Entry, usize)> {
-        let entry = self.entries.get(self.checks.get(check_id)?)?;
+        let entry = self.entries.get(self.checks.get(check_id)?.as_str())?;
         let i = entry.instance.checks.iter().position(|c| c.id == check_id)?;
         Some((entry, i))
     }

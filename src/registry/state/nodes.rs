@@ -2,8 +2,6 @@
 //! record (`Instance::is_node`), a node goes with everything registered on it, and a group of
 //! changes (`PUT /v1/catalog/register`) lands whole or not at all.
 
-use std::sync::Arc;
-
 use super::{Entry, State, Undo};
 use crate::model::{Address, CheckKind, CheckSpec, Health, Instance, Meta, Source, node_key, now_ms};
 use crate::registry::change::{Change, CheckOwner, Effect, RegistryError};
@@ -21,7 +19,7 @@ impl State {
             CheckOwner::Instance(id) => self.api_owned(id)?,
             CheckOwner::Node(name) => {
                 let key = node_key(name.as_deref());
-                if let (None, Some(name)) = (self.entries.get(&key), name) {
+                if let (None, Some(name)) = (self.entries.get(key.as_str()), name) {
                     return Err(RegistryError::UnknownNode(name.clone()));
                 }
                 key
@@ -33,12 +31,12 @@ impl State {
         {
             return Err(RegistryError::CheckIdTaken { check: check.id.clone(), owner: other.clone() });
         }
-        if !self.entries.contains_key(&key) {
+        if !self.entries.contains_key(key.as_str()) {
             // This server's node, at its first check. Its address is the API's to show, not stored.
             let record = Instance::node_record(None, Address::Ip([0, 0, 0, 0].into()), Meta::default(), Vec::new());
             self.set_entry(key.clone(), Some(Entry::new(record)));
         }
-        let entry = &self.entries[&key];
+        let entry = &self.entries[key.as_str()];
         let mut instance = (*entry.instance).clone();
         let mut health = (*entry.health).clone();
         let fresh = Health::initial(&Instance { checks: vec![check.clone()], ..instance.clone() }, now_ms());
@@ -69,7 +67,7 @@ impl State {
                 health.checks.push(state);
             }
         }
-        self.set_entry(key, Some(Entry { instance: Arc::new(instance), health: Arc::new(health) }));
+        self.set_entry(key, Some(Entry::with(instance, health)));
         Ok(effect)
     }
 
@@ -78,7 +76,7 @@ impl State {
     pub(super) fn remove_check(&mut self, check_id: &str) -> Result<Effect, RegistryError> {
         let key =
             self.checks.get(check_id).cloned().ok_or_else(|| RegistryError::UnknownCheck(check_id.to_string()))?;
-        let entry = &self.entries[&key];
+        let entry = &self.entries[key.as_str()];
         if let Source::Zone(path) = &entry.instance.source {
             return Err(RegistryError::ZoneOwned { id: entry.instance.id.clone(), path: path.clone() });
         }
@@ -89,7 +87,7 @@ impl State {
         health.checks.remove(i);
         // This server's node record holds nothing but its checks.
         let new = (!(instance.is_node() && instance.node.is_none() && instance.checks.is_empty()))
-            .then(|| Entry { instance: Arc::new(instance), health: Arc::new(health) });
+            .then(|| Entry::with(instance, health));
         self.set_entry(key, new);
         Ok(Effect::Changed)
     }
@@ -97,14 +95,14 @@ impl State {
     /// Removes an external node's record and every instance registered on it.
     pub(super) fn deregister_node(&mut self, node: &str) -> Result<Effect, RegistryError> {
         let record = node_key(Some(node));
-        if !self.entries.contains_key(&record) {
+        if !self.entries.contains_key(record.as_str()) {
             return Err(RegistryError::UnknownNode(node.to_string()));
         }
         let on_it: Vec<String> = self
             .entries
             .iter()
             .filter(|(_, e)| e.instance.node.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(node)))
-            .map(|(k, _)| k.clone())
+            .map(|(k, _)| k.to_string())
             .collect();
         for key in on_it {
             self.set_entry(key, None);
@@ -147,7 +145,7 @@ impl State {
 
     /// The node an entry is on, for gating: its node record, if there is one.
     pub fn node_of(&self, instance: &Instance) -> Option<&Entry> {
-        self.entries.get(&node_key(instance.node.as_deref()))
+        self.entries.get(node_key(instance.node.as_deref()).as_str())
     }
 }
 

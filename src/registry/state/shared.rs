@@ -8,7 +8,6 @@
 //! which is what the tombstone said. Without this, every id ever deleted stayed in memory.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use super::{Entry, State};
 use crate::model::{Source, Stored, id_key};
@@ -27,7 +26,7 @@ impl State {
     /// last modified at.
     pub fn restore_shared(&mut self, revision: u64, records: Vec<(Stored, u64)>) {
         for (s, modified) in &records {
-            self.revisions.insert(id_key(&s.instance.id), Revisions { known: revision, modified: *modified });
+            self.revisions.insert(id_key(&s.instance.id).into(), Revisions { known: revision, modified: *modified });
         }
         self.store_revision = revision;
         self.watched = revision;
@@ -36,7 +35,7 @@ impl State {
 
     /// For a shared store: the modification revision each key of `ops` is expected to have.
     pub fn expectations(&self, ops: &[(String, Option<Stored>)]) -> Vec<u64> {
-        ops.iter().map(|(key, _)| self.revisions.get(key).map_or(0, |r| r.modified)).collect()
+        ops.iter().map(|(key, _)| self.revisions.get(key.as_str()).map_or(0, |r| r.modified)).collect()
     }
 
     /// A shared store accepted `ops`, each at its revision in `revisions` (empty: all at
@@ -59,11 +58,11 @@ impl State {
     /// a newer state of the key.
     pub(super) fn remote(&mut self, key: String, stored: Option<Stored>, modified: u64, revision: u64) -> Effect {
         self.store_revision = self.store_revision.max(revision);
-        if self.revisions.get(&key).is_some_and(|r| r.known >= revision) {
+        if self.revisions.get(key.as_str()).is_some_and(|r| r.known >= revision) {
             return Effect::None;
         }
         self.know(key.clone(), Revisions { known: revision, modified });
-        let current = self.entries.get(&key);
+        let current = self.entries.get(key.as_str());
         if let Some(Source::Zone(path)) = current.map(|e| &e.instance.source) {
             tracing::warn!(id = %key, file = %path.display(), "another replica registered an id that a zone file here declares; the zone file wins on this replica (ids must be unique across replicas)");
             return Effect::None;
@@ -78,7 +77,7 @@ impl State {
                 if current.is_some_and(|e| *e.instance == s.instance && *e.health == s.health) {
                     return Effect::None;
                 }
-                let entry = Entry { instance: Arc::new(s.instance), health: Arc::new(s.health) };
+                let entry = Entry::with(s.instance, s.health);
                 self.set_entry(key.clone(), Some(entry));
                 Effect::Changed
             }
@@ -91,6 +90,7 @@ impl State {
     /// Records what this replica knows of `key`; a deletion is remembered until the watch
     /// passes it.
     fn know(&mut self, key: String, revisions: Revisions) {
+        let key = self.shared_key(&key);
         if revisions.modified == 0 {
             self.tombstones.push_back((revisions.known, key.clone()));
         }
@@ -123,8 +123,8 @@ impl State {
         let gone: Vec<String> = self
             .entries
             .iter()
-            .filter(|(k, e)| e.instance.source == Source::Api && !keep.contains(*k))
-            .map(|(k, _)| k.clone())
+            .filter(|(k, e)| e.instance.source == Source::Api && !keep.contains(&***k))
+            .map(|(k, _)| k.to_string())
             .collect();
         let mut effect = Effect::None;
         for key in gone {

@@ -139,7 +139,7 @@ type Holds = (&'static str, Vec<(Change, Want)>, Vec<&'static str>, Option<Statu
 
 #[test]
 fn what_the_state_holds_after_the_changes() {
-    let api_keys = |s: &State| s.keys().cloned().collect::<Vec<_>>();
+    let api_keys = |s: &State| s.keys().map(str::to_string).collect::<Vec<_>>();
     let status = |s: &State, id: &str| s.entry(id).map(Entry::status);
     #[rustfmt::skip]
     let cases: Vec<Holds> = vec![
@@ -212,12 +212,14 @@ fn a_rolled_back_batch_leaves_everything_as_it_was() {
         let mut state = State::new();
         state.apply(register("web-1", 80, vec![])).unwrap();
         state.apply(zone_file("b.toml", &["z-9"])).unwrap();
-        let before: Vec<(String, Entry)> = state.keys().map(|k| (k.clone(), state.entry(k).unwrap().clone())).collect();
+        let before: Vec<(String, Entry)> =
+            state.keys().map(|k| (k.to_string(), state.entry(k).unwrap().clone())).collect();
         state.take_dirty();
         state.begin();
         state.apply(change).unwrap();
         state.rollback();
-        let after: Vec<(String, Entry)> = state.keys().map(|k| (k.clone(), state.entry(k).unwrap().clone())).collect();
+        let after: Vec<(String, Entry)> =
+            state.keys().map(|k| (k.to_string(), state.entry(k).unwrap().clone())).collect();
         assert_eq!(after, before, "{case}");
         assert!(state.take_dirty().is_empty(), "{case}: nothing left to write");
     }

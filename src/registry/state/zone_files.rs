@@ -17,7 +17,7 @@ impl State {
         let source = Source::Zone(file.path.clone());
         for parsed in &file.instances {
             let key = id_key(&parsed.instance.id);
-            let owner = match self.entries.get(&key) {
+            let owner = match self.entries.get(key.as_str()) {
                 Some(other) if other.instance.source != source => match &other.instance.source {
                     Source::Zone(p) => Some(format!("zone file {}", p.display())),
                     Source::Api => Some("an API registration".to_string()),
@@ -51,7 +51,7 @@ impl State {
 
         let old_ids = self.set_zone_file(&file.path, None).unwrap_or_default();
         let mut old: BTreeMap<String, Entry> =
-            old_ids.into_iter().filter_map(|k| self.entries.get(&k).cloned().map(|e| (k, e))).collect();
+            old_ids.into_iter().filter_map(|k| self.entries.get(k.as_str()).cloned().map(|e| (k, e))).collect();
         let mut effect = Effect::None;
         let mut ids = Vec::with_capacity(file.instances.len());
         for parsed in file.instances {
