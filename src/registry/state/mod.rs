@@ -37,7 +37,11 @@ impl Entry {
         Entry::with(instance, health)
     }
 
-    pub fn with(instance: Instance, health: Health) -> Self {
+    pub fn with(mut instance: Instance, health: Health) -> Self {
+        // Decoded lists start with room for four (serde grows them from empty): a registration's
+        // one tag took 96 bytes instead of 24, 7 MB at 100,000 instances.
+        instance.tags.shrink_to_fit();
+        instance.checks.shrink_to_fit();
         Entry { instance: Arc::new(instance), health: shared(health) }
     }
 
