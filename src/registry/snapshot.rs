@@ -108,14 +108,15 @@ impl Snapshot {
                 next.node(key, new_entry, &mut regated);
                 continue;
             }
-            if let (Some(old), Some(new)) = (next.instance(key), new_entry)
+            // The services are still this snapshot's: the old view is found there.
+            let old = next.instance(key).cloned();
+            if let (Some(old), Some(new)) = (&old, new_entry)
                 && Arc::ptr_eq(&old.instance, &new.instance)
                 && Arc::ptr_eq(&old.health, &new.health)
             {
                 continue; // Touched and put back (a rolled-back batch).
             }
-            // The services are still this snapshot's: the old view is found there.
-            if let Some(old) = next.instance(key).cloned() {
+            if let Some(old) = old {
                 next.by_id.remove(key.as_str());
                 removed.insert(key);
                 next.unindex(&old);

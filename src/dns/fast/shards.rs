@@ -28,8 +28,7 @@ const PER_SHARD: usize = 256;
 pub(super) struct Shards<T> {
     /// Seeded at random once; every version of the table hashes with the same seed.
     hasher: DefaultHashBuilder,
-    /// A power of two; an entry's shard is taken from the hash's upper half, which the shard's
-    /// own table does not use to place it.
+    /// A power of two of them (`shard_of`).
     shards: Arc<Vec<Arc<HashTable<T>>>>,
     len: usize,
 }
@@ -76,7 +75,7 @@ impl<T: Named> Shards<T> {
     }
 
     fn shard(&self, hash: u64) -> usize {
-        (hash >> 32) as usize & (self.shards.len() - 1)
+        shard_of(hash, self.shards.len())
     }
 
     /// The shard of `hash`, this version's own (copied if it is shared with another).
@@ -92,11 +91,16 @@ impl<T: Named> Shards<T> {
         let mut shards: Vec<HashTable<T>> = (0..count).map(|_| HashTable::with_capacity(each)).collect();
         for entry in self.shards.iter().flat_map(|s| s.iter()) {
             let hash = self.hasher.hash_one(entry.name());
-            let i = (hash >> 32) as usize & (count - 1);
-            shards[i].insert_unique(hash, entry.clone(), |e| self.hasher.hash_one(e.name()));
+            shards[shard_of(hash, count)].insert_unique(hash, entry.clone(), |e| self.hasher.hash_one(e.name()));
         }
         self.shards = Arc::new(shards.into_iter().map(Arc::new).collect());
     }
+}
+
+/// Which of `count` shards (a power of two) holds `hash`: from the hash's upper half, which a
+/// shard's own table does not use to place it.
+fn shard_of(hash: u64, count: usize) -> usize {
+    (hash >> 32) as usize & (count - 1)
 }
 
 #[cfg(test)]

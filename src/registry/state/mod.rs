@@ -45,6 +45,11 @@ impl Entry {
         Entry { instance: Arc::new(instance), health: shared(health) }
     }
 
+    /// The same instance with a new health.
+    pub fn with_health(&self, health: Health) -> Self {
+        Entry { instance: self.instance.clone(), health: shared(health) }
+    }
+
     pub fn status(&self) -> Status {
         self.health.status()
     }
@@ -364,7 +369,7 @@ impl State {
                 }
                 let mut health = (*entry.health).clone();
                 health.maintenance = reason;
-                let entry = Entry { instance: entry.instance.clone(), health: shared(health) };
+                let entry = entry.with_health(health);
                 self.set_entry(key, Some(entry));
                 Ok(Effect::Changed)
             }
@@ -479,7 +484,7 @@ impl State {
         }
         state.status = status;
         state.output = output;
-        let entry = Entry { instance: entry.instance.clone(), health: shared(health) };
+        let entry = entry.with_health(health);
         self.set_entry(key.to_string(), Some(entry));
         effect
     }
