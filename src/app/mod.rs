@@ -352,9 +352,8 @@ struct Opened {
 async fn open_store(config: &Config, state: &mut State) -> Result<Opened, AppError> {
     #[cfg(feature = "cluster")]
     if let Some(c) = &config.cluster {
-        let (store, loaded) = crate::store::etcd::open(c).await?;
+        let (store, loaded) = crate::store::etcd::open(c, &mut Restoring { state, revision: 0 }).await?;
         let cluster = crate::cluster::Cluster::new(&store, &loaded, c);
-        state.restore_shared(loaded.revision, loaded.records);
         let ownership = cluster.ownership();
         state.set_ownership(ownership.clone());
         let cookie_seed = store.cookie_seed().await?;
@@ -370,6 +369,26 @@ async fn open_store(config: &Config, state: &mut State) -> Result<Opened, AppErr
         #[cfg(feature = "cluster")]
         cluster: None,
     })
+}
+
+/// The initial load from etcd, restored into the (empty) state a page at a time.
+#[cfg(feature = "cluster")]
+struct Restoring<'a> {
+    state: &'a mut State,
+    revision: u64,
+}
+
+#[cfg(feature = "cluster")]
+impl crate::store::etcd::Sink for Restoring<'_> {
+    fn start(&mut self, revision: u64) {
+        // An earlier attempt failed part way: start again from nothing.
+        *self.state = State::new();
+        self.revision = revision;
+    }
+
+    fn page(&mut self, records: Vec<(crate::model::Stored, u64)>) {
+        self.state.restore_shared(self.revision, records);
+    }
 }
 
 /// The tokens of shutdown's later stages; the first is the caller's `token`.

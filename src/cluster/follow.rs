@@ -141,11 +141,15 @@ impl Follower {
     /// Reads the whole prefix again and replaces the registry's API registrations with it.
     async fn reload(&mut self) -> Result<(), String> {
         let (_, client) = self.pool.client();
-        let loaded = tokio::time::timeout(Duration::from_secs(30), load(&client, &self.keys, Duration::from_secs(5)))
-            .await
-            .map_err(|_| "no answer to the reload".to_string())?
-            .map_err(|e| e.to_string())?;
-        let Loaded { revision, records, replicas, replica_http } = loaded;
+        let mut records = Vec::new();
+        let loaded = tokio::time::timeout(
+            Duration::from_secs(30),
+            load(&client, &self.keys, Duration::from_secs(5), &mut records),
+        )
+        .await
+        .map_err(|_| "no answer to the reload".to_string())?
+        .map_err(|e| e.to_string())?;
+        let Loaded { revision, replicas, replica_http, .. } = loaded;
         for (id, http) in replica_http {
             self.ownership.set_http(&id, http);
         }

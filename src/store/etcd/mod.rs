@@ -55,26 +55,49 @@ pub struct Etcd {
     handle: tokio::runtime::Handle,
 }
 
-/// Everything under the prefix at one revision: each record with the revision it was last
-/// modified at, and the replicas listed as live.
+/// What a load found under the prefix at one revision besides the registrations, which went to
+/// its `Sink` as they were read.
 pub struct Loaded {
     pub revision: u64,
-    pub records: Vec<(Stored, u64)>,
+    /// How many registrations went to the sink.
+    pub instances: usize,
     pub replicas: Vec<String>,
     /// The HTTP `ADDR:PORT` each live replica announced in its key.
     pub replica_http: Vec<(String, String)>,
 }
 
-/// Opens the shared store: connects, and reads everything under the prefix (retrying while
-/// etcd does not answer, for up to 30 s).
-pub async fn open(config: &ClusterConfig) -> Result<(Etcd, Loaded), StoreError> {
+/// Where a load puts the registrations it reads, a page at a time as each is decoded: a replica
+/// joining 100,000 instances builds its registry from them as they come, and never holds the
+/// whole catalog twice (decoded, then as its state). Holding it twice cost ~25 MB of RSS that
+/// the allocator kept after the load.
+pub trait Sink {
+    /// A load at `revision` starts: what an earlier, failed attempt delivered is void.
+    fn start(&mut self, revision: u64);
+    /// A page of registrations, each with the revision it was last modified at.
+    fn page(&mut self, records: Vec<(Stored, u64)>);
+}
+
+/// Collects a whole load (the watch's reload after a compaction hands it over in one change).
+impl Sink for Vec<(Stored, u64)> {
+    fn start(&mut self, _revision: u64) {
+        self.clear();
+    }
+
+    fn page(&mut self, records: Vec<(Stored, u64)>) {
+        self.extend(records);
+    }
+}
+
+/// Opens the shared store: connects, and reads everything under the prefix into `sink`
+/// (retrying while etcd does not answer, for up to 30 s).
+pub async fn open(config: &ClusterConfig, sink: &mut impl Sink) -> Result<(Etcd, Loaded), StoreError> {
     let endpoints = config.endpoints.iter().map(|e| host_port(e)).collect::<Vec<_>>().join(",");
     let pool = Pool::connect(config).await?;
     let keys = Keys { prefix: config.prefix.clone() };
     let started = Instant::now();
     let loaded = loop {
         let (i, client) = pool.client();
-        let result = tokio::time::timeout(OPEN_PATIENCE, load(&client, &keys, config.timeout)).await;
+        let result = tokio::time::timeout(OPEN_PATIENCE, load(&client, &keys, config.timeout, sink)).await;
         if !matches!(result, Ok(Ok(_))) {
             pool.failed(i);
         }
@@ -101,7 +124,7 @@ pub async fn open(config: &ClusterConfig) -> Result<(Etcd, Loaded), StoreError> 
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    info!(endpoints = %endpoints, prefix = %keys.prefix, revision = loaded.revision, instances = loaded.records.len(), replicas = loaded.replicas.len(), "cluster store loaded");
+    info!(endpoints = %endpoints, prefix = %keys.prefix, revision = loaded.revision, instances = loaded.instances, replicas = loaded.replicas.len(), "cluster store loaded");
     let store = Etcd { pool, keys, timeout: config.timeout, endpoints, handle: tokio::runtime::Handle::current() };
     Ok((store, loaded))
 }
@@ -309,6 +332,7 @@ pub(crate) async fn load(
     client: &etcd_client::Client,
     keys: &Keys,
     per_page: Duration,
+    sink: &mut impl Sink,
 ) -> Result<Loaded, etcd_client::Error> {
     let mut kv = client.kv_client().max_decoding_message_size(MAX_PAGE_BYTES);
     let end = prefix_end(keys.prefix.as_bytes());
@@ -318,8 +342,8 @@ pub(crate) async fn load(
     };
     let mut resp = bounded(per_page, kv.get(keys.prefix.as_bytes().to_vec(), Some(page(0)))).await?;
     let revision = resp.header().map_or(0, |h| h.revision());
-    let mut loaded =
-        Loaded { revision: revision as u64, records: Vec::new(), replicas: Vec::new(), replica_http: Vec::new() };
+    let mut loaded = Loaded { revision: revision as u64, instances: 0, replicas: Vec::new(), replica_http: Vec::new() };
+    sink.start(loaded.revision);
     loop {
         let kvs = resp.take_kvs();
         let next = match kvs.last() {
@@ -331,7 +355,9 @@ pub(crate) async fn load(
             }
             _ => None,
         };
-        keys.parse_into(kvs, &mut loaded);
+        let records = keys.parse_into(kvs, &mut loaded);
+        loaded.instances += records.len();
+        sink.page(records);
         match next {
             None => return Ok(loaded),
             Some(task) => {
@@ -433,14 +459,15 @@ impl Keys {
         Key::Other
     }
 
-    /// Adds the registrations (each with its modification revision), the live replicas and
-    /// their HTTP addresses among `kvs` to `loaded`.
-    pub(crate) fn parse_into(&self, kvs: Vec<KeyValue>, loaded: &mut Loaded) {
+    /// The registrations among `kvs`, each with its modification revision; the live replicas
+    /// and their HTTP addresses go to `loaded`.
+    pub(crate) fn parse_into(&self, kvs: Vec<KeyValue>, loaded: &mut Loaded) -> Vec<(Stored, u64)> {
+        let mut records = Vec::with_capacity(kvs.len());
         for kv in kvs {
             match self.parse(kv.key()) {
                 Key::Instance(key) => {
                     if let Some(s) = decode(kv.value(), key) {
-                        loaded.records.push((s, kv.mod_revision() as u64));
+                        records.push((s, kv.mod_revision() as u64));
                     }
                 }
                 Key::Replica(id) => {
@@ -450,6 +477,7 @@ impl Keys {
                 Key::Beat { .. } | Key::Other => {}
             }
         }
+        records
     }
 }
 
