@@ -140,7 +140,7 @@ fn dnsperf(dns: SocketAddr, queries: &std::path::Path, seconds: u32) -> anyhow::
 /// registered earlier; instance i is `i<i>` as `register` would have made it.
 fn seed(data: &std::path::Path, n: usize, services: usize) -> anyhow::Result<()> {
     use signpost::model::Stored;
-    use signpost::model::{Address, Health, Instance, ServicePolicy, Source};
+    use signpost::model::{Address, Health, Instance, Source};
     use signpost::store::{Journal, Store};
     let (mut journal, _) = Journal::open(data)?;
     let records = (0..n)
@@ -155,7 +155,7 @@ fn seed(data: &std::path::Path, n: usize, services: usize) -> anyhow::Result<()>
                 region: None,
                 meta: [("version".to_string(), "1.0".to_string())].into(),
                 checks: vec![],
-                policy: ServicePolicy::default(),
+                policy: Default::default(),
                 source: Source::Api,
                 node: None,
             },

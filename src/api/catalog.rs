@@ -59,7 +59,7 @@ pub async fn register(
 ) -> Result<(), ApiError> {
     let c = &api.config;
     let reg = catalog::decode_catalog(&body(bytes)?, &c.datacenter, &c.node).map_err(bad)?;
-    let node = reg.node.node.clone().unwrap_or_default();
+    let node = reg.node.node.as_deref().unwrap_or_default().to_string();
     let snap = api.registry.snapshot();
     let mut changes = Vec::new();
     if !(reg.skip_node_update && snap.node_record(Some(&node)).is_some()) {

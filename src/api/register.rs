@@ -59,10 +59,10 @@ pub fn decode(body: &[u8], client: IpAddr) -> Result<Instance, FieldError> {
         port,
         tags,
         weight,
-        region,
+        region: region.map(Into::into),
         meta: meta.into(),
         checks,
-        policy,
+        policy: policy.into(),
         source: Source::Api,
         node: None,
     })

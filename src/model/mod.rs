@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+mod policy;
 pub mod rules;
+
+pub use policy::{Policy, ServicePolicy, WhenNoneHealthy};
 
 /// One registered endpoint of a service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,17 +27,17 @@ pub struct Instance {
     pub tags: Vec<String>,
     /// Relative share of first places in rotation and the SRV weight; at least 1.
     pub weight: u32,
-    pub region: Option<String>,
+    pub region: Option<Box<str>>,
     pub meta: Meta,
     pub checks: Vec<CheckSpec>,
     /// Service-level DNS settings carried by this instance's declaration.
-    pub policy: ServicePolicy,
+    pub policy: Policy,
     pub source: Source,
     /// The node it runs on, as `PUT /v1/catalog/register` names it (an external node); `None`
     /// is this server's own node (the agent's services and every zone-file instance). On a
     /// node record (`is_node`), the node's own name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub node: Option<String>,
+    pub node: Option<Box<str>>,
 }
 
 /// Node records live among the instances (so that they are stored, replicated, probed and
@@ -67,9 +70,9 @@ impl Instance {
             region: None,
             meta,
             checks,
-            policy: ServicePolicy::default(),
+            policy: Policy::default(),
             source: Source::Api,
-            node: name.map(str::to_string),
+            node: name.map(Into::into),
         }
     }
 }
@@ -326,54 +329,6 @@ impl Status {
             Status::Warning => "warning",
             Status::Critical => "critical",
             Status::Maintenance => "maintenance",
-        }
-    }
-}
-
-/// What to answer when a service has instances but none is healthy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum WhenNoneHealthy {
-    /// NODATA: callers learn there is nothing to call.
-    #[default]
-    Empty,
-    /// Fail open: answer every instance (except those in maintenance).
-    All,
-}
-
-/// Per-service DNS settings; `None` = the global `[dns]` value. When several declarations of one
-/// service disagree, the most conservative wins (smallest TTL, smallest positive limit, any
-/// `only_passing`, any `all`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct ServicePolicy {
-    pub ttl: Option<Duration>,
-    /// 0 = no limit.
-    pub answer_limit: Option<u32>,
-    pub only_passing: Option<bool>,
-    pub when_none_healthy: Option<WhenNoneHealthy>,
-}
-
-impl ServicePolicy {
-    /// Two declarations of one service's settings as one, the most conservative of each.
-    pub fn merge(self, other: ServicePolicy) -> ServicePolicy {
-        ServicePolicy {
-            ttl: match (self.ttl, other.ttl) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            },
-            // 0 means "no limit", so the smallest positive limit wins over it.
-            answer_limit: match (self.answer_limit, other.answer_limit) {
-                (Some(a), Some(b)) if a > 0 && b > 0 => Some(a.min(b)),
-                (Some(a), Some(b)) => Some(a.max(b)),
-                (a, b) => a.or(b),
-            },
-            only_passing: match (self.only_passing, other.only_passing) {
-                (Some(a), Some(b)) => Some(a || b),
-                (a, b) => a.or(b),
-            },
-            when_none_healthy: match (self.when_none_healthy, other.when_none_healthy) {
-                (Some(WhenNoneHealthy::All), _) | (_, Some(WhenNoneHealthy::All)) => Some(WhenNoneHealthy::All),
-                (a, b) => a.or(b),
-            },
         }
     }
 }

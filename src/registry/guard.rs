@@ -98,7 +98,7 @@ fn needs(state: &State, change: &Change) -> (Option<Subject>, Vec<Option<String>
 
 /// A node's record as an audit line names it: no service, the node's name as the id.
 fn node_subject(record: &crate::model::Instance) -> Subject {
-    Subject { service: String::new(), id: record.node.clone().unwrap_or_default() }
+    Subject { service: String::new(), id: record.node.as_deref().unwrap_or_default().to_string() }
 }
 
 #[cfg(test)]

@@ -179,7 +179,7 @@ impl ServiceView {
         defaults: &Defaults,
         previous: Option<&ServiceView>,
     ) -> ServiceView {
-        let eff = merge_policies(instances.iter().map(|v| &v.instance.policy), defaults);
+        let eff = merge_policies(instances.iter().map(|v| &*v.instance.policy), defaults);
         let members: Vec<u32> = (0..instances.len() as u32).collect();
         let mut entries = Vec::new();
         let mut build = |subset: &[u32], tag: Option<&str>, region: Option<&str>| {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::model::{Address, CheckKind, CheckSpec, Health, Instance, ServicePolicy, Source, Status, Stored, id_key};
+use crate::model::{Address, CheckKind, CheckSpec, Health, Instance, Source, Status, Stored, id_key};
 use crate::store::{Committed, Fresh, StoreError};
 
 /// An API instance of service `web` at 10.0.0.1:80 (the state's own tests use it too).
@@ -22,7 +22,7 @@ pub(super) fn instance(id: &str, checks: Vec<CheckSpec>) -> Instance {
         region: None,
         meta: Default::default(),
         checks,
-        policy: ServicePolicy::default(),
+        policy: Default::default(),
         source: Source::Api,
         node: None,
     }

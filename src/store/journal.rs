@@ -153,7 +153,7 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Address, Health, Instance, ServicePolicy, Source};
+    use crate::model::{Address, Health, Instance, Source};
 
     fn stored(id: &str) -> Stored {
         Stored {
@@ -167,7 +167,7 @@ mod tests {
                 region: None,
                 meta: Default::default(),
                 checks: vec![],
-                policy: ServicePolicy::default(),
+                policy: Default::default(),
                 source: Source::Api,
                 node: None,
             },

@@ -377,10 +377,10 @@ impl Cx<'_> {
             port,
             tags,
             weight,
-            region,
+            region: region.map(Into::into),
             meta: meta.into(),
             checks,
-            policy: service.policy.merge(meta_policy),
+            policy: service.policy.merge(meta_policy).into(),
             source: Source::Zone(self.path.to_path_buf()),
             node: None,
         };

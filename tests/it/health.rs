@@ -10,7 +10,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
 use hickory_proto::rr::RecordType;
-use signpost::model::{Address, CheckKind, CheckSpec, Instance, ServicePolicy, Source, Status};
+use signpost::model::{Address, CheckKind, CheckSpec, Instance, Source, Status};
 use signpost::registry::Change;
 
 use crate::support::*;
@@ -211,7 +211,7 @@ fn api_instance(id: &str, check: CheckKind, deregister_after: Option<Duration>, 
             deregister_after,
             initial,
         }],
-        policy: ServicePolicy::default(),
+        policy: Default::default(),
         source: Source::Api,
         node: None,
     }

@@ -158,12 +158,12 @@ fn service(f: &Fields, node: &str, node_address: &Address) -> Result<Instance, F
         port,
         tags: tags(f)?,
         weight: weight(f)?,
-        region,
+        region: region.map(Into::into),
         meta: meta.into(),
         checks: Vec::new(),
-        policy,
+        policy: policy.into(),
         source: Source::Api,
-        node: Some(node.to_string()),
+        node: Some(node.into()),
     })
 }
 

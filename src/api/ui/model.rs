@@ -200,7 +200,7 @@ fn instance(v: &InstanceView) -> Instance {
         status: v.status.as_str(),
         address: i.address.to_string(),
         port: i.port,
-        region: i.region.clone(),
+        region: i.region.as_deref().map(str::to_string),
         tags: i.tags.clone(),
         weight: i.weight,
         source,

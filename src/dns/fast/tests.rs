@@ -403,16 +403,17 @@ fn snapshots_and_tables_updated_batch_by_batch_equal_ones_built_from_scratch() {
                         port: 80 + next(3) as u16,
                         tags: (0..next(3)).map(|t| format!("t{t}")).collect(),
                         weight: 1 + next(3) as u32,
-                        region: ["eu", "us"].get(next(3) as usize).map(|r| r.to_string()),
+                        region: ["eu", "us"].get(next(3) as usize).map(|r| (*r).into()),
                         meta: Default::default(),
                         checks: if next(2) == 0 { vec![check(id)] } else { vec![] },
                         policy: ServicePolicy {
                             answer_limit: next(2).eq(&0).then_some(2),
                             when_none_healthy: next(2).eq(&0).then_some(WhenNoneHealthy::All),
                             ..ServicePolicy::default()
-                        },
+                        }
+                        .into(),
                         source: Source::Api,
-                        node: [None, None, Some(node.clone())][next(3) as usize].clone(),
+                        node: [None, None, Some(node.clone())][next(3) as usize].clone().map(Into::into),
                     },
                     replace_existing_checks: next(2) == 0,
                 },

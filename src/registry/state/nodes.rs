@@ -159,7 +159,7 @@ mod tests {
     use crate::registry::{Defaults, Snapshot};
 
     fn on(node: Option<&str>, id: &str) -> Instance {
-        Instance { node: node.map(str::to_string), ..instance(id, vec![]) }
+        Instance { node: node.map(Into::into), ..instance(id, vec![]) }
     }
 
     fn check(id: &str, initial: Status) -> CheckSpec {

@@ -69,7 +69,7 @@ fn the_documented_example_parses() {
             },
             10,
         )],
-        policy,
+        policy: policy.into(),
         source: Source::Zone("z.toml".into()),
         node: None,
     };
@@ -127,6 +127,7 @@ fn instances_combine_with_their_service() {
             only_passing: Some(true),
             when_none_healthy: Some(WhenNoneHealthy::All),
         }
+        .into()
     );
     let c = &one.checks[0];
     assert_eq!(c.kind, CheckKind::Tcp { target: "[::1]:80".into() });
