@@ -12,7 +12,7 @@
 //! which lets readers that derive their own views (the DNS fast path, the prober) update them
 //! by the same difference.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -81,7 +81,7 @@ pub struct Snapshot {
 impl Snapshot {
     /// Builds the view of `state` from scratch (tests, tools); the writer uses `next`.
     pub fn build(state: &State, defaults: &Defaults) -> Snapshot {
-        let touched = Touched { keys: state.keys().map(str::to_string).collect(), hosts: BTreeSet::new() };
+        let touched = Touched { keys: state.keys().map(Arc::from).collect(), hosts: BTreeSet::new() };
         Snapshot::default().next(state, defaults, &touched)
     }
 
@@ -95,16 +95,16 @@ impl Snapshot {
         next.zone_errors = state.zone_errors().cloned().collect();
         next.zone_reloaded_ms = state.zone_reloaded_ms();
 
-        // Services to rebuild, each with the instances entering it.
-        let mut dirty: BTreeMap<Arc<str>, Vec<InstanceView>> = BTreeMap::new();
+        // Services to rebuild.
+        let mut dirty: BTreeSet<Arc<str>> = BTreeSet::new();
         let mut removed: HashSet<&str> = HashSet::new();
-        let mut entering = Vec::new();
+        let mut entering = Vec::with_capacity(touched.keys.len());
         // Nodes whose health moved: every service with an instance on them is looked at again.
         let mut regated: HashSet<Option<String>> = HashSet::new();
         for key in &touched.keys {
             let new = state.entry_key(key);
             let new_entry = new.map(|(_, e)| e);
-            if new_entry.map_or_else(|| next.nodes.contains_key(key.as_str()), |e| e.instance.is_node()) {
+            if new_entry.map_or_else(|| next.nodes.contains_key(&**key), |e| e.instance.is_node()) {
                 next.node(key, new_entry, &mut regated);
                 continue;
             }
@@ -117,21 +117,24 @@ impl Snapshot {
                 continue; // Touched and put back (a rolled-back batch).
             }
             if let Some(old) = old {
-                next.by_id.remove(key.as_str());
+                next.by_id.remove(&**key);
                 removed.insert(key);
                 next.unindex(&old);
-                dirty.entry(old.service.clone()).or_default();
+                dirty.insert(old.service.clone());
             }
             if let Some(new) = new {
                 entering.push(new);
             }
         }
         // Only after every removal: a check id may move from one instance to another.
+        let mut views = Vec::with_capacity(entering.len());
         for (key, entry) in entering {
-            let service = entry.instance.service.to_ascii_lowercase();
-            let service = match next.services.get_key_value(service.as_str()) {
+            let lower = entry.instance.service.to_ascii_lowercase();
+            // One name per service, shared by all its views, also while it is new (a joining
+            // replica's services all are).
+            let service = match next.services.get_key_value(lower.as_str()) {
                 Some((shared, _)) => shared.clone(),
-                None => Arc::from(service),
+                None => dirty.get(lower.as_str()).cloned().unwrap_or_else(|| Arc::from(lower)),
             };
             let view = InstanceView {
                 key: key.clone(),
@@ -141,8 +144,13 @@ impl Snapshot {
                 status: gated(state, &entry.instance, entry.health.status()),
             };
             next.index(&view);
-            dirty.entry(service).or_default().push(view);
+            dirty.insert(service);
+            views.push(view);
         }
+        // Grouped by service in one list, walked along with `dirty` below: a list per service,
+        // grown by doubling, held 9 MB of spare room at the peak of a join of 100,000.
+        views.sort_by(|a, b| a.service.cmp(&b.service));
+        let mut views = views.into_iter();
         if !regated.is_empty() {
             // Rare (a node check changing status), so a walk over the services is affordable.
             for (name, view) in &self.services {
@@ -151,37 +159,36 @@ impl Snapshot {
                     .iter()
                     .any(|v| regated.contains(&v.instance.node.as_ref().map(|n| n.to_ascii_lowercase())))
                 {
-                    dirty.entry(name.clone()).or_default();
+                    dirty.insert(name.clone());
                 }
             }
         }
         if !touched.hosts.is_empty() {
             for (name, view) in &self.services {
                 if view.hosts.iter().any(|h| touched.hosts.contains(&**h)) {
-                    dirty.entry(name.clone()).or_default();
+                    dirty.insert(name.clone());
                 }
             }
         }
 
-        for (name, entering) in dirty {
+        for name in dirty {
             let old = next.services.get(&name).cloned();
-            let mut members: Vec<InstanceView> = old
-                .iter()
-                .flat_map(|o| o.instances.iter())
-                .filter(|v| !removed.contains(&*v.key))
-                .cloned()
-                .map(|mut v| {
-                    // A member that did not change itself changes status only with its node's,
-                    // and then `regated` is not empty; otherwise every write to a service would
-                    // look up the node of each of its members again.
-                    if regated.is_empty() {
-                        return v;
-                    }
+            let entering = views.as_slice().partition_point(|v| v.service == name);
+            // A member that did not change itself changes status only with its node's, and then
+            // `regated` is not empty; otherwise every write to a service would look up the node
+            // of each of its members again.
+            let regate = |mut v: InstanceView| {
+                if !regated.is_empty() {
                     v.status = gated(state, &v.instance, v.health.status());
-                    v
-                })
-                .chain(entering)
-                .collect();
+                }
+                v
+            };
+            let kept = old.iter().flat_map(|o| o.instances.iter()).filter(|v| !removed.contains(&*v.key));
+            // Sized once: grown by doubling, a service's list kept up to half its length spare
+            // (~3 MB over 10,000 services of 10).
+            let mut members = Vec::with_capacity(old.as_ref().map_or(0, |o| o.instances.len()) + entering);
+            members.extend(kept.cloned().map(regate));
+            members.extend(views.by_ref().take(entering));
             members.sort_by(|a, b| a.key.cmp(&b.key));
             if let Some(old) = &old {
                 next.count(old, -1);

@@ -65,8 +65,9 @@ pub(crate) fn shared(health: Health) -> Arc<Health> {
 /// What changed in the state since the last snapshot was made from it.
 #[derive(Debug, Default)]
 pub struct Touched {
-    /// Entry keys set, replaced or removed (possibly back to what they were).
-    pub keys: BTreeSet<String>,
+    /// Entry keys set, replaced or removed (possibly back to what they were), each the state's
+    /// own key (no copy of the id: a replica joining 100,000 instances touches them all).
+    pub keys: BTreeSet<Arc<str>>,
     /// Host names (lowercase) whose resolved addresses changed.
     pub hosts: BTreeSet<String>,
 }
@@ -501,9 +502,15 @@ impl State {
 
     /// The one way entries change: keeps the check index, the undo log and the dirty set right.
     fn set_entry(&mut self, key: String, new: Option<Entry>) {
-        let old = match &new {
-            Some(e) => self.entries.insert(self.shared_key(&key), e.clone()),
-            None => self.entries.remove(key.as_str()),
+        let (shared, old) = match &new {
+            Some(e) => {
+                let shared = self.shared_key(&key);
+                (shared.clone(), self.entries.insert(shared, e.clone()))
+            }
+            None => match self.entries.remove_entry(key.as_str()) {
+                Some((shared, old)) => (shared, Some(old)),
+                None => (Arc::from(key.as_str()), None),
+            },
         };
         if let Some(old) = &old {
             for c in &old.instance.checks {
@@ -522,7 +529,7 @@ impl State {
                 self.timers.observe(c, state, is_new, reapable, now);
             }
         }
-        self.touched.keys.insert(key.clone());
+        self.touched.keys.insert(shared);
         let api = |e: &Option<Entry>| e.as_ref().is_some_and(|e| e.instance.source == Source::Api);
         if api(&old) || api(&new) {
             self.dirty.insert(key.clone());
