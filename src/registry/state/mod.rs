@@ -502,15 +502,10 @@ impl State {
 
     /// The one way entries change: keeps the check index, the undo log and the dirty set right.
     fn set_entry(&mut self, key: String, new: Option<Entry>) {
-        let (shared, old) = match &new {
-            Some(e) => {
-                let shared = self.shared_key(&key);
-                (shared.clone(), self.entries.insert(shared, e.clone()))
-            }
-            None => match self.entries.remove_entry(key.as_str()) {
-                Some((shared, old)) => (shared, Some(old)),
-                None => (Arc::from(key.as_str()), None),
-            },
+        let shared = self.shared_key(&key);
+        let old = match &new {
+            Some(e) => self.entries.insert(shared.clone(), e.clone()),
+            None => self.entries.remove(&*shared),
         };
         if let Some(old) = &old {
             for c in &old.instance.checks {
