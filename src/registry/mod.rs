@@ -336,18 +336,29 @@ impl Writer {
         unreachable!("the last attempt returns")
     }
 
-    /// Writes a batch durably, off the async threads.
-    /// Gives the batch back with the result.
+    /// Writes a batch durably: awaited here if the store commits over the network, otherwise
+    /// on a blocking thread, off the async ones. Gives the batch back with the result.
     async fn persist(&mut self, batch: Batch) -> (Batch, Result<Committed, StoreError>) {
-        let mut store = self.store.take().expect("the store is home between commits");
         let started = std::time::Instant::now();
-        let (store, batch, result) = tokio::task::spawn_blocking(move || {
-            let r = store.commit(&batch);
-            (store, batch, r)
-        })
-        .await
-        .expect("store commit does not panic");
-        self.store = Some(store);
+        let store = self.store.as_ref().expect("the store is home between commits");
+        let awaited = match store.commit_async(&batch) {
+            Some(commit) => Some(commit.await),
+            None => None,
+        };
+        let (batch, result) = match awaited {
+            Some(result) => (batch, result),
+            None => {
+                let mut store = self.store.take().expect("the store is home between commits");
+                let (store, batch, result) = tokio::task::spawn_blocking(move || {
+                    let r = store.commit(&batch);
+                    (store, batch, r)
+                })
+                .await
+                .expect("store commit does not panic");
+                self.store = Some(store);
+                (batch, result)
+            }
+        };
         crate::metrics::store_write(crate::metrics::Outcome::of(&result), started.elapsed());
         (batch, result)
     }

@@ -29,7 +29,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 pub(crate) use self::pool::Pool;
-use super::{Batch, ClusterConfig, Committed, Fresh, Store, StoreError};
+use super::{Batch, ClusterConfig, Commit, Committed, Fresh, Store, StoreError};
 use crate::model::{Stored, id_key};
 
 /// Keys per transaction: a deletion takes two operations (the instance and its heartbeats), and
@@ -46,7 +46,9 @@ const PAGE: i64 = 5_000;
 /// The largest page answer accepted (tonic's default is 4 MiB, 800 bytes per record at `PAGE`).
 const MAX_PAGE_BYTES: usize = 256 << 20;
 
-/// The store half: what the registry writer commits through.
+/// The store half: what the registry writer commits through. Cloned for each commit that runs
+/// as a future (an `Arc` and two short strings).
+#[derive(Clone)]
 pub struct Etcd {
     pool: Pool,
     keys: Keys,
@@ -135,19 +137,11 @@ impl Etcd {
     pub(crate) fn link(&self) -> (Pool, Keys) {
         (self.pool.clone(), self.keys.clone())
     }
-}
 
-impl Store for Etcd {
-    fn commit(&mut self, batch: &Batch) -> Result<Committed, StoreError> {
-        // The writer calls this on a blocking thread; the etcd calls run as a task on the runtime.
-        let (tx, rx) = oneshot::channel();
-        let (pool, keys, batch) = (self.pool.clone(), self.keys.clone(), batch.clone());
+    /// Writes `batch` within the store timeout; a refusal names etcd's endpoints.
+    async fn transact(&self, batch: &Batch) -> Result<Committed, StoreError> {
         let deadline = Instant::now() + self.timeout;
-        self.handle.spawn(async move {
-            let _ = tx.send(commit(pool, keys, batch, deadline).await);
-        });
-        let result = rx.blocking_recv().unwrap_or_else(|_| Err(StoreError::Unavailable("the runtime stopped".into())));
-        result.map_err(|e| match e {
+        commit(&self.pool, &self.keys, batch, deadline).await.map_err(|e| match e {
             StoreError::Unavailable(why) => StoreError::Unavailable(format!(
                 "etcd at {} did not accept the write within {}: {why}",
                 self.endpoints,
@@ -155,6 +149,23 @@ impl Store for Etcd {
             )),
             e => e,
         })
+    }
+}
+
+impl Store for Etcd {
+    fn commit(&mut self, batch: &Batch) -> Result<Committed, StoreError> {
+        // On a blocking thread: the transactions run as a task on the runtime.
+        let (tx, rx) = oneshot::channel();
+        let (store, batch) = (self.clone(), batch.clone());
+        self.handle.spawn(async move {
+            let _ = tx.send(store.transact(&batch).await);
+        });
+        rx.blocking_recv().unwrap_or_else(|_| Err(StoreError::Unavailable("the runtime stopped".into())))
+    }
+
+    fn commit_async<'a>(&self, batch: &'a Batch) -> Option<Commit<'a>> {
+        let store = self.clone();
+        Some(Box::pin(async move { store.transact(batch).await }))
     }
 
     fn is_shared(&self) -> bool {
@@ -193,7 +204,7 @@ impl Etcd {
     }
 }
 
-async fn commit(pool: Pool, keys: Keys, batch: Batch, deadline: Instant) -> Result<Committed, StoreError> {
+async fn commit(pool: &Pool, keys: &Keys, batch: &Batch, deadline: Instant) -> Result<Committed, StoreError> {
     let mut revision = 0;
     let mut revisions = Vec::with_capacity(batch.ops.len());
     for (i, ops) in batch.ops.chunks(CHUNK).enumerate() {
@@ -218,7 +229,7 @@ async fn commit(pool: Pool, keys: Keys, batch: Batch, deadline: Instant) -> Resu
             reads.push(TxnOp::get(k, None));
         }
         let txn = Txn::new().when(compares).and_then(writes).or_else(reads);
-        let resp = run_txn(&pool, txn, deadline).await?;
+        let resp = run_txn(pool, txn, deadline).await?;
         let at = resp.header().map_or(0, |h| h.revision());
         if !resp.succeeded() {
             let fresh = resp
@@ -244,7 +255,7 @@ async fn commit(pool: Pool, keys: Keys, batch: Batch, deadline: Instant) -> Resu
     for beats in batch.beats.chunks(2 * CHUNK) {
         let puts: Vec<TxnOp> =
             beats.iter().map(|(key, check)| TxnOp::put(keys.beat(key, check), now.clone(), None)).collect();
-        let resp = run_txn(&pool, Txn::new().and_then(puts), deadline).await?;
+        let resp = run_txn(pool, Txn::new().and_then(puts), deadline).await?;
         revision = resp.header().map_or(revision, |h| h.revision());
     }
     Ok(Committed { version: revision as u64, revisions })
