@@ -203,10 +203,13 @@ pub type Commit<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<
 /// A durable home for registrations.
 pub trait Store: Send + 'static {
     /// Makes `batch` durable: once this returns Ok, it survives `kill -9` and power loss. The
-    /// writer calls it on a blocking thread (the journal writes and fsyncs).
-    fn commit(&mut self, batch: &Batch) -> Result<Committed, StoreError>;
+    /// writer calls it on a blocking thread (the journal writes and fsyncs), unless the store
+    /// commits through `commit_async`; a store implements one of the two.
+    fn commit(&mut self, _batch: &Batch) -> Result<Committed, StoreError> {
+        unreachable!("a store without commit_async implements commit")
+    }
 
-    /// The same commit as a future, for a store whose commit is network I/O (etcd): the writer
+    /// The commit as a future, for a store whose commit is network I/O (etcd): the writer
     /// awaits it on its own task. Handing each batch to a blocking thread and back costs two
     /// thread wake-ups per write, a tenth of a replica's CPU under a stream of single writes.
     /// None (the default): `commit` runs on a blocking thread.

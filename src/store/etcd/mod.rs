@@ -24,7 +24,6 @@ mod pool;
 use std::time::Duration;
 
 use etcd_client::{Compare, CompareOp, DeleteOptions, GetOptions, KeyValue, Txn, TxnOp, TxnOpResponse};
-use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
@@ -46,15 +45,14 @@ const PAGE: i64 = 5_000;
 /// The largest page answer accepted (tonic's default is 4 MiB, 800 bytes per record at `PAGE`).
 const MAX_PAGE_BYTES: usize = 256 << 20;
 
-/// The store half: what the registry writer commits through. Cloned for each commit that runs
-/// as a future (an `Arc` and two short strings).
+/// The store half: what the registry writer commits through. Cloned for each commit, a future
+/// the writer awaits (an `Arc` and two short strings).
 #[derive(Clone)]
 pub struct Etcd {
     pool: Pool,
     keys: Keys,
     timeout: Duration,
     endpoints: String,
-    handle: tokio::runtime::Handle,
 }
 
 /// What a load found under the prefix at one revision besides the registrations, which went to
@@ -127,7 +125,7 @@ pub async fn open(config: &ClusterConfig, sink: &mut impl Sink) -> Result<(Etcd,
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     info!(endpoints = %endpoints, prefix = %keys.prefix, revision = loaded.revision, instances = loaded.instances, replicas = loaded.replicas.len(), "cluster store loaded");
-    let store = Etcd { pool, keys, timeout: config.timeout, endpoints, handle: tokio::runtime::Handle::current() };
+    let store = Etcd { pool, keys, timeout: config.timeout, endpoints };
     Ok((store, loaded))
 }
 
@@ -153,16 +151,6 @@ impl Etcd {
 }
 
 impl Store for Etcd {
-    fn commit(&mut self, batch: &Batch) -> Result<Committed, StoreError> {
-        // On a blocking thread: the transactions run as a task on the runtime.
-        let (tx, rx) = oneshot::channel();
-        let (store, batch) = (self.clone(), batch.clone());
-        self.handle.spawn(async move {
-            let _ = tx.send(store.transact(&batch).await);
-        });
-        rx.blocking_recv().unwrap_or_else(|_| Err(StoreError::Unavailable("the runtime stopped".into())))
-    }
-
     fn commit_async<'a>(&self, batch: &'a Batch) -> Option<Commit<'a>> {
         let store = self.clone();
         Some(Box::pin(async move { store.transact(batch).await }))
