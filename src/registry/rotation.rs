@@ -27,13 +27,15 @@ pub(super) enum Schedule {
 }
 
 impl Schedule {
-    pub(super) fn new(weights: impl Iterator<Item = u32>) -> Schedule {
-        let weights: Vec<u64> = weights.map(|w| u64::from(w.max(1))).collect();
-        if weights.windows(2).all(|w| w[0] == w[1]) {
-            Schedule::Uniform
-        } else {
-            Schedule::Weighted(smooth_weighted_schedule(&weights).into())
+    /// Walks `weights` once more only when they differ: most services weigh all alike.
+    pub(super) fn new(weights: impl Iterator<Item = u32> + Clone) -> Schedule {
+        let mut each = weights.clone().map(|w| w.max(1));
+        let first = each.next();
+        if each.all(|w| Some(w) == first) {
+            return Schedule::Uniform;
         }
+        let weights: Vec<u64> = weights.map(|w| u64::from(w.max(1))).collect();
+        Schedule::Weighted(smooth_weighted_schedule(&weights).into())
     }
 }
 

@@ -3,6 +3,7 @@
 //! (`NameEntry`: which instances, in what rotation, with what TTL), all precomputed when the
 //! service changes. Its settings are its declarations merged with `[dns]`'s (`Defaults`).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -87,6 +88,41 @@ struct ServiceNames {
 struct RegionSplit {
     any: u32,
     by_region: SmallMap<u32>,
+}
+
+/// A service's members after a change: `old`'s (in id order) without the `gone` keys (in id
+/// order, each among them), each copied through `keep`, and `entering` (in id order) put in
+/// their places. Binary searches find where each change goes and the runs between are copied
+/// whole, so a change to one instance of a large service compares a few keys, not all of them.
+pub(super) fn merge_members<'a>(
+    old: &[InstanceView],
+    gone: impl Iterator<Item = &'a str>,
+    entering: impl Iterator<Item = InstanceView>,
+    keep: impl Fn(&InstanceView) -> InstanceView,
+) -> Vec<InstanceView> {
+    let position = |from: usize, key: &str| from + old[from..].partition_point(|v| *v.key < *key);
+    let mut out = Vec::with_capacity(old.len() + entering.size_hint().0);
+    let mut gone = gone.peekable();
+    let mut entering = entering.peekable();
+    let mut at = 0;
+    loop {
+        let cut_gone = gone.peek().map(|k| position(at, k));
+        let cut_entering = entering.peek().map(|v| position(at, &v.key));
+        let Some(cut) = cut_gone.into_iter().chain(cut_entering).min() else { break };
+        out.extend(old[at..cut].iter().map(&keep));
+        at = cut;
+        // An entering instance goes before the old one at its place, which is either later in
+        // id order or the one it replaces (then gone).
+        if cut_entering == Some(cut) {
+            out.extend(entering.next());
+        } else if let Some(key) = gone.next()
+            && old.get(at).is_some_and(|v| *v.key == *key)
+        {
+            at += 1;
+        }
+    }
+    out.extend(old[at..].iter().map(&keep));
+    out
 }
 
 /// A map sorted by key, for the few tags and regions of one service: a `BTreeMap` allocates
@@ -187,10 +223,10 @@ impl ServiceView {
             entries.push(NameEntry::build(&instances, resolved, subset, &eff, carried));
             (entries.len() - 1) as u32
         };
-        let mut tag_members: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        let mut tag_members: BTreeMap<Cow<str>, Vec<u32>> = BTreeMap::new();
         for (i, v) in instances.iter().enumerate() {
             for t in &v.instance.tags {
-                let list = tag_members.entry(t.to_ascii_lowercase()).or_default();
+                let list = tag_members.entry(lowercase(t)).or_default();
                 if list.last() != Some(&(i as u32)) {
                     list.push(i as u32);
                 }
@@ -202,12 +238,12 @@ impl ServiceView {
                 .into_iter()
                 .map(|(r, sub)| {
                     let e = build(&sub, tag, Some(&r));
-                    (r, e)
+                    (r.into_owned(), e)
                 })
                 .collect(),
         };
         let all = split(&members, None);
-        let by_tag = tag_members.iter().map(|(t, sub)| (t.clone(), split(sub, Some(t)))).collect();
+        let by_tag = tag_members.iter().map(|(t, sub)| (t.to_string(), split(sub, Some(t)))).collect();
         entries.shrink_to_fit();
 
         let mut counts = Counts::default();
@@ -218,17 +254,11 @@ impl ServiceView {
                 counts.checks[c.status as usize] += 1;
             }
             if let Address::Host(h) = &v.instance.address {
-                hosts.insert(h.to_ascii_lowercase());
+                hosts.insert(lowercase(h));
             }
         }
-        ServiceView {
-            key,
-            instances,
-            names: ServiceNames { all, by_tag },
-            entries,
-            hosts: hosts.into_iter().map(Arc::from).collect(),
-            counts,
-        }
+        let hosts = hosts.into_iter().map(|h| Arc::from(&*h)).collect();
+        ServiceView { key, instances, names: ServiceNames { all, by_tag }, entries, hosts, counts }
     }
 
     /// The entry for `<tag>.<service>.service[.<region>]`; arguments must be lowercase.
@@ -279,6 +309,35 @@ impl ServiceView {
         })
     }
 
+    /// The instances that differ between two versions of a service (`None`: it did not exist),
+    /// as (before, after), in id order. Members the versions share are passed over by pointer,
+    /// so this costs a comparison of keys only where they differ.
+    pub fn changed_instances<'a>(
+        old: Option<&'a ServiceView>,
+        new: Option<&'a ServiceView>,
+    ) -> Vec<(Option<&'a InstanceView>, Option<&'a InstanceView>)> {
+        let members = |v: Option<&'a ServiceView>| v.map_or(&[][..], |v| &v.instances[..]);
+        let (a, b) = (members(old), members(new));
+        let same = |x: &InstanceView, y: &InstanceView| {
+            Arc::ptr_eq(&x.instance, &y.instance) && Arc::ptr_eq(&x.health, &y.health) && x.status == y.status
+        };
+        let (mut i, mut j, mut out) = (0, 0, Vec::new());
+        while i < a.len() && j < b.len() {
+            if same(&a[i], &b[j]) {
+                (i, j) = (i + 1, j + 1);
+                continue;
+            }
+            match a[i].key.cmp(&b[j].key) {
+                std::cmp::Ordering::Less => (out.push((Some(&a[i]), None)), i += 1),
+                std::cmp::Ordering::Greater => (out.push((None, Some(&b[j]))), j += 1),
+                std::cmp::Ordering::Equal => (out.push((Some(&a[i]), Some(&b[j]))), (i, j) = (i + 1, j + 1)),
+            };
+        }
+        out.extend(a[i..].iter().map(|x| (Some(x), None)));
+        out.extend(b[j..].iter().map(|y| (None, Some(y))));
+        out
+    }
+
     /// The regions and tags the service's instances carry (lowercase): those its names split by.
     pub fn regions_and_tags(&self) -> (impl Iterator<Item = &str>, impl Iterator<Item = &str>) {
         (self.names.all.by_region.iter().map(|(r, _)| r), self.names.by_tag.iter().map(|(t, _)| t))
@@ -298,11 +357,21 @@ impl ServiceNames {
     }
 }
 
-fn group_by_region(instances: &[InstanceView], subset: &[u32]) -> BTreeMap<String, Vec<u32>> {
-    let mut out: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+/// `text` in lowercase, copied only when it is not already (tags, regions and host names
+/// usually are, and a service's view looks at each of its instances' on every change).
+fn lowercase(text: &str) -> Cow<'_, str> {
+    if text.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(text.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+fn group_by_region<'a>(instances: &'a [InstanceView], subset: &[u32]) -> BTreeMap<Cow<'a, str>, Vec<u32>> {
+    let mut out: BTreeMap<Cow<str>, Vec<u32>> = BTreeMap::new();
     for &i in subset {
         if let Some(r) = &instances[i as usize].instance.region {
-            out.entry(r.to_ascii_lowercase()).or_default().push(i);
+            out.entry(lowercase(r)).or_default().push(i);
         }
     }
     out
@@ -328,24 +397,19 @@ impl NameEntry {
         let all = (Arc::<[u32]>::from(answerable), all_schedule);
         // A family with every answerable instance (the usual case) shares their list.
         let family = |want_v4: bool| -> (Arc<[u32]>, Schedule) {
-            let members: Vec<u32> = all
-                .0
-                .iter()
-                .copied()
-                .filter(|&i| match &instances[i as usize].instance.address {
-                    Address::Ip(IpAddr::V4(_)) => want_v4,
-                    Address::Ip(IpAddr::V6(_)) => !want_v4,
-                    Address::Host(h) => resolved
-                        .get(&h.to_ascii_lowercase())
-                        .is_some_and(|a| a.iter().any(|ip| ip.is_ipv4() == want_v4)),
-                })
-                .collect();
-            if members.len() == all.0.len() {
-                all.clone()
-            } else {
-                let s = schedule(&members);
-                (members.into(), s)
+            let has = |i: &u32| match &instances[*i as usize].instance.address {
+                Address::Ip(IpAddr::V4(_)) => want_v4,
+                Address::Ip(IpAddr::V6(_)) => !want_v4,
+                Address::Host(h) => {
+                    resolved.get(&*lowercase(h)).is_some_and(|a| a.iter().any(|ip| ip.is_ipv4() == want_v4))
+                }
+            };
+            if all.0.iter().all(has) {
+                return all.clone();
             }
+            let members: Vec<u32> = all.0.iter().copied().filter(has).collect();
+            let s = schedule(&members);
+            (members.into(), s)
         };
         let set = |(members, schedule): (Arc<[u32]>, Schedule), pick: fn(&NameEntry) -> &AnswerSet| {
             let pos = carried.map(|c| pick(c).position()).unwrap_or(0);

@@ -200,3 +200,55 @@ fn deleted_ids_are_forgotten_once_the_watch_has_passed_them() {
     state.apply(Change::Watched { revision: 6000 }).unwrap();
     assert_eq!(state.expectations(&[("them-0".into(), None)]), [6000]);
 }
+
+/// Each snapshot made from the previous one by `next` (what the writer does) holds what one built
+/// from scratch holds: every service's members in id order, and every name's answer sets.
+#[test]
+fn a_snapshot_made_from_the_last_one_equals_one_built_from_scratch() {
+    let defaults = Defaults::default();
+    let mut state = State::new();
+    let mut snap = Arc::new(Snapshot::build(&state, &defaults));
+    // A small linear congruential sequence: the same batches on every run.
+    let mut seed = 7u64;
+    let mut next = move |n: u64| {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (seed >> 33) % n
+    };
+    for round in 0..300 {
+        state.begin();
+        for _ in 0..1 + next(6) {
+            let id = format!("i{:02}", next(40));
+            let change = if next(3) == 0 {
+                Change::Deregister { id }
+            } else {
+                let mut i = instance(&id, vec![]);
+                // Instances move between services, change in place, and carry tags.
+                i.service = format!("svc{}", next(3));
+                i.port = 80 + next(4) as u16;
+                i.tags = (0..next(3)).map(|t| format!("T{t}")).collect();
+                Change::Register { instance: i, replace_existing_checks: false }
+            };
+            let _ = state.apply(change);
+        }
+        state.commit();
+        state.version += 1;
+        let touched = state.take_touched();
+        snap = Arc::new(snap.next(&state, &defaults, &touched));
+        let full = Snapshot::build(&state, &defaults);
+        let members = |s: &Snapshot| -> Vec<(String, Vec<String>)> {
+            s.service_views()
+                .map(|v| (v.key.to_string(), v.instances.iter().map(|i| i.key.to_string()).collect()))
+                .collect()
+        };
+        assert_eq!(members(&snap), members(&full), "round {round}");
+        for (a, b) in snap.service_views().zip(full.service_views()) {
+            assert!(a.instances.iter().zip(&b.instances).all(|(x, y)| Arc::ptr_eq(&x.instance, &y.instance)));
+            let sets = |v: &ServiceView| -> Vec<Vec<u32>> {
+                v.entries().iter().flat_map(|e| [&e.v4, &e.srv, &e.txt]).map(|s| s.members.to_vec()).collect()
+            };
+            assert_eq!(sets(a), sets(b), "round {round}: {}", a.key);
+        }
+        assert_eq!(snap.len(), full.len());
+        assert!(snap.instances().map(|v| &v.key).eq(full.instances().map(|v| &v.key)));
+    }
+}

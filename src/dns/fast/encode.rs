@@ -147,7 +147,11 @@ impl ServiceWire {
             .instances
             .iter()
             .map(|v| {
-                // Both lists are in id order: walk the old one alongside.
+                // Both lists are in id order: walk the old one alongside, comparing keys only
+                // where the lists differ.
+                if let Some((_, w)) = old.next_if(|(o, _)| Arc::ptr_eq(&o.instance, &v.instance)) {
+                    return w.clone();
+                }
                 while old.next_if(|(o, _)| o.key < v.key).is_some() {}
                 match old.peek() {
                     Some((o, w)) if Arc::ptr_eq(&o.instance, &v.instance) => (*w).clone(),
@@ -155,12 +159,13 @@ impl ServiceWire {
                 }
             })
             .collect();
+        let shared = shares_addresses(view);
         let entries = view
             .entries()
             .iter()
             .map(|e| EntryWire {
-                a: sized(e, &e.v4, view, &instances, InstanceWire::a),
-                aaaa: sized(e, &e.v6, view, &instances, InstanceWire::aaaa),
+                a: sized(e, &e.v4, view, shared, &instances, InstanceWire::a),
+                aaaa: sized(e, &e.v6, view, shared, &instances, InstanceWire::aaaa),
                 srv: e
                     .srv
                     .members
@@ -294,23 +299,36 @@ pub(super) fn wire_name(relative: &[&str], domain: &[Vec<u8>]) -> Box<[u8]> {
     out.into()
 }
 
+/// Returns true if two instances of the service have one address: only then do its answers
+/// need their addresses counted and repeats left out, name by name.
+fn shares_addresses(view: &ServiceView) -> bool {
+    let mut seen = hashbrown::HashSet::with_capacity(view.instances.len());
+    !view.instances.iter().all(|v| seen.insert(&v.instance.address))
+}
+
 /// The size of an A or AAAA answer for `set`, or `None` when a member has no address of this
-/// family here (a host name: the full handler answers with what it resolved to).
+/// family here (a host name: the full handler answers with what it resolved to). `shared`: some
+/// instances of the service share an address (`shares_addresses`).
 fn sized(
     e: &NameEntry,
     set: &AnswerSet,
     view: &ServiceView,
+    shared: bool,
     instances: &[InstanceWire],
     rec: fn(&InstanceWire) -> Option<&[u8]>,
 ) -> Option<Family> {
-    let mut distinct = std::collections::HashSet::new();
     let mut per = 0;
     for &i in set.members.iter() {
         per = 2 + rec(&instances[i as usize])?.len();
-        distinct.insert(&view.instance(i).instance.address);
     }
+    let distinct = if shared {
+        let addresses = set.members.iter().map(|&i| &view.instance(i).instance.address);
+        addresses.collect::<hashbrown::HashSet<_>>().len()
+    } else {
+        set.members.len()
+    };
     let limit = if e.answer_limit == 0 { usize::MAX } else { e.answer_limit as usize };
-    Some(Family { size: per * distinct.len().min(limit), dedup: distinct.len() < set.members.len() })
+    Some(Family { size: per * distinct.min(limit), dedup: distinct < set.members.len() })
 }
 
 /// The most a PTR answer of `e` takes: each record its owner pointer, TYPE CLASS TTL RDLENGTH,
