@@ -12,6 +12,7 @@
 mod change;
 mod guard;
 mod ownership;
+mod patch;
 mod rotation;
 mod service;
 mod snapshot;

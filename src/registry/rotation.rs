@@ -76,6 +76,11 @@ impl AnswerSet {
         (0..n).map(move |i| self.members[(first + i) % n])
     }
 
+    /// Returns true if its members take equal turns (equal weights).
+    pub(super) fn is_uniform(&self) -> bool {
+        matches!(self.schedule, Schedule::Uniform)
+    }
+
     /// How many queries it has answered: carried to the next snapshot's set of the same name.
     pub(super) fn position(&self) -> u64 {
         self.counter.load(Ordering::Relaxed)

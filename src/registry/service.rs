@@ -53,6 +53,15 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// Adds (`sign` 1) or takes away (-1) one instance and its checks.
+    pub(super) fn tally(&mut self, v: &InstanceView, sign: i64) {
+        let apply = |a: &mut u64| *a = (*a as i64 + sign) as u64;
+        apply(&mut self.instances[v.status as usize]);
+        for c in &v.health.checks {
+            apply(&mut self.checks[c.status as usize]);
+        }
+    }
+
     pub(super) fn add(&mut self, other: &Counts, sign: i64) {
         let apply = |a: &mut u64, b: u64| *a = (*a as i64 + sign * b as i64) as u64;
         for i in 0..4 {
@@ -68,66 +77,34 @@ pub struct ServiceView {
     /// The name, lowercase.
     pub key: Arc<str>,
     /// In id order; `AnswerSet` members index into this.
-    pub instances: Vec<InstanceView>,
-    names: ServiceNames,
+    pub instances: Vec<Arc<InstanceView>>,
+    pub(super) names: ServiceNames,
     /// Every DNS name's entry; `names` refers to them by position.
-    entries: Vec<NameEntry>,
+    pub(super) entries: Vec<NameEntry>,
     /// The host names its instances are registered with: lowercase, distinct.
     pub(super) hosts: Vec<Arc<str>>,
     pub(super) counts: Counts,
+    /// What its settings were made from, and what they came to.
+    pub(super) defaults: Defaults,
+    pub(super) eff: Effective,
 }
 
 /// The DNS names of one service: `<name>`, `<tag>.<name>`, each with or without a region.
-#[derive(Debug)]
-struct ServiceNames {
+#[derive(Debug, Clone)]
+pub(super) struct ServiceNames {
     all: RegionSplit,
     by_tag: SmallMap<RegionSplit>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct RegionSplit {
     any: u32,
     by_region: SmallMap<u32>,
 }
 
-/// A service's members after a change: `old`'s (in id order) without the `gone` keys (in id
-/// order, each among them), each copied through `keep`, and `entering` (in id order) put in
-/// their places. Binary searches find where each change goes and the runs between are copied
-/// whole, so a change to one instance of a large service compares a few keys, not all of them.
-pub(super) fn merge_members<'a>(
-    old: &[InstanceView],
-    gone: impl Iterator<Item = &'a str>,
-    entering: impl Iterator<Item = InstanceView>,
-    keep: impl Fn(&InstanceView) -> InstanceView,
-) -> Vec<InstanceView> {
-    let position = |from: usize, key: &str| from + old[from..].partition_point(|v| *v.key < *key);
-    let mut out = Vec::with_capacity(old.len() + entering.size_hint().0);
-    let mut gone = gone.peekable();
-    let mut entering = entering.peekable();
-    let mut at = 0;
-    loop {
-        let cut_gone = gone.peek().map(|k| position(at, k));
-        let cut_entering = entering.peek().map(|v| position(at, &v.key));
-        let Some(cut) = cut_gone.into_iter().chain(cut_entering).min() else { break };
-        out.extend(old[at..cut].iter().map(&keep));
-        at = cut;
-        // An entering instance goes before the old one at its place, which is either later in
-        // id order or the one it replaces (then gone).
-        if cut_entering == Some(cut) {
-            out.extend(entering.next());
-        } else if let Some(key) = gone.next()
-            && old.get(at).is_some_and(|v| *v.key == *key)
-        {
-            at += 1;
-        }
-    }
-    out.extend(old[at..].iter().map(&keep));
-    out
-}
-
 /// A map sorted by key, for the few tags and regions of one service: a `BTreeMap` allocates
 /// room for eleven entries even for one, and there is one per service.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct SmallMap<V>(Box<[(Box<str>, V)]>);
 
 impl<V> SmallMap<V> {
@@ -175,10 +152,12 @@ pub struct NameEntry {
     /// DNS-SD browsing (PTR on `_<name>._tcp`, `_<tag>._sub._<name>._tcp`): the same members as
     /// `srv`, rotating on their own.
     pub ptr: AnswerSet,
+    /// How many instances the name covers, answerable or not.
+    pub(super) size: u32,
 }
 
 /// Returns true if an instance with this status is answered under the given policy.
-fn is_healthy(status: Status, only_passing: bool) -> bool {
+pub(super) fn is_healthy(status: Status, only_passing: bool) -> bool {
     match status {
         Status::Passing => true,
         Status::Warning => !only_passing,
@@ -188,10 +167,10 @@ fn is_healthy(status: Status, only_passing: bool) -> bool {
 
 /// A service's effective DNS settings: its declarations merged conservatively, then defaults.
 #[derive(Debug, Clone, Copy)]
-struct Effective {
+pub(super) struct Effective {
     ttl: u32,
     answer_limit: u32,
-    only_passing: bool,
+    pub(super) only_passing: bool,
     when_none_healthy: WhenNoneHealthy,
 }
 
@@ -210,7 +189,7 @@ impl ServiceView {
     /// positions over from its previous view.
     pub(super) fn build(
         key: Arc<str>,
-        instances: Vec<InstanceView>,
+        instances: Vec<Arc<InstanceView>>,
         resolved: &HashMap<String, Arc<[IpAddr]>>,
         defaults: &Defaults,
         previous: Option<&ServiceView>,
@@ -249,16 +228,22 @@ impl ServiceView {
         let mut counts = Counts::default();
         let mut hosts = BTreeSet::new();
         for v in &instances {
-            counts.instances[v.status as usize] += 1;
-            for c in &v.health.checks {
-                counts.checks[c.status as usize] += 1;
-            }
+            counts.tally(v, 1);
             if let Address::Host(h) = &v.instance.address {
                 hosts.insert(lowercase(h));
             }
         }
         let hosts = hosts.into_iter().map(|h| Arc::from(&*h)).collect();
-        ServiceView { key, instances, names: ServiceNames { all, by_tag }, entries, hosts, counts }
+        ServiceView {
+            key,
+            instances,
+            names: ServiceNames { all, by_tag },
+            entries,
+            hosts,
+            counts,
+            defaults: *defaults,
+            eff,
+        }
     }
 
     /// The entry for `<tag>.<service>.service[.<region>]`; arguments must be lowercase.
@@ -328,13 +313,13 @@ impl ServiceView {
                 continue;
             }
             match a[i].key.cmp(&b[j].key) {
-                std::cmp::Ordering::Less => (out.push((Some(&a[i]), None)), i += 1),
-                std::cmp::Ordering::Greater => (out.push((None, Some(&b[j]))), j += 1),
-                std::cmp::Ordering::Equal => (out.push((Some(&a[i]), Some(&b[j]))), (i, j) = (i + 1, j + 1)),
+                std::cmp::Ordering::Less => (out.push((Some(&*a[i]), None)), i += 1),
+                std::cmp::Ordering::Greater => (out.push((None, Some(&*b[j]))), j += 1),
+                std::cmp::Ordering::Equal => (out.push((Some(&*a[i]), Some(&*b[j]))), (i, j) = (i + 1, j + 1)),
             };
         }
-        out.extend(a[i..].iter().map(|x| (Some(x), None)));
-        out.extend(b[j..].iter().map(|y| (None, Some(y))));
+        out.extend(a[i..].iter().map(|x| (Some(&**x), None)));
+        out.extend(b[j..].iter().map(|y| (None, Some(&**y))));
         out
     }
 
@@ -359,7 +344,7 @@ impl ServiceNames {
 
 /// `text` in lowercase, copied only when it is not already (tags, regions and host names
 /// usually are, and a service's view looks at each of its instances' on every change).
-fn lowercase(text: &str) -> Cow<'_, str> {
+pub(super) fn lowercase(text: &str) -> Cow<'_, str> {
     if text.bytes().any(|b| b.is_ascii_uppercase()) {
         Cow::Owned(text.to_ascii_lowercase())
     } else {
@@ -367,7 +352,7 @@ fn lowercase(text: &str) -> Cow<'_, str> {
     }
 }
 
-fn group_by_region<'a>(instances: &'a [InstanceView], subset: &[u32]) -> BTreeMap<Cow<'a, str>, Vec<u32>> {
+fn group_by_region<'a>(instances: &'a [Arc<InstanceView>], subset: &[u32]) -> BTreeMap<Cow<'a, str>, Vec<u32>> {
     let mut out: BTreeMap<Cow<str>, Vec<u32>> = BTreeMap::new();
     for &i in subset {
         if let Some(r) = &instances[i as usize].instance.region {
@@ -379,7 +364,7 @@ fn group_by_region<'a>(instances: &'a [InstanceView], subset: &[u32]) -> BTreeMa
 
 impl NameEntry {
     fn build(
-        instances: &[InstanceView],
+        instances: &[Arc<InstanceView>],
         resolved: &HashMap<String, Arc<[IpAddr]>>,
         subset: &[u32],
         eff: &Effective,
@@ -424,6 +409,7 @@ impl NameEntry {
             srv_rfc2782: set(all.clone(), |e| &e.srv_rfc2782),
             ptr: set(all.clone(), |e| &e.ptr),
             txt: set(all, |e| &e.txt),
+            size: subset.len() as u32,
         }
     }
 }

@@ -19,7 +19,8 @@ use std::sync::Arc;
 use imbl::ordmap::DiffItem;
 use imbl::{HashMap as PersistentHashMap, OrdMap, OrdSet};
 
-use super::service::{Counts, Defaults, InstanceView, NameEntry, ServiceView, merge_members};
+use super::patch::{merge_members, patch};
+use super::service::{Counts, Defaults, InstanceView, NameEntry, ServiceView};
 use super::state::{Entry, State, Touched};
 use crate::model::{Address, ZoneError};
 
@@ -146,7 +147,7 @@ impl Snapshot {
             };
             next.index(&view);
             dirty.insert(service);
-            views.push(view);
+            views.push(Arc::new(view));
         }
         // Grouped by service in one list, in id order within each, walked along with `dirty`
         // below: a list per service, grown by doubling, held 9 MB of spare room at the peak of a
@@ -184,12 +185,13 @@ impl Snapshot {
             // A member that did not change itself changes status only with its node's, and then
             // `regated` is not empty; otherwise every write to a service would look up the node
             // of each of its members again.
-            let regate = |v: &InstanceView| {
-                let mut v = v.clone();
-                if !regated.is_empty() {
-                    v.status = gated(state, &v.instance, v.health.status());
+            let regate = |v: &Arc<InstanceView>| {
+                if regated.is_empty() {
+                    return v.clone();
                 }
-                v
+                let mut v = InstanceView::clone(v);
+                v.status = gated(state, &v.instance, v.health.status());
+                Arc::new(v)
             };
             let old_members = old.as_ref().map_or(&[][..], |o| &o.instances[..]);
             let members = merge_members(old_members, gone, views.by_ref().take(entering), regate);
@@ -200,7 +202,14 @@ impl Snapshot {
                 next.services.remove(&name);
                 continue;
             }
-            let view = ServiceView::build(name.clone(), members, &next.resolved, defaults, old.as_deref());
+            // A patch needs the members both versions share unchanged.
+            let patched = match old.as_deref() {
+                Some(o) if regated.is_empty() && touched.hosts.is_empty() => patch(name.clone(), o, members, defaults),
+                _ => Err(members),
+            };
+            let view = patched.unwrap_or_else(|members| {
+                ServiceView::build(name.clone(), members, &next.resolved, defaults, old.as_deref())
+            });
             next.count(&view, 1);
             next.services.insert(name, ServiceRef(Arc::new(view)));
         }
@@ -368,17 +377,17 @@ impl Snapshot {
     /// The instance `key` of `service`, whose instances are in id order.
     fn member(&self, service: &str, key: &str) -> Option<&InstanceView> {
         let members = &self.services.get(service)?.instances;
-        members.binary_search_by(|v| (*v.key).cmp(key)).ok().map(|i| &members[i])
+        members.binary_search_by(|v| (*v.key).cmp(key)).ok().map(|i| &*members[i])
     }
 
     /// The instances of a service (name matched case-insensitively), in id order.
     pub fn service(&self, name: &str) -> impl Iterator<Item = &InstanceView> {
-        self.services.get(name.to_ascii_lowercase().as_str()).into_iter().flat_map(|s| s.instances.iter())
+        self.services.get(name.to_ascii_lowercase().as_str()).into_iter().flat_map(|s| s.instances.iter().map(|v| &**v))
     }
 
     /// Every service (lowercase name) with its instances, in name order.
     pub fn services(&self) -> impl Iterator<Item = (&str, impl Iterator<Item = &InstanceView>)> {
-        self.services.iter().map(|(n, s)| (&**n, s.instances.iter()))
+        self.services.iter().map(|(n, s)| (&**n, s.instances.iter().map(|v| &**v)))
     }
 
     /// A check by id: its instance or node record, and its index in `instance.checks` /

@@ -214,18 +214,29 @@ fn a_snapshot_made_from_the_last_one_equals_one_built_from_scratch() {
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (seed >> 33) % n
     };
-    for round in 0..300 {
+    for round in 0..2000 {
         state.begin();
         for _ in 0..1 + next(6) {
             let id = format!("i{:02}", next(40));
             let change = if next(3) == 0 {
                 Change::Deregister { id }
             } else {
-                let mut i = instance(&id, vec![]);
-                // Instances move between services, change in place, and carry tags.
+                // Some fail their check, weigh more, or declare settings.
+                let mut check = ttl_check(&format!("{id}-ttl"), Duration::from_secs(30));
+                check.initial = Some([Status::Passing, Status::Critical, Status::Warning][next(3) as usize]);
+                let mut i = instance(&id, if next(2) == 0 { vec![check] } else { vec![] });
+                // Instances move between services, change in place, and carry tags and regions.
                 i.service = format!("svc{}", next(3));
                 i.port = 80 + next(4) as u16;
                 i.tags = (0..next(3)).map(|t| format!("T{t}")).collect();
+                i.region = [None, Some("eu".into()), Some("US".into())][next(3) as usize].clone();
+                i.weight = if next(10) == 0 { 3 } else { 1 };
+                if next(8) == 0 {
+                    i.address = Address::Ip(format!("fd00::{}", next(5)).parse().unwrap());
+                }
+                if next(20) == 0 {
+                    i.policy = crate::model::ServicePolicy { only_passing: Some(true), ..Default::default() }.into();
+                }
                 Change::Register { instance: i, replace_existing_checks: false }
             };
             let _ = state.apply(change);
@@ -243,10 +254,14 @@ fn a_snapshot_made_from_the_last_one_equals_one_built_from_scratch() {
         assert_eq!(members(&snap), members(&full), "round {round}");
         for (a, b) in snap.service_views().zip(full.service_views()) {
             assert!(a.instances.iter().zip(&b.instances).all(|(x, y)| Arc::ptr_eq(&x.instance, &y.instance)));
-            let sets = |v: &ServiceView| -> Vec<Vec<u32>> {
-                v.entries().iter().flat_map(|e| [&e.v4, &e.srv, &e.txt]).map(|s| s.members.to_vec()).collect()
+            let sets = |v: &ServiceView| -> Vec<(Vec<u32>, bool, u32)> {
+                let sets = v.entries().iter().flat_map(|e| [&e.v4, &e.v6, &e.srv, &e.srv_rfc2782, &e.txt, &e.ptr]);
+                let sizes = v.entries().iter().flat_map(|e| [e.size, e.ttl].repeat(3));
+                sets.zip(sizes).map(|(s, size)| (s.members.to_vec(), s.is_uniform(), size)).collect()
             };
             assert_eq!(sets(a), sets(b), "round {round}: {}", a.key);
+            assert_eq!(a.name_forms().collect::<Vec<_>>(), b.name_forms().collect::<Vec<_>>());
+            assert_eq!((a.counts, &a.hosts), (b.counts, &b.hosts));
         }
         assert_eq!(snap.len(), full.len());
         assert!(snap.instances().map(|v| &v.key).eq(full.instances().map(|v| &v.key)));
