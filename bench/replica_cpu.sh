@@ -4,9 +4,12 @@
 # INSTANCES registered through B, then the cluster bench's churn for 20 s through B (200
 # writes/s: instances of one service registered and deregistered a second later, and 20 new
 # services a second, each deregistered at once), and the CPU ticks (1/100 s) of A, B and etcd
-# over 10 s of it. With BASELINE, its build and this one alternate, ROUNDS times each.
+# over 10 s of it, with that CPU per write (the writes counted by B's
+# signpost_http_requests_total). With SERVICES 1 the fill is one service of INSTANCES, and the
+# churn registers into it: what a write to a large service costs. With BASELINE, its build and
+# this one alternate, ROUNDS times each.
 #
-# Usage: bench/replica_cpu.sh [INSTANCES] [ROUNDS]      (defaults 30000, 2)
+# Usage: bench/replica_cpu.sh [INSTANCES] [ROUNDS] [SERVICES]     (defaults 30000, 2, 10000)
 #        SIGNPOST_BASELINE=path/to/older/signpost bench/replica_cpu.sh
 # Needs etcd (Debian: etcd-server), python3, curl.
 set -euo pipefail
@@ -15,6 +18,7 @@ command -v etcd >/dev/null || { echo "bench/replica_cpu.sh needs etcd (apt-get i
 cargo build --release --quiet --features cluster
 instances=${1:-30000}
 rounds=${2:-2}
+services=${3:-10000}
 dir=$(mktemp -d /dev/shm/signpost-replica-cpu.XXXXXX)
 pids=()
 cleanup() {
@@ -25,18 +29,20 @@ cleanup() {
 trap 'cleanup; rm -rf "$dir"' EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+requests() { curl -s "127.0.0.1:$1/metrics" | awk '/^signpost_http_requests_total/ {n += $NF} END {print int(n)}'; }
 
 # Registers instances of svc<i mod 10,000> (32 connections), or runs the churn (8).
 load() {
-  python3 - "$@" <<'PY'
+  python3 - "$@" "$services" <<'PY'
 import http.client, json, sys, threading, time
-mode, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+mode, port, n, services = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+churned = "svc0" if services == 1 else "churn"
 def put(c, path, body=None):
     c.request("PUT", path, body); r = c.getresponse(); r.read(); return r.status
 def fill(t, T):
     c = http.client.HTTPConnection("127.0.0.1", port)
     for i in range(t, n, T):
-        body = json.dumps({"Name": f"svc{i % 10000}", "ID": f"i{i}", "Port": 8080, "Tags": ["v1"],
+        body = json.dumps({"Name": f"svc{i % services}", "ID": f"i{i}", "Port": 8080, "Tags": ["v1"],
                            "Address": f"10.{i//65536%256}.{i//256%256}.{i%256}", "Meta": {"version": "1.0"}})
         assert put(c, "/v1/agent/service/register", body) == 200
 def churn(t, T, rate=200):
@@ -45,7 +51,7 @@ def churn(t, T, rate=200):
         time.sleep(max(0, t0 + k / rate - time.time()))
         if k % 2 == 0:
             sample = (k // 2) % 5 == 0
-            name, id = (f"p{k}", f"p{k}") if sample else ("churn", f"c{k}")
+            name, id = (f"p{k}", f"p{k}") if sample else (churned, f"c{k}")
             put(c, "/v1/agent/service/register", json.dumps({"Name": name, "ID": id, "Address": "10.9.0.1", "Port": 80}))
             if sample:
                 put(c, f"/v1/agent/service/deregister/p{k}")
@@ -82,10 +88,11 @@ run() {
   load churn "${ports[1]}" 20 &
   local churning=$!
   sleep 3
-  local a0 b0 e0; a0=$(ticks "$a"); b0=$(ticks "$b"); e0=$(ticks "$e")
+  local a0 b0 e0 w0 da db de dw; a0=$(ticks "$a"); b0=$(ticks "$b"); e0=$(ticks "$e"); w0=$(requests "${ports[1]}")
   sleep 10
-  printf '%-10s  B (takes the writes) %4d ticks   A (watches) %4d ticks   etcd %4d ticks   in 10 s of ~220 writes/s, %d instances\n' \
-    "$label" $(($(ticks "$b") - b0)) $(($(ticks "$a") - a0)) $(($(ticks "$e") - e0)) "$instances"
+  db=$(($(ticks "$b") - b0)); da=$(($(ticks "$a") - a0)); de=$(($(ticks "$e") - e0)); dw=$(($(requests "${ports[1]}") - w0))
+  printf '%-10s  B (takes the writes) %4d ticks %5d us/write   A (watches) %4d ticks %5d us/write   etcd %4d ticks   %d writes in 10 s; %d instances in %d services\n' \
+    "$label" "$db" $((db * 10000 / dw)) "$da" $((da * 10000 / dw)) "$de" "$dw" "$instances" "$services"
   wait "$churning"
   cleanup
 }

@@ -126,15 +126,12 @@ const FEW: usize = 8;
 
 impl Moves {
     fn between(old: &[Arc<InstanceView>], new: &[Arc<InstanceView>]) -> Option<Moves> {
-        let same = |x: &InstanceView, y: &InstanceView| {
-            Arc::ptr_eq(&x.instance, &y.instance) && Arc::ptr_eq(&x.health, &y.health) && x.status == y.status
-        };
         let most = FEW + old.len().max(new.len()) / 8;
         let mut m = Moves { to: vec![u32::MAX; old.len()], gone: Vec::new(), entering: Vec::new() };
         let (mut i, mut j) = (0, 0);
         while i < old.len() || j < new.len() {
             match (old.get(i), new.get(j)) {
-                (Some(x), Some(y)) if same(x, y) => {
+                (Some(x), Some(y)) if x.is_same(y) => {
                     m.to[i] = j as u32;
                     (i, j) = (i + 1, j + 1);
                 }

@@ -45,6 +45,16 @@ pub struct InstanceView {
     pub status: Status,
 }
 
+impl InstanceView {
+    /// Returns true if both are one version of one instance: what it declares, its health and
+    /// its status (which its node's health gates) are the same.
+    pub fn is_same(&self, other: &InstanceView) -> bool {
+        Arc::ptr_eq(&self.instance, &other.instance)
+            && Arc::ptr_eq(&self.health, &other.health)
+            && self.status == other.status
+    }
+}
+
 /// Instances and checks by status (indexed by `Status as usize`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -303,12 +313,9 @@ impl ServiceView {
     ) -> Vec<(Option<&'a InstanceView>, Option<&'a InstanceView>)> {
         let members = |v: Option<&'a ServiceView>| v.map_or(&[][..], |v| &v.instances[..]);
         let (a, b) = (members(old), members(new));
-        let same = |x: &InstanceView, y: &InstanceView| {
-            Arc::ptr_eq(&x.instance, &y.instance) && Arc::ptr_eq(&x.health, &y.health) && x.status == y.status
-        };
         let (mut i, mut j, mut out) = (0, 0, Vec::new());
         while i < a.len() && j < b.len() {
-            if same(&a[i], &b[j]) {
+            if a[i].is_same(&b[j]) {
                 (i, j) = (i + 1, j + 1);
                 continue;
             }
