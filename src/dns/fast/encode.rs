@@ -44,10 +44,13 @@ pub(super) struct InstanceWire {
     sd_txt_at: u32,
     label_at: u32,
     family: AddressFamily,
-    /// Its IP address, kept here too so that a service's addresses are compared without
-    /// reading each instance (`AddressIds`).
-    ip: Option<IpAddr>,
+    /// An IPv4 address, kept here too (in what would be padding) so that a service's addresses
+    /// are compared without reading each instance (`AddressIds`).
+    v4: u32,
 }
+
+// 100,000 instances each have one: `v4` must stay in what is padding.
+const _: () = assert!(std::mem::size_of::<InstanceWire>() <= 40);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum AddressFamily {
@@ -82,11 +85,11 @@ impl InstanceWire {
         // Ids are DNS labels (1 to 63 bytes), checked where instances come in.
         bytes.push(instance.id.len() as u8);
         bytes.extend_from_slice(instance.id.as_bytes());
-        let ip = match instance.address {
-            Address::Ip(ip) => Some(ip),
-            Address::Host(_) => None,
+        let v4 = match instance.address {
+            Address::Ip(IpAddr::V4(ip)) => ip.to_bits(),
+            _ => 0,
         };
-        InstanceWire { bytes: bytes.into(), srv_at, txt_at, sd_txt_at, label_at, family, ip }
+        InstanceWire { bytes: bytes.into(), srv_at, txt_at, sd_txt_at, label_at, family, v4 }
     }
 
     /// The A or AAAA record; also the SRV target's glue (its owner: a pointer to the target).
@@ -118,6 +121,19 @@ impl InstanceWire {
     /// Its id as a label, length byte first: the first label of its DNS-SD name.
     pub(super) fn label(&self) -> &[u8] {
         &self.bytes[self.label_at as usize..]
+    }
+
+    /// Its IP address as a number (IPv4 ones marked apart), `None` for a host name.
+    fn address_key(&self) -> Option<u128> {
+        match self.family {
+            AddressFamily::V4 => Some(u128::from(self.v4) | 1 << 127),
+            // The record's last 16 bytes.
+            AddressFamily::V6 => {
+                let record = self.aaaa()?;
+                Some(u128::from_be_bytes(record[record.len() - 16..].try_into().ok()?))
+            }
+            AddressFamily::Host => None,
+        }
     }
 
     pub(super) fn host(&self) -> bool {
@@ -330,12 +346,8 @@ impl AddressIds {
         let of: Vec<u32> = instances
             .iter()
             .map(|w| {
-                let key = match w.ip {
-                    Some(IpAddr::V4(ip)) => u128::from(ip.to_bits()) | 1 << 127,
-                    Some(IpAddr::V6(ip)) => ip.to_bits(),
-                    // Answered by the full handler: each its own.
-                    None => return fresh(),
-                };
+                // A host name is answered by the full handler: each its own.
+                let Some(key) = w.address_key() else { return fresh() };
                 *ids.entry(key).or_insert_with(&mut fresh)
             })
             .collect();

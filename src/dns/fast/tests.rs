@@ -68,6 +68,16 @@ id = "shared-3"
 address = "10.3.0.2"
 port = 80
 
+[[service.instance]]
+id = "shared-4"
+address = "fd00::3"
+port = 80
+
+[[service.instance]]
+id = "shared-5"
+address = "fd00::3"
+port = 81
+
 [[service]]
 name = "limited"
 answer_limit = 2
@@ -167,6 +177,7 @@ fn the_fast_path_answers_exactly_as_the_full_handler() {
         ("_v1.service.local.", RecordType::A),
         ("shared.service.local.", RecordType::A),
         ("shared.service.local.", RecordType::SRV),
+        ("shared.service.local.", RecordType::AAAA),
         ("limited.service.local.", RecordType::A),
         ("limited.service.local.", RecordType::TXT),
         // DNS-SD (RFC 6763).
