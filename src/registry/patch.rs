@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use super::rotation::{AnswerSet, Schedule};
-use super::service::{Defaults, InstanceView, NameEntry, ServiceView, is_healthy, lowercase};
+use super::service::{Defaults, InstanceView, NameEntry, ServiceView, is_healthy, lowercase, walk_members};
 use crate::model::{Address, ServicePolicy};
 
 /// A service's members after a change: `old`'s (in id order) without the `gone` keys (in id
@@ -128,27 +128,19 @@ impl Moves {
     fn between(old: &[Arc<InstanceView>], new: &[Arc<InstanceView>]) -> Option<Moves> {
         let most = FEW + old.len().max(new.len()) / 8;
         let mut m = Moves { to: vec![u32::MAX; old.len()], gone: Vec::new(), entering: Vec::new() };
-        let (mut i, mut j) = (0, 0);
-        while i < old.len() || j < new.len() {
-            match (old.get(i), new.get(j)) {
-                (Some(x), Some(y)) if x.is_same(y) => {
-                    m.to[i] = j as u32;
-                    (i, j) = (i + 1, j + 1);
+        let mut few = true;
+        walk_members(old, new, |i, j, same| {
+            match (i, j) {
+                (Some(i), Some(j)) if same => m.to[i] = j as u32,
+                _ => {
+                    m.gone.extend(i.map(|i| i as u32));
+                    m.entering.extend(j.map(|j| j as u32));
                 }
-                (Some(x), Some(y)) if x.key == y.key => {
-                    m.gone.push(i as u32);
-                    m.entering.push(j as u32);
-                    (i, j) = (i + 1, j + 1);
-                }
-                (Some(x), Some(y)) if x.key < y.key => (m.gone.push(i as u32), i += 1).1,
-                (Some(_), None) => (m.gone.push(i as u32), i += 1).1,
-                _ => (m.entering.push(j as u32), j += 1).1,
             }
-            if m.gone.len() + m.entering.len() > most {
-                return None;
-            }
-        }
-        Some(m)
+            few = m.gone.len() + m.entering.len() <= most;
+            few
+        });
+        few.then_some(m)
     }
 
     /// `e`'s entry in the new version, or `None` if it cannot be patched: its answerable

@@ -112,6 +112,32 @@ struct RegionSplit {
     by_region: SmallMap<u32>,
 }
 
+/// Walks two versions of a service's members (both in id order) side by side: for each
+/// instance, its index in each (`None` where it is not there) and whether it is unchanged
+/// (`InstanceView::is_same`, compared by pointer, so keys are compared only where they differ).
+/// `step` returns false to stop.
+pub(super) fn walk_members(
+    a: &[Arc<InstanceView>],
+    b: &[Arc<InstanceView>],
+    mut step: impl FnMut(Option<usize>, Option<usize>, bool) -> bool,
+) {
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        let (x, y, same) = match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) if x.is_same(y) => (Some(i), Some(j), true),
+            (Some(x), Some(y)) if x.key == y.key => (Some(i), Some(j), false),
+            (Some(x), Some(y)) if x.key < y.key => (Some(i), None, false),
+            (Some(_), None) => (Some(i), None, false),
+            _ => (None, Some(j), false),
+        };
+        i += usize::from(x.is_some());
+        j += usize::from(y.is_some());
+        if !step(x, y, same) {
+            return;
+        }
+    }
+}
+
 /// A map sorted by key, for the few tags and regions of one service: a `BTreeMap` allocates
 /// room for eleven entries even for one, and there is one per service.
 #[derive(Debug, Clone)]
@@ -313,20 +339,13 @@ impl ServiceView {
     ) -> Vec<(Option<&'a InstanceView>, Option<&'a InstanceView>)> {
         let members = |v: Option<&'a ServiceView>| v.map_or(&[][..], |v| &v.instances[..]);
         let (a, b) = (members(old), members(new));
-        let (mut i, mut j, mut out) = (0, 0, Vec::new());
-        while i < a.len() && j < b.len() {
-            if a[i].is_same(&b[j]) {
-                (i, j) = (i + 1, j + 1);
-                continue;
+        let mut out = Vec::new();
+        walk_members(a, b, |i, j, same| {
+            if !same {
+                out.push((i.map(|i| &*a[i]), j.map(|j| &*b[j])));
             }
-            match a[i].key.cmp(&b[j].key) {
-                std::cmp::Ordering::Less => (out.push((Some(&*a[i]), None)), i += 1),
-                std::cmp::Ordering::Greater => (out.push((None, Some(&*b[j]))), j += 1),
-                std::cmp::Ordering::Equal => (out.push((Some(&*a[i]), Some(&*b[j]))), (i, j) = (i + 1, j + 1)),
-            };
-        }
-        out.extend(a[i..].iter().map(|x| (Some(&**x), None)));
-        out.extend(b[j..].iter().map(|y| (None, Some(&**y))));
+            true
+        });
         out
     }
 

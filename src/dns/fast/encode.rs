@@ -13,7 +13,7 @@ use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 use super::query::{QNAME_POINTER, TYPE_A, TYPE_AAAA, TYPE_TXT};
 use crate::dns::answer::{Zone, address_record, dns_sd_txt_record, srv_record, txt_record};
 use crate::model::Address;
-use crate::registry::{AnswerSet, NameEntry, ServiceView};
+use crate::registry::{AnswerSet, InstanceView, NameEntry, ServiceView};
 
 /// One service version, encoded.
 pub(super) struct ServiceWire {
@@ -174,11 +174,9 @@ impl ServiceWire {
             .map(|v| {
                 // Both lists are in id order: walk the old one alongside, comparing keys only
                 // where the lists differ.
-                if let Some((_, w)) = old.next_if(|(o, _)| Arc::ptr_eq(&o.instance, &v.instance)) {
-                    return w.clone();
-                }
-                while old.next_if(|(o, _)| o.key < v.key).is_some() {}
-                match old.next_if(|(o, _)| Arc::ptr_eq(&o.instance, &v.instance)) {
+                let same = |o: &Arc<InstanceView>| Arc::ptr_eq(&o.instance, &v.instance);
+                while old.next_if(|(o, _)| !same(o) && o.key < v.key).is_some() {}
+                match old.next_if(|(o, _)| same(o)) {
                     Some((_, w)) => w.clone(),
                     None => InstanceWire::encode(zone, &v.instance, ttl),
                 }
