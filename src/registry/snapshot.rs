@@ -15,6 +15,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use imbl::ordmap::DiffItem;
 use imbl::{HashMap as PersistentHashMap, OrdMap, OrdSet};
@@ -77,7 +78,20 @@ pub struct Snapshot {
     pub zone_errors: Vec<ZoneError>,
     /// When a zone file was last read, in milliseconds since the Unix epoch; 0 = never.
     pub zone_reloaded_ms: u64,
+    /// This snapshot's place in the writer's sequence (0: the empty one), the one it was made
+    /// from, and the services `next` rebuilt or removed on the way: a reader that saw the parent
+    /// learns what changed from this list instead of comparing the two maps of 10,000 services
+    /// (`changed_services`).
+    serial: u64,
+    parent: u64,
+    changed: Vec<Arc<str>>,
 }
+
+/// A service's view in an older snapshot and in a newer one (`None`: absent there).
+pub type ServiceChange<'a> = (Option<&'a Arc<ServiceView>>, Option<&'a Arc<ServiceView>>);
+
+/// Serials of snapshots, unique in the process.
+static SERIALS: AtomicU64 = AtomicU64::new(1);
 
 impl Snapshot {
     /// Builds the view of `state` from scratch (tests, tools); the writer uses `next`.
@@ -91,6 +105,9 @@ impl Snapshot {
     /// positions over, so that a registry change does not restart everyone's rotation.
     pub fn next(&self, state: &State, defaults: &Defaults, touched: &Touched) -> Snapshot {
         let mut next = self.clone();
+        next.serial = SERIALS.fetch_add(1, Ordering::Relaxed);
+        next.parent = self.serial;
+        next.changed = Vec::new();
         next.version = state.version;
         next.resolved = state.resolved().clone();
         next.zone_errors = state.zone_errors().cloned().collect();
@@ -195,11 +212,12 @@ impl Snapshot {
             };
             let old_members = old.as_ref().map_or(&[][..], |o| &o.instances[..]);
             let members = merge_members(old_members, gone, views.by_ref().take(entering), regate);
-            if let Some(old) = &old {
-                next.count(old, -1);
-            }
             if members.is_empty() {
-                next.services.remove(&name);
+                if let Some(old) = &old {
+                    next.recount(Some(old), None);
+                    next.services.remove(&name);
+                    next.changed.push(name);
+                }
                 continue;
             }
             // A patch needs the members both versions share unchanged.
@@ -210,8 +228,9 @@ impl Snapshot {
             let view = patched.unwrap_or_else(|members| {
                 ServiceView::build(name.clone(), members, &next.resolved, defaults, old.as_deref())
             });
-            next.count(&view, 1);
-            next.services.insert(name, ServiceRef(Arc::new(view)));
+            next.recount(old.as_deref(), Some(&view));
+            next.services.insert(name.clone(), ServiceRef(Arc::new(view)));
+            next.changed.push(name);
         }
         next
     }
@@ -275,6 +294,29 @@ impl Snapshot {
         }
     }
 
+    /// Moves the counts from what a service contributed (`old`) to what it contributes now
+    /// (`new`). A write that leaves its regions, tags, host names and answering as they were
+    /// (most) touches only the counts: each tally is a path copied in a persistent map.
+    fn recount(&mut self, old: Option<&ServiceView>, new: Option<&ServiceView>) {
+        let same_names = |o: &ServiceView, n: &ServiceView| {
+            let ((or, ot), (nr, nt)) = (o.regions_and_tags(), n.regions_and_tags());
+            or.eq(nr) && ot.eq(nt) && o.hosts == n.hosts && o.is_answered() == n.is_answered()
+        };
+        if let (Some(o), Some(n)) = (old, new)
+            && same_names(o, n)
+        {
+            self.counts.add(&o.counts, -1);
+            self.counts.add(&n.counts, 1);
+            return;
+        }
+        if let Some(o) = old {
+            self.count(o, -1);
+        }
+        if let Some(n) = new {
+            self.count(n, 1);
+        }
+    }
+
     /// Adds (`sign` 1) or takes away (-1) what a service contributes to the counts.
     fn count(&mut self, view: &ServiceView, sign: i64) {
         self.counts.add(&view.counts, sign);
@@ -289,18 +331,30 @@ impl Snapshot {
         }
     }
 
-    /// The services that differ between `older` and this snapshot, as (before, after); a
-    /// service that appeared has no before, one that went has no after. Shared structure is
-    /// skipped, so this costs in proportion to what changed.
-    pub fn changed_services<'a>(
-        &'a self,
-        older: &'a Snapshot,
-    ) -> impl Iterator<Item = (Option<&'a Arc<ServiceView>>, Option<&'a Arc<ServiceView>>)> + 'a {
-        older.services.diff(&self.services).map(|d| match d {
-            DiffItem::Add(_, new) => (None, Some(&new.0)),
-            DiffItem::Update { old: (_, old), new: (_, new) } => (Some(&old.0), Some(&new.0)),
-            DiffItem::Remove(_, old) => (Some(&old.0), None),
-        })
+    /// The services that differ between `older` and this snapshot, as (before, after), in name
+    /// order; a service that appeared has no before, one that went has no after. From the list
+    /// `next` kept when `older` is the snapshot this one was made from, otherwise by comparing
+    /// the two maps (shared structure is skipped, so that too costs in proportion to what
+    /// changed, but it steps through the boundary nodes of every shared subtree).
+    pub fn changed_services<'a>(&'a self, older: &'a Snapshot) -> Vec<ServiceChange<'a>> {
+        if self.serial == older.serial {
+            return Vec::new();
+        }
+        if self.parent != older.serial {
+            return older
+                .services
+                .diff(&self.services)
+                .map(|d| match d {
+                    DiffItem::Add(_, new) => (None, Some(&new.0)),
+                    DiffItem::Update { old: (_, old), new: (_, new) } => (Some(&old.0), Some(&new.0)),
+                    DiffItem::Remove(_, old) => (Some(&old.0), None),
+                })
+                .collect();
+        }
+        self.changed
+            .iter()
+            .map(|name| (older.services.get(name).map(|s| &s.0), self.services.get(name).map(|s| &s.0)))
+            .collect()
     }
 
     /// A service's view, by lowercase name.

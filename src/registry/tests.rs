@@ -1,6 +1,7 @@
 //! The registry with a shared store: remote changes, our own writes echoed back by the watch,
 //! compare-and-swap conflicts, and timers that belong to another replica.
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -225,8 +226,9 @@ fn a_snapshot_made_from_the_last_one_equals_one_built_from_scratch() {
                 let mut check = ttl_check(&format!("{id}-ttl"), Duration::from_secs(30));
                 check.initial = Some([Status::Passing, Status::Critical, Status::Warning][next(3) as usize]);
                 let mut i = instance(&id, if next(2) == 0 { vec![check] } else { vec![] });
-                // Instances move between services, change in place, and carry tags and regions.
-                i.service = format!("svc{}", next(3));
+                // Instances move between services (which empty now and then), change in place, and
+                // carry tags and regions.
+                i.service = format!("svc{}", next(8));
                 i.port = 80 + next(4) as u16;
                 i.tags = (0..next(3)).map(|t| format!("T{t}")).collect();
                 i.region = [None, Some("eu".into()), Some("US".into())][next(3) as usize].clone();
@@ -244,8 +246,28 @@ fn a_snapshot_made_from_the_last_one_equals_one_built_from_scratch() {
         state.commit();
         state.version += 1;
         let touched = state.take_touched();
+        let prev = snap.clone();
         snap = Arc::new(snap.next(&state, &defaults, &touched));
         let full = Snapshot::build(&state, &defaults);
+        // The services `next` says it changed are those whose view differs from the last one.
+        let keys = |s: &Snapshot| s.service_views().map(|v| v.key.clone()).collect::<BTreeSet<_>>();
+        let differ: Vec<_> = (&keys(&prev) | &keys(&snap))
+            .into_iter()
+            .filter(|k| match (prev.service_view(k), snap.service_view(k)) {
+                (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
+                _ => true,
+            })
+            .collect();
+        let said: Vec<_> =
+            snap.changed_services(&prev).iter().map(|(old, new)| new.or(*old).unwrap().key.clone()).collect();
+        assert_eq!(said, differ, "round {round}");
+        // And the indexes across services, which a write that keeps a service's names skips.
+        assert_eq!(snap.counts(), full.counts(), "round {round}");
+        assert!(snap.answered_services().eq(full.answered_services()), "round {round}");
+        let (regions, tags) = full.regions_and_tags();
+        let (regions, tags) = (regions.collect::<Vec<_>>(), tags.collect::<Vec<_>>());
+        let (r, t) = snap.regions_and_tags();
+        assert_eq!((r.collect::<Vec<_>>(), t.collect::<Vec<_>>()), (regions, tags), "round {round}");
         let members = |s: &Snapshot| -> Vec<(String, Vec<String>)> {
             s.service_views()
                 .map(|v| (v.key.to_string(), v.instances.iter().map(|i| i.key.to_string()).collect()))

@@ -114,7 +114,7 @@ impl FastTable {
     pub fn update(&self, snap: Arc<Snapshot>) -> FastTable {
         let mut next =
             FastTable { snap: snap.clone(), index: self.index.clone(), shape: self.shape.clone(), soa: Box::default() };
-        let changed: Vec<_> = snap.changed_services(&self.snap).collect();
+        let changed = snap.changed_services(&self.snap);
         let labels = &self.shape.labels;
         // A service's names follow from its name forms alone: one whose forms did not change
         // (instances came, went or changed, not its tags or regions) keeps every name as it is
