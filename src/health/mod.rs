@@ -179,6 +179,7 @@ pub async fn run(
         last: None,
         queue: DelayQueue::new(),
         results: mpsc::unbounded_channel(),
+        probed: metrics::gauge!("signpost_checks_probed"),
     };
     let mut versions = registry.subscribe();
     scheduler.reconcile(&registry.snapshot(), true);
@@ -214,6 +215,8 @@ struct Scheduler {
     last: Option<Arc<Snapshot>>,
     queue: DelayQueue<String>,
     results: (mpsc::UnboundedSender<Outcome>, mpsc::UnboundedReceiver<Outcome>),
+    /// `signpost_checks_probed`, set after each reconcile (looked up once, not per write).
+    probed: metrics::Gauge,
 }
 
 impl Scheduler {
@@ -261,7 +264,7 @@ impl Scheduler {
             }
         }
         self.last = Some(snap.clone());
-        metrics::gauge!("signpost_checks_probed").set(self.checks.len() as f64);
+        self.probed.set(self.checks.len() as f64);
     }
 
     /// Tracks the checks of one instance that this server probes, adding their ids to `present`.

@@ -78,7 +78,8 @@ impl Registry {
     ) -> (Registry, tokio::task::JoinHandle<()>) {
         let touched = state.take_touched();
         let first = Arc::new(Snapshot::default().next(&state, &defaults, &touched));
-        record_gauges(&first);
+        let gauges = Gauges::new();
+        gauges.record(&first);
         on_publish(&first);
         let current = Arc::new(ArcSwap::from(first));
         let (version_tx, version) = watch::channel(state.version);
@@ -89,6 +90,7 @@ impl Registry {
             defaults,
             store: Some(store),
             on_publish,
+            gauges,
             current: current.clone(),
             version: version_tx,
             published: published_tx,
@@ -172,6 +174,7 @@ struct Writer {
     /// Moved into a blocking task for each commit, and back.
     store: Option<Box<dyn Store>>,
     on_publish: OnPublish,
+    gauges: Gauges,
     current: Arc<ArcSwap<Snapshot>>,
     version: watch::Sender<u64>,
     /// Counts published snapshots.
@@ -208,7 +211,12 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let (remote, local): (Vec<Request>, Vec<Request>) = batch.drain(..).partition(|r| r.change.is_remote());
+            // Sized up front: a `Request` is large, and growing by doubling copied it over and over.
+            let mut remote = Vec::with_capacity(batch.len());
+            let mut local = Vec::new();
+            for r in batch.drain(..) {
+                if r.change.is_remote() { remote.push(r) } else { local.push(r) }
+            }
             let mut acks = Vec::with_capacity(remote.len() + local.len());
             let mut effect = self.apply_remote(remote.into_iter().map(|r| {
                 acks.push(r.ack);
@@ -224,7 +232,7 @@ impl Writer {
             if effect != Effect::None {
                 let touched = self.state.take_touched();
                 let next = self.current.load().next(&self.state, &self.defaults, &touched);
-                record_gauges(&next);
+                self.gauges.record(&next);
                 let next = Arc::new(next);
                 // Readers of the snapshot first, then derived views (the DNS fast path); both
                 // before anyone is acknowledged.
@@ -383,14 +391,34 @@ impl Writer {
     }
 }
 
-/// Instance and check counts by status, for `/metrics`.
-fn record_gauges(snap: &Snapshot) {
-    use crate::model::Status;
-    let all = [Status::Passing, Status::Warning, Status::Critical, Status::Maintenance];
-    let Counts { instances, checks } = snap.counts();
-    for s in all {
-        metrics::gauge!("signpost_instances", "status" => s.as_str()).set(instances[s as usize] as f64);
-        metrics::gauge!("signpost_checks", "status" => s.as_str()).set(checks[s as usize] as f64);
+/// Instance and check counts by status, for `/metrics`: the handles looked up once (the
+/// recorder is installed before the registry starts), not by name and labels with each snapshot.
+struct Gauges {
+    instances: [metrics::Gauge; 4],
+    checks: [metrics::Gauge; 4],
+    version: metrics::Gauge,
+}
+
+impl Gauges {
+    const STATUSES: [crate::model::Status; 4] = {
+        use crate::model::Status;
+        [Status::Passing, Status::Warning, Status::Critical, Status::Maintenance]
+    };
+
+    fn new() -> Gauges {
+        Gauges {
+            instances: Self::STATUSES.map(|s| metrics::gauge!("signpost_instances", "status" => s.as_str())),
+            checks: Self::STATUSES.map(|s| metrics::gauge!("signpost_checks", "status" => s.as_str())),
+            version: metrics::gauge!("signpost_registry_version"),
+        }
     }
-    metrics::gauge!("signpost_registry_version").set(snap.version as f64);
+
+    fn record(&self, snap: &Snapshot) {
+        let Counts { instances, checks } = snap.counts();
+        for s in Self::STATUSES {
+            self.instances[s as usize].set(instances[s as usize] as f64);
+            self.checks[s as usize].set(checks[s as usize] as f64);
+        }
+        self.version.set(snap.version as f64);
+    }
 }
