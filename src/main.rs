@@ -92,10 +92,26 @@ fn one_malloc_arena() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn one_malloc_arena() {}
 
+/// The async runtime, with one worker thread fewer than the CPUs (at least one): DNS over UDP,
+/// the query path, runs on a thread of its own (`dns/udp.rs`), and the runtime (the API, the
+/// registry's writer, the etcd watch, probes, DNS over TCP) wakes its workers for one another.
+/// On this 2-core machine a second worker cost a cluster replica 15–20% more CPU per write in
+/// those wake-ups (bench/README, "Cluster mode at scale"). `TOKIO_WORKER_THREADS` still decides
+/// when set.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        builder.worker_threads(cpus.saturating_sub(1).max(1));
+    }
+    builder.build()
+}
+
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(&args)?;
     let log_filter = init_logging(&config)?;
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let runtime = runtime().context("cannot start the async runtime")?;
     runtime.block_on(async {
         // Signal handlers first: a SIGTERM that arrives during start-up must still be graceful.
         let signals = Signals::new()?;
