@@ -84,7 +84,8 @@ pub struct Snapshot {
     /// (`changed_services`).
     serial: u64,
     parent: u64,
-    changed: Vec<Arc<str>>,
+    /// Shared, so that cloning a snapshot (`next` starts from one) does not copy it.
+    changed: Arc<[Arc<str>]>,
 }
 
 /// A service's view in an older snapshot and in a newer one (`None`: absent there).
@@ -107,7 +108,7 @@ impl Snapshot {
         let mut next = self.clone();
         next.serial = SERIALS.fetch_add(1, Ordering::Relaxed);
         next.parent = self.serial;
-        next.changed = Vec::new();
+        let mut changed = Vec::new();
         next.version = state.version;
         next.resolved = state.resolved().clone();
         next.zone_errors = state.zone_errors().cloned().collect();
@@ -216,7 +217,7 @@ impl Snapshot {
                 if let Some(old) = &old {
                     next.recount(Some(old), None);
                     next.services.remove(&name);
-                    next.changed.push(name);
+                    changed.push(name);
                 }
                 continue;
             }
@@ -230,8 +231,9 @@ impl Snapshot {
             });
             next.recount(old.as_deref(), Some(&view));
             next.services.insert(name.clone(), ServiceRef(Arc::new(view)));
-            next.changed.push(name);
+            changed.push(name);
         }
+        next.changed = changed.into();
         next
     }
 
