@@ -151,6 +151,21 @@ async fn answers(socket: &tokio::net::UdpSocket, dns: SocketAddr, name: &Name, i
     }
 }
 
+/// The DNS-under-churn phases: (QPS, the replica's CPU) of each quiet and each busy run.
+#[derive(Default)]
+struct Phases {
+    quiet: Vec<(f64, f64)>,
+    busy: Vec<(f64, f64)>,
+    acked: usize,
+    refused: usize,
+}
+
+impl Phases {
+    fn mean(&self, runs: &[(f64, f64)]) -> f64 {
+        runs.iter().map(|r| r.0).sum::<f64>() / runs.len() as f64
+    }
+}
+
 struct Steady {
     acked: usize,
     refused: usize,
@@ -422,7 +437,7 @@ fn main() -> anyhow::Result<()> {
 
     let ends: Vec<(String, SocketAddr)> = rs.iter().map(|r| (r.api.clone(), r.dns)).collect();
     if dnsload::available() {
-        // dnsperf on one replica, quiet and then under 200 writes/s of churn over all three.
+        // dnsperf on one replica, quiet and under 200 writes/s of churn over all three.
         let services = size.instances.min(10_000);
         let others: Vec<u32> = etcd_pids.iter().chain(&replica_pids[1..]).copied().collect();
         let (measured, how) = dnsload::isolated(replica_pids[0], &others, || {
@@ -433,20 +448,43 @@ fn main() -> anyhow::Result<()> {
                 "churn alone     {:>6.1}%  of a CPU used by one replica at 200 writes/s without DNS load",
                 100.0 * alone
             );
-            let quiet = dnsload::qps(rs[0].dns, services, 10)?;
-            let churn = std::thread::scope(|scope| {
-                let load = scope.spawn(|| dnsload::qps(rs[0].dns, services, 10));
-                let writes = runtime.block_on(steady(&ends, 200, 11));
-                (load.join().expect("dnsperf thread"), writes)
-            });
-            anyhow::Ok((quiet, churn.0?, churn.1?))
+            // Quiet and under churn twice, interleaved, each 10 s: one pair swung the ratio by
+            // ±5% between runs of one build. With the replica's CPU in each phase: at its cap,
+            // the QPS is the replica's; below it, dnsperf (on CPU 1 with etcd, the other
+            // replicas and the writes) did not keep it busy.
+            let pid = replica_pids[0];
+            let cpu = |f: &mut dyn FnMut() -> anyhow::Result<f64>| -> anyhow::Result<(f64, f64)> {
+                let (before, started) = (etcd::cpu_time(pid), std::time::Instant::now());
+                let qps = f()?;
+                Ok((qps, (etcd::cpu_time(pid) - before).as_secs_f64() / started.elapsed().as_secs_f64()))
+            };
+            let mut phases = Phases::default();
+            for _ in 0..2 {
+                phases.quiet.push(cpu(&mut || dnsload::qps(rs[0].dns, services, 10))?);
+                let (busy, writes) = std::thread::scope(|scope| {
+                    let load = scope.spawn(|| cpu(&mut || dnsload::qps(rs[0].dns, services, 10)));
+                    let writes = runtime.block_on(steady(&ends, 200, 11));
+                    (load.join().expect("dnsperf thread"), writes)
+                });
+                phases.busy.push(busy?);
+                let w = writes?;
+                phases.acked += w.acked;
+                phases.refused += w.refused;
+            }
+            anyhow::Ok(phases)
         });
-        let (quiet, busy, writes) = measured?;
+        let phases = measured?;
+        let (quiet, busy) = (phases.mean(&phases.quiet), phases.mean(&phases.busy));
+        let cpus = |v: &[(f64, f64)]| v.iter().map(|p| format!("{:.0}%", 100.0 * p.1)).collect::<Vec<_>>().join(", ");
         println!(
-            "dns under churn {:>6.2}×  QPS of one replica under 200 writes/s ({busy:.0}) / quiet ({quiet:.0}), dnsperf -c 20 -q 500 -l 10, {how}; {} writes acknowledged, {} refused (target ≥ 0.90) {}",
+            "dns under churn {:>6.2}×  QPS of one replica under 200 writes/s ({busy:.0}) / quiet ({quiet:.0}), each the mean of 2 interleaved runs of dnsperf -c 20 -q 500 -l 10 (busy {:.2}×, {:.2}×), {how}; the replica's CPU quiet {}, busy {}; {} writes acknowledged, {} refused (target ≥ 0.90) {}",
             busy / quiet,
-            writes.acked,
-            writes.refused,
+            phases.busy[0].0 / phases.quiet[0].0,
+            phases.busy[1].0 / phases.quiet[1].0,
+            cpus(&phases.quiet),
+            cpus(&phases.busy),
+            phases.acked,
+            phases.refused,
             verdict(busy / quiet >= 0.9)
         );
     }
