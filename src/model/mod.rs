@@ -322,6 +322,9 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status, in order: `Counts` and the gauges index by `Status as usize`.
+    pub const ALL: [Status; 4] = [Status::Passing, Status::Warning, Status::Critical, Status::Maintenance];
+
     /// Consul's word for it (`passing`, `warning`, `critical`, `maintenance`).
     pub fn as_str(self) -> &'static str {
         match self {

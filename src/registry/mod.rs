@@ -400,22 +400,17 @@ struct Gauges {
 }
 
 impl Gauges {
-    const STATUSES: [crate::model::Status; 4] = {
-        use crate::model::Status;
-        [Status::Passing, Status::Warning, Status::Critical, Status::Maintenance]
-    };
-
     fn new() -> Gauges {
         Gauges {
-            instances: Self::STATUSES.map(|s| metrics::gauge!("signpost_instances", "status" => s.as_str())),
-            checks: Self::STATUSES.map(|s| metrics::gauge!("signpost_checks", "status" => s.as_str())),
+            instances: crate::model::Status::ALL.map(|s| metrics::gauge!("signpost_instances", "status" => s.as_str())),
+            checks: crate::model::Status::ALL.map(|s| metrics::gauge!("signpost_checks", "status" => s.as_str())),
             version: metrics::gauge!("signpost_registry_version"),
         }
     }
 
     fn record(&self, snap: &Snapshot) {
         let Counts { instances, checks } = snap.counts();
-        for s in Self::STATUSES {
+        for s in crate::model::Status::ALL {
             self.instances[s as usize].set(instances[s as usize] as f64);
             self.checks[s as usize].set(checks[s as usize] as f64);
         }

@@ -88,9 +88,10 @@ pub(super) fn patch(
                 && form.region.is_none_or(|r| v.instance.region.as_ref().is_some_and(|x| x.eq_ignore_ascii_case(r)))
         };
         let size = e.size as usize + entering.clone().filter(covers).count() - gone.clone().filter(covers).count();
-        let patched = (size > 0).then(|| moves.entry(e, covers, &instances, &old.instances, old.eff.only_passing));
+        let patched =
+            (size > 0).then(|| moves.entry(e, size as u32, covers, &instances, &old.instances, old.eff.only_passing));
         let Some(Some(entry)) = patched else { return Err(instances) };
-        entries.push((form.index, NameEntry { size: size as u32, ..entry }));
+        entries.push((form.index, entry));
     }
     // The names stay, and so do their entries' positions.
     entries.sort_unstable_by_key(|(index, _)| *index);
@@ -143,11 +144,13 @@ impl Moves {
         few.then_some(m)
     }
 
-    /// `e`'s entry in the new version, or `None` if it cannot be patched: its answerable
-    /// members moved, and the entering instances under its name that are healthy added.
+    /// `e`'s entry in the new version, covering `size` instances, or `None` if it cannot be
+    /// patched: its answerable members moved, and the entering instances under its name that
+    /// are healthy added.
     fn entry(
         &self,
         e: &NameEntry,
+        size: u32,
         covers: impl Fn(&&InstanceView) -> bool,
         new: &[Arc<InstanceView>],
         old: &[Arc<InstanceView>],
@@ -195,7 +198,7 @@ impl Moves {
             srv_rfc2782: next(all.clone(), &e.srv_rfc2782),
             txt: next(all.clone(), &e.txt),
             ptr: next(all, &e.ptr),
-            size: e.size,
+            size,
         })
     }
 }
