@@ -7,6 +7,12 @@ use anyhow::Context;
 
 /// dnsperf against `dns` for `seconds`, A queries for the first `services` services
 /// (`svc<n>.service.local`, as the fill registers them); its "Queries per second".
+///
+/// 2,000 queries outstanding: dnsperf shares CPU 1 with etcd, the other replicas and the
+/// writes, and is held off it for a few milliseconds at a time under churn. With 500 (about
+/// 6 ms of the replica's work) the replica's queue ran dry then: it received in batches half
+/// the size (18,252 `recvmmsg` calls in 7 s against 10,000 quiet), so a query cost it more
+/// for the load generator's sake. With 2,000 the batches were alike (9,438 calls against 9,279).
 pub fn qps(dns: SocketAddr, services: usize, seconds: u64) -> anyhow::Result<f64> {
     let file = tempfile::NamedTempFile::new()?;
     let names: String = (0..services).map(|n| format!("svc{n}.service.local A\n")).collect();
@@ -14,7 +20,7 @@ pub fn qps(dns: SocketAddr, services: usize, seconds: u64) -> anyhow::Result<f64
     let out = Command::new("dnsperf")
         .args(["-s", &dns.ip().to_string(), "-p", &dns.port().to_string(), "-d"])
         .arg(file.path())
-        .args(["-c", "20", "-q", "500", "-T", "2", "-l", &seconds.to_string()])
+        .args(["-c", "20", "-q", "2000", "-T", "2", "-l", &seconds.to_string()])
         .output()
         .context("dnsperf runs (Debian package dnsperf)")?;
     let text = String::from_utf8_lossy(&out.stdout);

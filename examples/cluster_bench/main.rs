@@ -151,18 +151,25 @@ async fn answers(socket: &tokio::net::UdpSocket, dns: SocketAddr, name: &Name, i
     }
 }
 
-/// The DNS-under-churn phases: (QPS, the replica's CPU) of each quiet and each busy run.
+/// The DNS-under-churn phases: each quiet and each busy run.
 #[derive(Default)]
 struct Phases {
-    quiet: Vec<(f64, f64)>,
-    busy: Vec<(f64, f64)>,
+    quiet: Vec<Phase>,
+    busy: Vec<Phase>,
     acked: usize,
     refused: usize,
 }
 
+/// One dnsperf run: its QPS, and the CPUs the replica and its UDP thread used meanwhile.
+struct Phase {
+    qps: f64,
+    cpu: f64,
+    udp: f64,
+}
+
 impl Phases {
-    fn mean(&self, runs: &[(f64, f64)]) -> f64 {
-        runs.iter().map(|r| r.0).sum::<f64>() / runs.len() as f64
+    fn mean(runs: &[Phase], of: impl Fn(&Phase) -> f64) -> f64 {
+        runs.iter().map(of).sum::<f64>() / runs.len() as f64
     }
 }
 
@@ -448,18 +455,24 @@ fn main() -> anyhow::Result<()> {
                 "churn alone     {:>6.1}%  of a CPU used by one replica at 200 writes/s without DNS load",
                 100.0 * alone
             );
-            // Quiet and under churn twice, interleaved, each 10 s: one pair swung the ratio by
-            // ±5% between runs of one build. With the replica's CPU in each phase: at its cap,
-            // the QPS is the replica's; below it, dnsperf (on CPU 1 with etcd, the other
-            // replicas and the writes) did not keep it busy.
+            // Quiet and under churn three times, interleaved, each 10 s: one pair swung the ratio
+            // from 0.80 to 1.02 between runs of one build. With the replica's CPU in each phase
+            // (at its cap, the QPS is the replica's; below it, dnsperf did not keep it busy) and
+            // its UDP thread's (what the churn left it, and what a query cost it).
             let pid = replica_pids[0];
-            let cpu = |f: &mut dyn FnMut() -> anyhow::Result<f64>| -> anyhow::Result<(f64, f64)> {
-                let (before, started) = (etcd::cpu_time(pid), std::time::Instant::now());
+            let cpu = |f: &mut dyn FnMut() -> anyhow::Result<f64>| -> anyhow::Result<Phase> {
+                let (before, udp, started) =
+                    (etcd::cpu_time(pid), etcd::thread_cpu_time(pid, "dns-udp"), std::time::Instant::now());
                 let qps = f()?;
-                Ok((qps, (etcd::cpu_time(pid) - before).as_secs_f64() / started.elapsed().as_secs_f64()))
+                let per_s = |d: Duration| d.as_secs_f64() / started.elapsed().as_secs_f64();
+                Ok(Phase {
+                    qps,
+                    cpu: per_s(etcd::cpu_time(pid) - before),
+                    udp: per_s(etcd::thread_cpu_time(pid, "dns-udp") - udp),
+                })
             };
             let mut phases = Phases::default();
-            for _ in 0..2 {
+            for _ in 0..3 {
                 phases.quiet.push(cpu(&mut || dnsload::qps(rs[0].dns, services, 10))?);
                 let (busy, writes) = std::thread::scope(|scope| {
                     let load = scope.spawn(|| cpu(&mut || dnsload::qps(rs[0].dns, services, 10)));
@@ -474,15 +487,29 @@ fn main() -> anyhow::Result<()> {
             anyhow::Ok(phases)
         });
         let phases = measured?;
-        let (quiet, busy) = (phases.mean(&phases.quiet), phases.mean(&phases.busy));
-        let cpus = |v: &[(f64, f64)]| v.iter().map(|p| format!("{:.0}%", 100.0 * p.1)).collect::<Vec<_>>().join(", ");
+        let (quiet, busy) = (Phases::mean(&phases.quiet, |p| p.qps), Phases::mean(&phases.busy, |p| p.qps));
+        // Queries per CPU-second of the UDP thread: whether a query costs more under churn, or
+        // the churn only takes CPU from the thread.
+        let per_cpu = |v: &[Phase]| Phases::mean(v, |p| p.qps / p.udp.max(1e-3));
+        let cpus = |v: &[Phase]| {
+            v.iter()
+                .map(|p| format!("{:.0}% (UDP thread {:.0}%)", 100.0 * p.cpu, 100.0 * p.udp))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         println!(
-            "dns under churn {:>6.2}×  QPS of one replica under 200 writes/s ({busy:.0}) / quiet ({quiet:.0}), each the mean of 2 interleaved runs of dnsperf -c 20 -q 500 -l 10 (busy {:.2}×, {:.2}×), {how}; the replica's CPU quiet {}, busy {}; {} writes acknowledged, {} refused (target ≥ 0.90) {}",
+            "dns under churn {:>6.2}×  QPS of one replica under 200 writes/s ({busy:.0}) / quiet ({quiet:.0}), each the mean of 3 interleaved runs of dnsperf -c 20 -q 2000 -l 10 (busy / quiet {}), {how}; the replica's CPU quiet {}, busy {}; queries per CPU-second of its UDP thread busy / quiet {:.2}×; {} writes acknowledged, {} refused (target ≥ 0.90) {}",
             busy / quiet,
-            phases.busy[0].0 / phases.quiet[0].0,
-            phases.busy[1].0 / phases.quiet[1].0,
+            phases
+                .busy
+                .iter()
+                .zip(&phases.quiet)
+                .map(|(b, q)| format!("{:.2}×", b.qps / q.qps))
+                .collect::<Vec<_>>()
+                .join(", "),
             cpus(&phases.quiet),
             cpus(&phases.busy),
+            per_cpu(&phases.busy) / per_cpu(&phases.quiet),
             phases.acked,
             phases.refused,
             verdict(busy / quiet >= 0.9)
