@@ -57,8 +57,6 @@ pub struct FastTable {
     /// the snapshot's ids.
     index: Index,
     shape: Arc<Shape>,
-    /// The SOA for negative answers, without its owner (which points into the question).
-    soa: Box<[u8]>,
 }
 
 /// What every version of the table shares.
@@ -71,25 +69,32 @@ struct Shape {
     instance_suffix: Box<[u8]>,
     /// `node.D` in wire form: what follows a node's name.
     node_suffix: Box<[u8]>,
+    /// The SOA for negative answers, without its owner (which points into the question), with
+    /// serial 0: each answer writes its table's version there (`SOA_SERIAL`), so that a write
+    /// does not encode the SOA again.
+    soa: Box<[u8]>,
 }
+
+/// Where an SOA's serial is, counted back from the record's end: REFRESH, RETRY, EXPIRE and
+/// MINIMUM (4 bytes each) follow it.
+const SOA_SERIAL: usize = 20;
 
 impl FastTable {
     /// Encodes `snap` to answer as `settings` say.
     pub fn build(snap: Arc<Snapshot>, settings: Arc<Settings>) -> FastTable {
         let labels: Vec<Vec<u8>> = settings.zone.lower.iter().map(<[u8]>::to_vec).collect();
+        let mut soa = settings.zone.soa(0, settings.zone.negative_ttl);
+        soa.name = Name::root();
         let shape = Shape {
+            soa: tail(&soa),
             domain: wire_name(&[], &labels),
             instance_suffix: wire_name(&["instance"], &labels),
             node_suffix: wire_name(&["node"], &labels),
             labels,
             settings,
         };
-        let mut empty = FastTable {
-            snap: Arc::new(Snapshot::default()),
-            index: Index::default(),
-            shape: Arc::new(shape),
-            soa: Box::default(),
-        };
+        let mut empty =
+            FastTable { snap: Arc::new(Snapshot::default()), index: Index::default(), shape: Arc::new(shape) };
         empty.add(&[], FastName::Slow, Target::Apex);
         empty.add(&["ns"], FastName::Slow, Target::Nameserver);
         // This server's own node answers as `ns.D` does, from the full handler.
@@ -112,8 +117,7 @@ impl FastTable {
     /// The table for `snap`, a later snapshot than this table's: only the services that differ
     /// between the two are encoded again; everything else is shared with this table.
     pub fn update(&self, snap: Arc<Snapshot>) -> FastTable {
-        let mut next =
-            FastTable { snap: snap.clone(), index: self.index.clone(), shape: self.shape.clone(), soa: Box::default() };
+        let mut next = FastTable { snap: snap.clone(), index: self.index.clone(), shape: self.shape.clone() };
         let changed = snap.changed_services(&self.snap);
         let labels = &self.shape.labels;
         // A service's names follow from its name forms alone: one whose forms did not change
@@ -164,10 +168,6 @@ impl FastTable {
                 next.exists(&[&format!("_{t}"), "service"], snap.has_tag(t), Target::TagNonTerminal(t));
             }
         }
-        let zone = &next.shape.settings.zone;
-        let mut soa = zone.soa(snap.version, zone.negative_ttl);
-        soa.name = Name::root();
-        next.soa = tail(&soa);
         next
     }
 
@@ -357,7 +357,10 @@ impl FastTable {
         // The domain is the question's last labels: point the SOA's owner at them.
         let owner = 12 + q.name_len - self.shape.domain.len();
         out.extend_from_slice(&(0xC000 | owner as u16).to_be_bytes());
-        out.extend_from_slice(&self.soa);
+        out.extend_from_slice(&self.shape.soa);
+        let serial = out.len() - SOA_SERIAL;
+        // The serial `Zone::soa` gives the full handler's answers: the version, modulo 2^32.
+        out[serial..serial + 4].copy_from_slice(&(self.snap.version as u32).to_be_bytes());
         finish(out, opt, rcode, 0, 1, 0);
         Some(q.qtype)
     }
