@@ -4,8 +4,8 @@
 # acknowledged registrations/s (64 clients spread over the replicas), the same while filling to
 # 100,000 instances with the CPU each write costs the replicas and etcd, a 4th replica's join
 # time at that size, RSS per replica, one replica's DNS QPS under 200 writes/s against quiet
-# (twice each, interleaved; that replica alone on CPU 0, capped at 50%, its CPU printed; needs
-# dnsperf), propagation (a write's 200 on one replica to the next replica's DNS answer) at 2,000
+# (three times each, interleaved, dnsperf -q 2000; that replica alone on CPU 0, capped at 50%,
+# its CPU and its UDP thread's printed; needs dnsperf), propagation (a write's 200 on one replica to the next replica's DNS answer) at 2,000
 # writes/s of churn for 60 s, RSS after it,
 # and probing: 10,000 HTTP checks (10 s interval) shared by 3 replicas, how many probes each
 # check gets, and the share that moves and the longest gap when a replica is killed and when

@@ -86,7 +86,7 @@ impl Transfers {
             return one(meta, &[]);
         }
         meta.authoritative = true;
-        let serial = snap.version as u32;
+        let serial = Zone::serial(snap.version);
         let soa = zone.soa(snap.version, zone.ttl);
         let up_to_date = qtype == RecordType::IXFR && client_serial(asked.request).is_some_and(|s| !older(s, serial));
         if up_to_date || (qtype == RecordType::IXFR && asked.transport == Transport::Udp) {

@@ -56,11 +56,17 @@ impl Zone {
         }
     }
 
-    pub(crate) fn soa(&self, serial: u64, ttl: u32) -> Record {
+    /// The SOA serial of registry version `version`: the version modulo 2^32 (RFC 1982
+    /// arithmetic lets secondaries follow it past the wrap).
+    pub(crate) fn serial(version: u64) -> u32 {
+        version as u32
+    }
+
+    pub(crate) fn soa(&self, version: u64, ttl: u32) -> Record {
         let soa = SOA::new(
             self.nameserver.clone(),
             self.hostmaster.clone(),
-            serial as u32,
+            Zone::serial(version),
             3600,
             600,
             86400,

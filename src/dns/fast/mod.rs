@@ -37,7 +37,7 @@ use std::sync::Arc;
 use hickory_proto::rr::{Name, RecordType};
 
 use super::Settings;
-use super::answer::Transport;
+use super::answer::{Transport, Zone};
 use super::parse::{Spelling, Target, classify_labels, service_names};
 use crate::registry::{AnswerSet, NameEntry, ServiceView, Snapshot};
 use encode::{ByRegion, InstanceWire, ServiceWire, tail, wire_name};
@@ -359,8 +359,7 @@ impl FastTable {
         out.extend_from_slice(&(0xC000 | owner as u16).to_be_bytes());
         out.extend_from_slice(&self.shape.soa);
         let serial = out.len() - SOA_SERIAL;
-        // The serial `Zone::soa` gives the full handler's answers: the version, modulo 2^32.
-        out[serial..serial + 4].copy_from_slice(&(self.snap.version as u32).to_be_bytes());
+        out[serial..serial + 4].copy_from_slice(&Zone::serial(self.snap.version).to_be_bytes());
         finish(out, opt, rcode, 0, 1, 0);
         Some(q.qtype)
     }
