@@ -259,10 +259,10 @@ async fn run_txn(pool: &Pool, txn: Txn, deadline: Instant) -> Result<etcd_client
     let mut last: String;
     let mut tried = 0;
     loop {
-        let (i, client) = pool.client();
+        let (i, mut kv) = pool.kv();
         let left = deadline.saturating_duration_since(Instant::now());
         let attempt = Instant::now() + ATTEMPT.min(left);
-        match tokio::time::timeout_at(attempt.min(deadline), client.kv_client().txn(txn.clone())).await {
+        match tokio::time::timeout_at(attempt.min(deadline), kv.txn(txn.clone())).await {
             Ok(Ok(resp)) => return Ok(resp),
             Ok(Err(e)) if !retryable(&e) => {
                 return Err(StoreError::Unavailable(format!("etcd refused the write: {}", short(&e))));

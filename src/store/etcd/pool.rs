@@ -13,7 +13,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use etcd_client::{Client, ConnectOptions};
+use etcd_client::{Client, ConnectOptions, KvClient};
 use tracing::{info, warn};
 
 use super::access;
@@ -87,6 +87,13 @@ impl Pool {
     pub fn client(&self) -> (usize, Client) {
         let i = self.current.load(Ordering::Relaxed) % self.members.len();
         (i, (**self.members[i].client.load()).clone())
+    }
+
+    /// The key-value client of the member to ask now, for a write: a whole `Client` is eight
+    /// gRPC clients, and a write needs one.
+    pub fn kv(&self) -> (usize, KvClient) {
+        let i = self.current.load(Ordering::Relaxed) % self.members.len();
+        (i, self.members[i].client.load().kv_client())
     }
 
     /// Asking member `i` failed: move on to the next (unless someone already has).
