@@ -87,7 +87,7 @@ pub fn isolated<T>(pid: u32, others: &[u32], layout: Layout, measure: impl FnOnc
         pin(pid, "0", true) & others.iter().chain([&std::process::id()]).fold(true, |ok, &p| pin(p, "1", true) & ok);
     if layout == Layout::DnsThread {
         // Threads the runtime starts later (blocking ones) inherit CPU and cgroup from these.
-        for tid in threads(pid).into_iter().filter(|(_, name)| name != "dns-udp").map(|(tid, _)| tid) {
+        for tid in etcd::threads(pid).into_iter().filter(|(_, name)| name != "dns-udp").map(|(tid, _)| tid) {
             if capped {
                 let _ = std::fs::write("/sys/fs/cgroup/cpu/tasks", tid.to_string());
             }
@@ -111,17 +111,6 @@ pub fn isolated<T>(pid: u32, others: &[u32], layout: Layout, measure: impl FnOnc
         _ => "nothing pinned (taskset failed): the CPUs shared".to_string(),
     };
     (out, how)
-}
-
-/// The threads of `pid`: id and name.
-fn threads(pid: u32) -> Vec<(u32, String)> {
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten();
-    tasks
-        .filter_map(|t| {
-            let tid = t.file_name().to_string_lossy().parse().ok()?;
-            Some((tid, std::fs::read_to_string(t.path().join("comm")).ok()?.trim().to_string()))
-        })
-        .collect()
 }
 
 /// One dnsperf run: its QPS, the CPUs the replica and its DNS thread used meanwhile, and how

@@ -89,11 +89,22 @@ pub fn cpu_time(pid: u32) -> Duration {
 
 /// CPU time its thread named `name` has used so far (zero if it has none).
 pub fn thread_cpu_time(pid: u32, name: &str) -> Duration {
+    threads(pid)
+        .into_iter()
+        .filter(|(_, n)| n == name)
+        .map(|(tid, _)| ticks(&format!("/proc/{pid}/task/{tid}/stat")))
+        .sum()
+}
+
+/// The threads of `pid`: id and name.
+pub fn threads(pid: u32) -> Vec<(u32, String)> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten();
     tasks
-        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name))
-        .map(|t| ticks(&t.path().join("stat").to_string_lossy()))
-        .sum()
+        .filter_map(|t| {
+            let tid = t.file_name().to_string_lossy().parse().ok()?;
+            Some((tid, std::fs::read_to_string(t.path().join("comm")).ok()?.trim().to_string()))
+        })
+        .collect()
 }
 
 fn ticks(path: &str) -> Duration {

@@ -47,11 +47,14 @@ pub struct InstanceView {
 
 impl InstanceView {
     /// Returns true if both are one version of one instance: what it declares, its health and
-    /// its status (which its node's health gates) are the same.
+    /// its status (which its node's health gates) are the same. One view in both places (most
+    /// members, after a write to a few instances of a service) is settled by its address,
+    /// without reading it.
     pub fn is_same(&self, other: &InstanceView) -> bool {
-        Arc::ptr_eq(&self.instance, &other.instance)
-            && Arc::ptr_eq(&self.health, &other.health)
-            && self.status == other.status
+        std::ptr::eq(self, other)
+            || (Arc::ptr_eq(&self.instance, &other.instance)
+                && Arc::ptr_eq(&self.health, &other.health)
+                && self.status == other.status)
     }
 }
 
@@ -124,9 +127,7 @@ pub(super) fn walk_members(
     let (mut i, mut j) = (0, 0);
     while i < a.len() || j < b.len() {
         let (x, y, same) = match (a.get(i), b.get(j)) {
-            // One view in both lists (most, after a write to a few instances) is settled by the
-            // pointers, without reading either view.
-            (Some(x), Some(y)) if Arc::ptr_eq(x, y) || x.is_same(y) => (Some(i), Some(j), true),
+            (Some(x), Some(y)) if x.is_same(y) => (Some(i), Some(j), true),
             (Some(x), Some(y)) if x.key == y.key => (Some(i), Some(j), false),
             (Some(x), Some(y)) if x.key < y.key => (Some(i), None, false),
             (Some(_), None) => (Some(i), None, false),

@@ -85,15 +85,20 @@ impl Pool {
 
     /// The member to ask now, with its index for `failed`.
     pub fn client(&self) -> (usize, Client) {
-        let i = self.current.load(Ordering::Relaxed) % self.members.len();
+        let i = self.now();
         (i, (**self.members[i].client.load()).clone())
     }
 
     /// The key-value client of the member to ask now, for a write: a whole `Client` is eight
     /// gRPC clients, and a write needs one.
     pub fn kv(&self) -> (usize, KvClient) {
-        let i = self.current.load(Ordering::Relaxed) % self.members.len();
+        let i = self.now();
         (i, self.members[i].client.load().kv_client())
+    }
+
+    /// The index of the member to ask now.
+    fn now(&self) -> usize {
+        self.current.load(Ordering::Relaxed) % self.members.len()
     }
 
     /// Asking member `i` failed: move on to the next (unless someone already has).
